@@ -1,0 +1,1 @@
+//! Topics, partitions and policies: wires storage and plugins together.

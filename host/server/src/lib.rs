@@ -1,0 +1,1 @@
+//! gRPC service (distlog.v1): the only crate that knows protobuf.

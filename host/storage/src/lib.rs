@@ -1,0 +1,1 @@
+//! Durable commit-log storage: record batches, segments, indexes, recovery. No async, no gRPC, no wasm.
