@@ -152,7 +152,7 @@ pub enum BatchError {
     /// A header key is not valid UTF-8.
     #[error("record header key at byte {at} is not valid UTF-8")]
     InvalidUtf8Header {
-        /// Position of the header key bytes.
+        /// Position of the record header (its key length field).
         at: usize,
     },
     /// The batch is compressed; decompress its payload and call
