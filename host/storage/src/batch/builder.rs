@@ -4,8 +4,8 @@
 use super::header::{seal_crc, write_header};
 use super::record::{RecordParts, encode_record_into};
 use super::{
-    BatchError, BatchLimits, BatchMeta, Compression, HEADER_LEN, LENGTH_PREFIX, MIN_BATCH_LENGTH,
-    Record, RecordRef, TimestampType, parse_header_with_limits,
+    BatchError, BatchLimits, BatchMeta, Compression, HEADER_LEN, LENGTH_PREFIX, Record, RecordRef,
+    TimestampType, parse_header_with_limits,
 };
 
 /// Builds an uncompressed batch by encoding records straight into the batch buffer.
@@ -63,6 +63,23 @@ impl BatchBuilder {
         self
     }
 
+    /// Takes the writer-chosen fields of `meta` (base offset, leader epoch, timestamp type,
+    /// flags, producer identity); the record-derived fields (counts, timestamps, sizes) come
+    /// from the records pushed. With [`BatchHeader::meta`](super::BatchHeader::meta) this
+    /// rebuilds a batch like another one, as compaction does.
+    #[must_use]
+    pub fn meta(mut self, meta: &BatchMeta) -> Self {
+        self.meta = BatchMeta {
+            record_count: self.meta.record_count,
+            last_offset_delta: self.meta.last_offset_delta,
+            first_timestamp: self.meta.first_timestamp,
+            max_timestamp: self.meta.max_timestamp,
+            payload_size: self.meta.payload_size,
+            ..*meta
+        };
+        self
+    }
+
     /// Sets the base offset written in the header (the log usually patches it on append).
     #[must_use]
     pub fn base_offset(mut self, base_offset: u64) -> Self {
@@ -114,6 +131,24 @@ impl BatchBuilder {
     /// Size in bytes the batch would have if built now.
     pub fn encoded_len(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Raises the batch's `last_offset_delta` beyond the last record pushed, so a batch
+    /// rewritten by compaction keeps its offset range after its last record was dropped.
+    /// Fails if `delta` is below the last pushed record's delta or above `i32::MAX`, or if no
+    /// record has been pushed.
+    pub fn set_last_offset_delta(&mut self, delta: u32) -> Result<(), BatchError> {
+        if self.is_empty() {
+            return Err(BatchError::EmptyBatch);
+        }
+        if delta < self.next_delta - 1 || delta > i32::MAX as u32 {
+            return Err(BatchError::BadLastOffsetDelta {
+                last_offset_delta: delta,
+                record_count: self.meta.record_count,
+            });
+        }
+        self.meta.last_offset_delta = delta;
+        Ok(())
     }
 
     /// Appends a record at the next offset delta (0, 1, 2, ...).
@@ -191,7 +226,7 @@ impl BatchBuilder {
             self.meta.max_timestamp = self.meta.max_timestamp.max(timestamp);
         }
         self.meta.record_count += 1;
-        self.meta.last_offset_delta = offset_delta;
+        self.meta.last_offset_delta = self.meta.last_offset_delta.max(offset_delta);
         self.next_delta = offset_delta.saturating_add(1);
         Ok(())
     }
@@ -239,6 +274,21 @@ impl BatchBuilder {
         self.meta = BatchMeta::default();
         self.next_delta = 0;
     }
+
+    /// Like [`clear`](Self::clear), but keeps the writer-chosen fields (base offset, leader
+    /// epoch, timestamp type, flags, producer identity) for the next batch.
+    pub fn reset(&mut self) {
+        self.buf.truncate(HEADER_LEN);
+        self.meta = BatchMeta {
+            record_count: 0,
+            last_offset_delta: 0,
+            first_timestamp: 0,
+            max_timestamp: 0,
+            payload_size: 0,
+            ..self.meta
+        };
+        self.next_delta = 0;
+    }
 }
 
 fn too_large(len: usize) -> BatchError {
@@ -273,7 +323,6 @@ pub fn encode_batch_into(
             len: total - LENGTH_PREFIX as u64,
             max: u64::from(BatchLimits::UNLIMITED.max_batch_length),
         })?;
-    debug_assert!(batch_length >= MIN_BATCH_LENGTH);
     let start = out.len();
     out.reserve(HEADER_LEN + payload.len());
     out.resize(start + HEADER_LEN, 0);

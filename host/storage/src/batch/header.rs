@@ -422,6 +422,26 @@ impl BatchHeader {
     pub const fn stored_payload_len(&self) -> usize {
         (self.batch_length - MIN_BATCH_LENGTH) as usize
     }
+
+    /// The writer-chosen fields, for re-encoding this batch (after compaction, or around a
+    /// compressed payload).
+    pub const fn meta(&self) -> BatchMeta {
+        BatchMeta {
+            base_offset: self.base_offset,
+            leader_epoch: self.leader_epoch,
+            timestamp_type: self.attributes.timestamp_type(),
+            transactional: self.attributes.is_transactional(),
+            control: self.attributes.is_control(),
+            last_offset_delta: self.last_offset_delta,
+            first_timestamp: self.first_timestamp,
+            max_timestamp: self.max_timestamp,
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            base_sequence: self.base_sequence,
+            record_count: self.record_count,
+            payload_size: self.payload_size,
+        }
+    }
 }
 
 /// Computes the CRC32C that a batch stores: over bytes `[21, 12 + batch_length)`.
@@ -480,6 +500,28 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: u64) -> Result<(), BatchEr
 /// CRC). Cost: 4 bytes written.
 pub fn set_leader_epoch(batch: &mut [u8], leader_epoch: u32) -> Result<(), BatchError> {
     patch(batch, OFF_LEADER_EPOCH, &leader_epoch.to_le_bytes())
+}
+
+/// Stamps the batch at the start of `batch` with the broker's append time: sets the timestamp
+/// type to [`TimestampType::LogAppendTime`] and `max_timestamp` to `append_time`, then re-seals
+/// the CRC (both fields are covered by it). Record timestamps keep the producer's values; readers
+/// of a log-append-time batch use `max_timestamp` for every record.
+///
+/// The CRC is verified before it is replaced, so a corrupt batch is never re-sealed as valid.
+/// Cost: two CRC passes over the batch; no allocation.
+pub fn set_log_append_time(batch: &mut [u8], append_time: i64) -> Result<(), BatchError> {
+    parse_header_with_limits(batch, &BatchLimits::UNLIMITED)?;
+    verify_crc(batch)?;
+    let attributes = u16::from_le_bytes(array(batch, OFF_ATTRIBUTES)) | TIMESTAMP_TYPE_BIT;
+    patch(batch, OFF_ATTRIBUTES, &attributes.to_le_bytes())?;
+    patch(batch, OFF_MAX_TIMESTAMP, &append_time.to_le_bytes())?;
+    let end = LENGTH_PREFIX + read_batch_length(batch)? as usize;
+    let have = batch.len();
+    let sealed = batch
+        .get_mut(..end)
+        .ok_or(BatchError::Truncated { needed: end, have })?;
+    seal_crc(sealed);
+    Ok(())
 }
 
 fn patch(batch: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), BatchError> {

@@ -293,6 +293,109 @@ fn parse_ignores_bytes_after_the_batch() {
     assert_eq!(b.as_bytes(), second.as_slice());
 }
 
+#[test]
+fn log_append_time_is_stamped_and_resealed() {
+    let mut bytes = build(&sample_records());
+    set_log_append_time(&mut bytes, 1_800_000_000_000).expect("stamp");
+    let view = BatchView::parse(&bytes).expect("parse");
+    assert_eq!(view.header().timestamp_type(), TimestampType::LogAppendTime);
+    assert_eq!(view.header().max_timestamp(), 1_800_000_000_000);
+    assert_eq!(view.decode_records().expect("decode"), sample_records());
+    // A corrupt batch is not re-sealed as valid.
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    assert!(matches!(
+        set_log_append_time(&mut bytes, 1),
+        Err(BatchError::CrcMismatch { .. })
+    ));
+}
+
+#[test]
+fn validate_records_walks_uncompressed_records_only() {
+    let bytes = build(&sample_records());
+    assert_eq!(
+        BatchView::parse(&bytes).expect("parse").validate_records(),
+        Ok(())
+    );
+    let bad = batch_with_payload(&record(&body(4, 0)), 1, 0);
+    assert!(matches!(
+        BatchView::parse(&bad).expect("parse").validate_records(),
+        Err(BatchError::BadRecordAttributes { .. })
+    ));
+    let meta = BatchMeta {
+        record_count: 1,
+        payload_size: 100,
+        ..BatchMeta::default()
+    };
+    let compressed =
+        encode_batch(&meta, Compression::Codec(CodecRef(0)), b"opaque").expect("encode");
+    assert_eq!(
+        BatchView::parse(&compressed)
+            .expect("parse")
+            .validate_records(),
+        Ok(())
+    );
+}
+
+/// Compaction: rebuild a batch like another, dropping its last record, keeping its offsets,
+/// producer identity and flags.
+#[test]
+fn a_batch_rebuilt_from_its_meta_keeps_its_offset_range() {
+    let mut original = BatchBuilder::new()
+        .producer(9, 2, 40)
+        .timestamp_type(TimestampType::LogAppendTime);
+    for r in sample_records() {
+        original.push(&r).expect("push");
+    }
+    let mut bytes = original.finish().expect("finish");
+    set_base_offset(&mut bytes, 500).expect("patch");
+    let view = BatchView::parse(&bytes).expect("parse");
+    let h = view.header();
+
+    let mut b = BatchBuilder::new().meta(&h.meta());
+    for r in view.records().expect("records") {
+        let r = r.expect("record");
+        if r.offset_delta() != 3 {
+            b.push_ref_at(r.offset_delta(), &r).expect("push");
+        }
+    }
+    assert!(matches!(
+        b.set_last_offset_delta(1),
+        Err(BatchError::BadLastOffsetDelta { .. })
+    ));
+    b.set_last_offset_delta(h.last_offset_delta())
+        .expect("keep range");
+    let rebuilt = b.finish().expect("finish");
+    let rv = BatchView::parse(&rebuilt).expect("parse rebuilt");
+    let rh = rv.header();
+    assert_eq!((rh.base_offset(), rh.last_offset()), (500, 503));
+    assert_eq!(rh.record_count(), 3);
+    assert_eq!(
+        (rh.producer_id(), rh.producer_epoch(), rh.base_sequence()),
+        (9, 2, 40)
+    );
+    assert_eq!(rh.timestamp_type(), TimestampType::LogAppendTime);
+    assert_eq!(rv.decode_records().expect("decode"), sample_records()[..3]);
+}
+
+#[test]
+fn reset_keeps_the_producer_and_clear_forgets_it() {
+    let mut b = BatchBuilder::new().producer(1, 1, 1).base_offset(10);
+    b.push(&Record::new(1, "a")).expect("push");
+    b.reset();
+    b.push(&Record::new(2, "b")).expect("push");
+    let h = parse_header(b.build().expect("build")).expect("header");
+    assert_eq!(
+        (h.producer_id(), h.base_offset(), h.record_count()),
+        (1, 10, 1)
+    );
+    b.clear();
+    assert_eq!(b.set_last_offset_delta(3), Err(BatchError::EmptyBatch));
+    b.push(&Record::new(3, "c")).expect("push");
+    let h = parse_header(b.build().expect("build")).expect("header");
+    assert_eq!((h.producer_id(), h.base_offset()), (-1, 0));
+}
+
 // ---- Header errors -------------------------------------------------------------------------
 
 /// A valid single-record batch to corrupt.
