@@ -1,3 +1,22 @@
 //! Durable commit-log storage: record batches, segments, indexes, recovery. No async, no gRPC, no wasm.
+//!
+//! - [`io`]: the positional IO traits and their file, in-memory and crash-simulating
+//!   implementations; every byte goes through them.
+//! - [`segment`]: segment files, the batch framing the log relies on, segment descriptors.
+//! - [`index`]: the sparse offset and time indexes (memory-mapped caches).
+//! - [`log`]: the partition log (append, read, retention, durability, codec table).
+//! - [`recovery`]: the checkpoint and what opening a log trusts, scans and repairs.
 
 pub mod batch;
+pub mod failpoint;
+pub mod index;
+pub mod io;
+pub mod log;
+pub mod recovery;
+pub mod segment;
+
+pub use log::{
+    AppendError, AppendInfo, Clock, CodecEntry, DeleteError, Fetched, FlushError, Log, LogConfig,
+    LogSnapshot, OpenError, ReadError, SyncPolicy, SystemClock,
+};
+pub use segment::SegmentInfo;

@@ -1,0 +1,57 @@
+//! Failpoints for the places an IO wrapper cannot reach (segment roll, checkpoint rename, index
+//! growth). Compiled only with the `failpoints` feature; without it [`hit`] is an inlined
+//! `Ok(())`. Failpoints are per thread, so tests running in parallel do not disturb each other.
+
+use std::io;
+
+#[cfg(feature = "failpoints")]
+mod imp {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::io;
+
+    thread_local! {
+        static POINTS: RefCell<HashMap<String, u64>> = RefCell::new(HashMap::new());
+    }
+
+    /// Makes failpoint `name` fail on this thread after `skip` successful passes, until cleared.
+    pub fn set(name: &str, skip: u64) {
+        POINTS.with(|p| p.borrow_mut().insert(name.to_owned(), skip));
+    }
+
+    /// Removes every failpoint of this thread.
+    pub fn clear() {
+        POINTS.with(|p| p.borrow_mut().clear());
+    }
+
+    pub(crate) fn hit(name: &str) -> io::Result<()> {
+        POINTS.with(|p| {
+            let mut points = p.borrow_mut();
+            match points.get_mut(name) {
+                None => Ok(()),
+                Some(0) => Err(io::Error::other(format!("failpoint {name}"))),
+                Some(n) => {
+                    *n -= 1;
+                    Ok(())
+                }
+            }
+        })
+    }
+}
+
+#[cfg(feature = "failpoints")]
+pub use imp::{clear, set};
+
+/// Fails with an IO error if failpoint `name` is armed on this thread.
+#[inline]
+pub(crate) fn hit(name: &str) -> io::Result<()> {
+    #[cfg(feature = "failpoints")]
+    {
+        imp::hit(name)
+    }
+    #[cfg(not(feature = "failpoints"))]
+    {
+        let _ = name;
+        Ok(())
+    }
+}

@@ -1,0 +1,90 @@
+//! Positional disk IO behind two small traits.
+//!
+//! Every byte the storage crate reads or writes goes through [`Storage`] (one directory: open,
+//! rename, remove, list, sync the directory) and [`StorageFile`] (one file: `len`, `read_at`,
+//! `write_at`, `set_len`, `sync`). Three implementations ship with the crate:
+//!
+//! - [`FsStorage`]: real files in a real directory (`pread`/`pwrite`, `fsync`).
+//! - [`MemStorage`]: files in memory, with an optional byte quota that fails writes with
+//!   `ErrorKind::StorageFull` (ENOSPC) once exceeded.
+//! - [`sim::CrashStorage`]: an in-memory directory that keeps a *durable* image (what the last
+//!   `sync`/`sync_dir` made durable) next to the *live* one, and can produce the image a power
+//!   loss would leave behind, optionally with a write cut in half.
+//!
+//! Correctness rules every implementation follows (the log relies on them):
+//! 1. `write_at` either writes the whole buffer or returns an error; after an error any prefix of
+//!    the buffer may have reached the file.
+//! 2. `sync` makes the file's contents and length durable; it does not make the file's *name*
+//!    durable: a newly created or renamed file survives a crash only after `sync_dir`.
+//! 3. `rename` replaces the destination atomically.
+//! 4. A file removed while an `Arc<dyn StorageFile>` to it is alive stays readable through that
+//!    handle (POSIX unlink semantics); its space is released when the last handle drops.
+
+mod fs;
+mod mem;
+pub mod sim;
+
+pub use fs::FsStorage;
+pub use mem::MemStorage;
+
+use std::fmt::Debug;
+use std::io;
+use std::sync::Arc;
+
+/// How [`Storage::open`] treats a missing file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpenMode {
+    /// Open an existing file; fail with `NotFound` if there is none.
+    Existing,
+    /// Open the file, creating it empty if it does not exist.
+    Create,
+}
+
+/// One file, addressed by position. All methods take `&self` and may be called concurrently;
+/// concurrent writes to overlapping ranges are the caller's problem (the log never does that).
+pub trait StorageFile: Send + Sync + Debug {
+    /// Current length in bytes. Cost: one `fstat`.
+    fn len(&self) -> io::Result<u64>;
+    /// Whether the file is empty.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+    /// Fills `buf` from `offset`; fails with `UnexpectedEof` if the file is shorter.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Writes all of `buf` at `offset`, extending the file if needed. Not durable until
+    /// [`sync`](Self::sync).
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Truncates or extends (with zeros) the file to `len` bytes.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Makes contents and length durable (`fsync`). Expensive (milliseconds): call it once per
+    /// group of writes, never per record.
+    fn sync(&self) -> io::Result<()>;
+    /// The underlying OS file, when there is one, so index files can be memory-mapped.
+    /// In-memory implementations return `None` and indexes fall back to buffered IO.
+    fn as_std_file(&self) -> Option<&std::fs::File> {
+        None
+    }
+}
+
+/// One directory of files (a partition's directory). File names are plain names, no separators.
+pub trait Storage: Send + Sync + Debug {
+    /// Opens (or creates, per `mode`) the file `name`.
+    fn open(&self, name: &str, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>>;
+    /// Atomically renames `from` to `to`, replacing `to`. Durable only after [`sync_dir`](Self::sync_dir).
+    fn rename(&self, from: &str, to: &str) -> io::Result<()>;
+    /// Removes `name`. Open handles keep working (see the module docs, rule 4).
+    fn remove(&self, name: &str) -> io::Result<()>;
+    /// Names of all files in the directory, in no particular order.
+    fn list(&self) -> io::Result<Vec<String>>;
+    /// Makes creations, renames and removals durable (`fsync` of the directory). Expensive.
+    fn sync_dir(&self) -> io::Result<()>;
+}
+
+/// Whether an IO error means the device is out of space (ENOSPC or a quota).
+pub fn is_no_space(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
+}

@@ -1,0 +1,132 @@
+//! Errors of the partition log, one enum per operation family.
+
+use crate::segment::frame::FrameError;
+use std::io;
+use thiserror::Error;
+
+/// Opening (and recovering) a log failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The configuration is unusable.
+    #[error("invalid log configuration: {0}")]
+    Config(String),
+    /// An IO operation failed.
+    #[error("{op} {name}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file concerned.
+        name: String,
+        /// The IO error.
+        #[source]
+        source: io::Error,
+    },
+    /// The codec table is unreadable.
+    #[error(transparent)]
+    Codecs(#[from] CodecError),
+}
+
+/// An append failed; the log is unchanged (nothing of the batch is visible) unless stated.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    /// The bytes are not a well-formed batch.
+    #[error("invalid batch: {0}")]
+    InvalidBatch(#[from] FrameError),
+    /// The batch names a codec that is not in this log's codec table.
+    #[error("batch references codec {0}, which is not in the codec table")]
+    UnknownCodec(u16),
+    /// The device is full. Nothing was appended; retry once space is freed.
+    #[error("no space left on device while appending: {0}")]
+    NoSpace(#[source] io::Error),
+    /// Writing the batch failed. Nothing was appended.
+    #[error("write failed: {0}")]
+    Io(#[source] io::Error),
+    /// The batch was written and is visible, but the sync the durability policy requires failed;
+    /// it is not known to be durable.
+    #[error("batch at offset {base_offset} written but sync failed: {message}")]
+    Sync {
+        /// Base offset assigned to the batch.
+        base_offset: u64,
+        /// The sync error.
+        message: String,
+    },
+    /// The log has been closed.
+    #[error("log is closed")]
+    Closed,
+}
+
+/// A read failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The offset is outside `[log_start_offset, log_end_offset]`.
+    #[error("offset {requested} out of range [{start}, {end}]")]
+    OffsetOutOfRange {
+        /// Requested offset.
+        requested: u64,
+        /// Log start offset (first readable).
+        start: u64,
+        /// Log end offset (next to be assigned; reading it returns nothing).
+        end: u64,
+    },
+    /// A stored batch failed validation (CRC or framing); it is not served.
+    #[error("corrupt batch in segment {segment} at position {position}: {reason}")]
+    Corrupt {
+        /// Base offset of the segment.
+        segment: u64,
+        /// Byte position in the segment.
+        position: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An IO operation failed.
+    #[error("read failed: {0}")]
+    Io(#[from] io::Error),
+    /// The log has been closed.
+    #[error("log is closed")]
+    Closed,
+}
+
+/// Deleting segments failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum DeleteError {
+    /// The active segment cannot be deleted.
+    #[error("segment {0} is the active segment")]
+    ActiveSegment(u64),
+    /// Removing files failed; the segments are no longer part of the log anyway.
+    #[error("removing segment files failed: {0}")]
+    Io(#[from] io::Error),
+    /// The log has been closed.
+    #[error("log is closed")]
+    Closed,
+}
+
+/// Flushing, checkpointing or closing failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum FlushError {
+    /// A sync or the checkpoint write failed.
+    #[error("flush failed: {0}")]
+    Io(String),
+    /// The log has been closed.
+    #[error("log is closed")]
+    Closed,
+}
+
+/// The codec table could not be read or extended.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The name is empty or longer than 255 bytes.
+    #[error("invalid codec name {0:?}")]
+    InvalidName(String),
+    /// All 65535 ids are in use.
+    #[error("codec table is full")]
+    Full,
+    /// An IO operation failed.
+    #[error("codec table: {0}")]
+    Io(#[from] io::Error),
+}

@@ -1,0 +1,967 @@
+//! The partition log: one writer, many readers, group commit, checkpoints.
+//!
+//! ```text
+//!  append ──► writer Mutex ──► write_at(active .log) ──► index entries ──► publish end
+//!                 (no fsync under the lock)                                     │
+//!  EveryBatch: ───────────────────────────────► sync_to(end): one leader fsyncs,
+//!                                                 later arrivals share the next fsync
+//!  read ──► snapshot of the segment list (Arc) ──► read_at below the published position
+//! ```
+//!
+//! Contract:
+//! - Offsets are assigned by the log, consecutively, in append order; a batch's offsets are
+//!   visible to readers only after the whole batch is written.
+//! - Readers never take the writer lock; they take short read locks on the segment list and on
+//!   an index while binary-searching it, never across IO.
+//! - An append error leaves nothing of the batch visible and the log appendable.
+//! - With [`SyncPolicy::EveryBatch`] an append returns only once an fsync covers it.
+
+pub(crate) mod codecs;
+mod error;
+
+pub use codecs::{CODEC_TABLE_NAME, CodecEntry};
+pub use error::{AppendError, CodecError, DeleteError, FlushError, OpenError, ReadError};
+
+use crate::io::{Storage, is_no_space};
+use crate::recovery::{self, checkpoint};
+use crate::segment::frame::{
+    Frame, FrameError, HEADER_LEN, LOG_APPEND_TIME, set_base_offset, set_log_append_time,
+};
+use crate::segment::{ChunkReader, IndexCursor, Segment, SegmentInfo, Stats};
+use codecs::CodecTable;
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// When appended data is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SyncPolicy {
+    /// Every append returns only after an fsync covers it. Concurrent appends share fsyncs
+    /// (group commit), so throughput grows with the number of concurrent appenders.
+    EveryBatch,
+    /// A background thread syncs every this many milliseconds; appends do not wait.
+    IntervalMs(u64),
+    /// The append that brings the unsynced record count to this number syncs (group commit);
+    /// others do not wait.
+    EveryRecords(u64),
+    /// Never sync on append; the OS writes back. Segments are still synced on roll, flush and
+    /// close.
+    Os,
+}
+
+/// Tunables of one log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogConfig {
+    /// Roll when the active segment would exceed this size. Default 1 GiB; at most 2 GiB.
+    pub segment_bytes: u64,
+    /// Roll when the active segment is older than this (wall clock since it became active).
+    pub segment_ms: Option<u64>,
+    /// One offset index entry per this many bytes of batches. Default 4096.
+    pub index_interval_bytes: u32,
+    /// Preallocated size of each index file of the active segment. Default 10 MiB.
+    pub index_max_bytes: u64,
+    /// Largest accepted `batch_length`. Default 16 MiB.
+    pub max_batch_bytes: u32,
+    /// Durability policy.
+    pub sync: SyncPolicy,
+    /// Write the recovery checkpoint at least this often while appends are being synced.
+    /// Default 60 s.
+    pub checkpoint_interval_ms: u64,
+    /// Validate every batch of every segment on open (ignore the checkpoint). Default false.
+    pub verify_on_open: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 1 << 30,
+            segment_ms: None,
+            index_interval_bytes: 4096,
+            index_max_bytes: 10 << 20,
+            max_batch_bytes: 16 << 20,
+            sync: SyncPolicy::EveryBatch,
+            checkpoint_interval_ms: 60_000,
+            verify_on_open: false,
+        }
+    }
+}
+
+impl LogConfig {
+    fn validate(&self) -> Result<(), OpenError> {
+        let bad = |m: &str| Err(OpenError::Config(m.to_owned()));
+        if self.segment_bytes == 0 || self.segment_bytes > 1 << 31 {
+            return bad("segment_bytes must be in 1..=2 GiB");
+        }
+        if self.max_batch_bytes < crate::segment::frame::MIN_BATCH_LENGTH
+            || self.max_batch_bytes > 1 << 30
+        {
+            return bad("max_batch_bytes must be in 55..=1 GiB");
+        }
+        if self.index_interval_bytes == 0 {
+            return bad("index_interval_bytes must be positive");
+        }
+        if self.index_max_bytes < 24 {
+            return bad("index_max_bytes must hold at least two entries");
+        }
+        if matches!(
+            self.sync,
+            SyncPolicy::IntervalMs(0) | SyncPolicy::EveryRecords(0)
+        ) {
+            return bad("sync interval must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// A source of wall-clock milliseconds (log-append time, segment age). Tests inject their own.
+pub trait Clock: Send + Sync + Debug {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+/// What an append assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first record.
+    pub base_offset: u64,
+    /// Offset of the last record.
+    pub last_offset: u64,
+    /// The log's clock when it appended the batch (ms); written into the batch's timestamps
+    /// when the batch asks for log-append time.
+    pub log_append_time_ms: i64,
+}
+
+/// Whole batches returned by a read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// Concatenated batches, each starting with its 67-byte header; empty at the log end.
+    pub bytes: Vec<u8>,
+    /// Number of batches in `bytes`.
+    pub batch_count: usize,
+    /// Offset to read next (last offset of the last batch + 1, or the requested offset when
+    /// nothing was returned).
+    pub next_offset: u64,
+    /// High watermark (equal to the log end offset for now) when the read started.
+    pub high_watermark: u64,
+}
+
+#[derive(Debug)]
+struct Writer {
+    active: Arc<Segment>,
+    stats: Stats,
+    cursor: IndexCursor,
+    created_ms: i64,
+    /// A failed write may have left bytes after `stats.size`; truncate before the next write.
+    needs_truncate: bool,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    synced_offset: u64,
+    syncing: bool,
+    generation: u64,
+    last_failure: Option<(u64, String)>,
+    sealed: Vec<Arc<Segment>>,
+    dir_dirty: bool,
+    point: Option<checkpoint::Entry>,
+    last_checkpoint_ms: i64,
+}
+
+#[derive(Debug)]
+struct Flusher {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// A partition log. `Send + Sync`; share it as `Arc<Log>`. See the module docs.
+#[derive(Debug)]
+pub struct Log {
+    storage: Arc<dyn Storage>,
+    config: LogConfig,
+    clock: Arc<dyn Clock>,
+    writer: Mutex<Writer>,
+    segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    end_offset: AtomicU64,
+    sync: Mutex<SyncState>,
+    sync_done: Condvar,
+    checkpoint_lock: Mutex<()>,
+    codecs: CodecTable,
+    closed: AtomicBool,
+    flusher: Mutex<Option<Flusher>>,
+}
+
+/// A consistent view of the log's segments, for reading. Holding it keeps its segments readable
+/// even after retention deletes them.
+#[derive(Debug, Clone)]
+pub struct LogSnapshot {
+    segments: Arc<Vec<Arc<Segment>>>,
+    end_offset: u64,
+    max_batch: u32,
+}
+
+impl Log {
+    /// Opens (recovering if needed) the log in `storage`, creating it if empty.
+    /// Cost: lists the directory, reads the checkpoint, validates only what follows it.
+    pub fn open(storage: Arc<dyn Storage>, config: LogConfig) -> Result<Arc<Self>, OpenError> {
+        Self::open_with_clock(storage, config, Arc::new(SystemClock))
+    }
+
+    /// [`open`](Self::open) with an explicit clock.
+    pub fn open_with_clock(
+        storage: Arc<dyn Storage>,
+        config: LogConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, OpenError> {
+        config.validate()?;
+        let recovered = recovery::recover(storage.as_ref(), &config)?;
+        let codecs = CodecTable::open(storage.clone())?;
+        let segments = recovered.segments;
+        let active = segments
+            .last()
+            .cloned()
+            .ok_or_else(|| OpenError::Config("recovery produced no segment".into()))?;
+        let stats = active.stats();
+        let now = clock.now_ms();
+        if recovered.changed {
+            checkpoint::write(storage.as_ref(), &recovery::entries_for(&segments)).map_err(
+                |source| OpenError::Io {
+                    op: "write",
+                    name: checkpoint::CHECKPOINT_NAME.into(),
+                    source,
+                },
+            )?;
+        }
+        let log = Arc::new(Self {
+            storage,
+            clock,
+            writer: Mutex::new(Writer {
+                active: active.clone(),
+                stats,
+                cursor: recovered.cursor,
+                created_ms: now,
+                needs_truncate: false,
+            }),
+            segments: RwLock::new(Arc::new(segments)),
+            end_offset: AtomicU64::new(stats.next_offset),
+            sync: Mutex::new(SyncState {
+                synced_offset: stats.next_offset,
+                point: Some(checkpoint::Entry {
+                    base_offset: active.base_offset,
+                    stats,
+                }),
+                last_checkpoint_ms: now,
+                ..SyncState::default()
+            }),
+            sync_done: Condvar::new(),
+            checkpoint_lock: Mutex::new(()),
+            codecs,
+            closed: AtomicBool::new(false),
+            flusher: Mutex::new(None),
+            config,
+        });
+        if let SyncPolicy::IntervalMs(ms) = log.config.sync {
+            let flusher = spawn_flusher(Arc::downgrade(&log), ms);
+            *log.flusher.lock() = Some(flusher);
+        }
+        Ok(log)
+    }
+
+    /// The configuration the log was opened with.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Appends one batch (bytes as built by the batch module, any base offset).
+    ///
+    /// Validates header and CRC, assigns offsets by patching `base_offset` in `batch` (and the
+    /// timestamps plus CRC when the batch asks for log-append time), writes it, and returns
+    /// once the durability policy is satisfied. On return `batch` holds the bytes as stored.
+    /// Cost: one positional write, plus (EveryBatch) waiting for a shared fsync.
+    pub fn append(&self, batch: &mut [u8]) -> Result<AppendInfo, AppendError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(AppendError::Closed);
+        }
+        let mut frame = Frame::parse(batch, self.config.max_batch_bytes)?;
+        if frame.total_len() != batch.len() as u64 {
+            return Err(FrameError::LengthMismatch {
+                announced: frame.total_len(),
+                actual: batch.len() as u64,
+            }
+            .into());
+        }
+        frame.verify_crc(batch)?;
+        if frame.is_compressed() && !self.codecs.contains(frame.codec_ref) {
+            return Err(AppendError::UnknownCodec(frame.codec_ref));
+        }
+        let now = self.clock.now_ms();
+        let total = frame.total_len();
+
+        let mut w = self.writer.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(AppendError::Closed);
+        }
+        let rolled = self.maybe_roll(&mut w, &frame, now)?;
+        let base = w.stats.next_offset;
+        set_base_offset(batch, base);
+        frame.base_offset = base;
+        if frame.attributes & LOG_APPEND_TIME != 0 {
+            set_log_append_time(batch, now);
+            frame.first_timestamp = now;
+            frame.max_timestamp = now;
+        }
+        let seg = w.active.clone();
+        let pos = w.stats.size;
+        if w.needs_truncate {
+            match seg.log.set_len(pos) {
+                Ok(()) => w.needs_truncate = false,
+                Err(e) => return Err(write_error(e)),
+            }
+        }
+        if let Err(e) = seg.log.write_at(batch, pos) {
+            if seg.log.set_len(pos).is_err() {
+                w.needs_truncate = true;
+            }
+            return Err(write_error(e));
+        }
+        {
+            let mut index = seg.index.write();
+            let mut time_index = seg.time_index.write();
+            let interval = u64::from(self.config.index_interval_bytes);
+            if let Err(e) = w.cursor.observe(
+                seg.base_offset,
+                &mut index,
+                &mut time_index,
+                pos,
+                &frame,
+                interval,
+            ) {
+                // Indexes are caches; a missing entry only makes lookups scan a little more.
+                tracing::warn!(segment = seg.base_offset, error = %e, "index entry not written");
+            }
+        }
+        w.stats.add(&frame, total);
+        seg.publish(w.stats);
+        self.end_offset
+            .store(w.stats.next_offset, Ordering::Release);
+        let target = w.stats.next_offset;
+        drop(w);
+
+        if rolled {
+            self.sync_and_checkpoint_after_roll();
+        }
+        let info = AppendInfo {
+            base_offset: base,
+            last_offset: frame.last_offset(),
+            log_append_time_ms: now,
+        };
+        let sync_err = |message| AppendError::Sync {
+            base_offset: base,
+            message,
+        };
+        match self.config.sync {
+            SyncPolicy::EveryBatch => {
+                self.sync_to(target).map_err(sync_err)?;
+                self.maybe_checkpoint();
+            }
+            SyncPolicy::EveryRecords(n) => {
+                let synced = self.sync.lock().synced_offset;
+                if target.saturating_sub(synced) >= n {
+                    self.sync_to(target).map_err(sync_err)?;
+                    self.maybe_checkpoint();
+                }
+            }
+            SyncPolicy::IntervalMs(_) | SyncPolicy::Os => {}
+        }
+        Ok(info)
+    }
+
+    /// Rolls the active segment if the incoming batch calls for it. Called under the writer lock;
+    /// does no fsync (the sealed segment is synced by the next sync).
+    fn maybe_roll(&self, w: &mut Writer, frame: &Frame, now: i64) -> Result<bool, AppendError> {
+        if w.stats.size == 0 {
+            return Ok(false);
+        }
+        let too_big = w.stats.size + frame.total_len() > self.config.segment_bytes;
+        let too_old = self.config.segment_ms.is_some_and(|ms| {
+            now.saturating_sub(w.created_ms) >= i64::try_from(ms).unwrap_or(i64::MAX)
+        });
+        let rel_end =
+            w.stats.next_offset - w.active.base_offset + u64::from(frame.last_offset_delta);
+        let offsets_full = rel_end > u64::from(u32::MAX);
+        let index_full =
+            w.active.index.read().0.is_full() || w.active.time_index.read().0.is_full();
+        if !(too_big || too_old || offsets_full || index_full) {
+            return Ok(false);
+        }
+        crate::failpoint::hit("segment::roll").map_err(write_error)?;
+        let base = w.stats.next_offset;
+        let new = Segment::create(self.storage.as_ref(), base, self.config.index_max_bytes)
+            .map_err(write_error)?;
+        let new = Arc::new(new);
+        let old = std::mem::replace(&mut w.active, new.clone());
+        if let Err(e) = old.trim_indexes() {
+            tracing::warn!(segment = old.base_offset, error = %e, "trimming indexes failed");
+        }
+        w.stats = Stats::empty(base);
+        w.cursor = IndexCursor::fresh();
+        w.created_ms = now;
+        w.needs_truncate = false;
+        {
+            let mut segs = self.segments.write();
+            let mut list = Vec::with_capacity(segs.len() + 1);
+            list.extend(segs.iter().cloned());
+            list.push(new);
+            *segs = Arc::new(list);
+        }
+        let mut st = self.sync.lock();
+        st.sealed.push(old);
+        st.dir_dirty = true;
+        Ok(true)
+    }
+
+    fn sync_and_checkpoint_after_roll(&self) {
+        let end = self.log_end_offset();
+        if let Err(e) = self.sync_to(end) {
+            tracing::warn!(error = %e, "sync after segment roll failed");
+            return;
+        }
+        if let Err(e) = self.write_checkpoint() {
+            tracing::warn!(error = %e, "checkpoint after segment roll failed");
+        }
+    }
+
+    /// Blocks until an fsync covers every offset below `target` (group commit): if a sync is
+    /// running, waits for it and, if it did not cover `target`, takes part in the next one;
+    /// otherwise leads a sync of everything written so far. Never holds the writer lock.
+    fn sync_to(&self, target: u64) -> Result<(), String> {
+        let mut st = self.sync.lock();
+        loop {
+            if st.synced_offset >= target {
+                return Ok(());
+            }
+            if st.syncing {
+                let generation = st.generation;
+                while st.syncing && st.generation == generation {
+                    self.sync_done.wait(&mut st);
+                }
+                if let Some((attempted, message)) = &st.last_failure
+                    && st.generation == generation + 1
+                    && *attempted >= target
+                {
+                    return Err(message.clone());
+                }
+                continue;
+            }
+            st.syncing = true;
+            drop(st);
+            // Snapshot the active segment first, then take the sealed list: a roll in between
+            // puts the snapshotted segment on the list, never loses one.
+            let active = self.snapshot_segments().last().cloned();
+            let stats = active.as_ref().map(|s| s.stats());
+            let (sealed, dir_dirty) = {
+                let mut st = self.sync.lock();
+                (
+                    std::mem::take(&mut st.sealed),
+                    std::mem::take(&mut st.dir_dirty),
+                )
+            };
+            let result = (|| -> std::io::Result<()> {
+                for s in &sealed {
+                    s.sync_all()?;
+                }
+                if let Some(a) = &active {
+                    a.log.sync()?;
+                }
+                if dir_dirty {
+                    self.storage.sync_dir()?;
+                }
+                Ok(())
+            })();
+            st = self.sync.lock();
+            st.syncing = false;
+            st.generation += 1;
+            let (Some(active), Some(stats)) = (active, stats) else {
+                self.sync_done.notify_all();
+                return Ok(());
+            };
+            match result {
+                Ok(()) => {
+                    st.synced_offset = st.synced_offset.max(stats.next_offset);
+                    st.point = Some(checkpoint::Entry {
+                        base_offset: active.base_offset,
+                        stats,
+                    });
+                    st.last_failure = None;
+                    self.sync_done.notify_all();
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    let mut back = sealed;
+                    back.append(&mut st.sealed);
+                    st.sealed = back;
+                    st.dir_dirty |= dir_dirty;
+                    st.last_failure = Some((stats.next_offset, message.clone()));
+                    self.sync_done.notify_all();
+                    return Err(message);
+                }
+            }
+        }
+    }
+
+    fn maybe_checkpoint(&self) {
+        let due = {
+            let st = self.sync.lock();
+            self.clock.now_ms().saturating_sub(st.last_checkpoint_ms)
+                >= i64::try_from(self.config.checkpoint_interval_ms).unwrap_or(i64::MAX)
+        };
+        if due && let Err(e) = self.write_checkpoint() {
+            tracing::warn!(error = %e, "periodic checkpoint failed");
+        }
+    }
+
+    /// Writes the recovery checkpoint from the last completed sync. Three fsyncs.
+    fn write_checkpoint(&self) -> std::io::Result<()> {
+        let _guard = self.checkpoint_lock.lock();
+        let Some(point) = self.sync.lock().point else {
+            return Ok(());
+        };
+        let segs = self.snapshot_segments();
+        let mut entries = Vec::with_capacity(segs.len());
+        for s in segs.iter() {
+            if s.base_offset < point.base_offset {
+                entries.push(checkpoint::Entry {
+                    base_offset: s.base_offset,
+                    stats: s.stats(),
+                });
+            } else if s.base_offset == point.base_offset {
+                entries.push(point);
+            }
+        }
+        checkpoint::write(self.storage.as_ref(), &entries)?;
+        self.sync.lock().last_checkpoint_ms = self.clock.now_ms();
+        Ok(())
+    }
+
+    fn snapshot_segments(&self) -> Arc<Vec<Arc<Segment>>> {
+        self.segments.read().clone()
+    }
+
+    /// A read view of the current segments. Cheap: clones an `Arc`.
+    pub fn snapshot(&self) -> LogSnapshot {
+        // End first: every batch below it is in a segment of the list read after it.
+        let end_offset = self.end_offset.load(Ordering::Acquire);
+        LogSnapshot {
+            segments: self.snapshot_segments(),
+            end_offset,
+            max_batch: self.config.max_batch_bytes,
+        }
+    }
+
+    /// Whole batches starting with the one that contains `offset`, up to `max_bytes` (but always
+    /// at least one whole batch, however large). Reading at the log end returns nothing.
+    /// Every returned batch passed its CRC check. Cost: an index binary search and one or two
+    /// positional reads.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Fetched, ReadError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(ReadError::Closed);
+        }
+        self.snapshot().read(offset, max_bytes)
+    }
+
+    /// Base offset of the first batch whose max timestamp is >= `timestamp_ms`, or `None` when
+    /// there is none. Cost: a pass over segment summaries, a time index search, a short scan.
+    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>, ReadError> {
+        self.snapshot().offset_for_timestamp(timestamp_ms)
+    }
+
+    /// First offset that can be read.
+    pub fn log_start_offset(&self) -> u64 {
+        self.snapshot_segments()
+            .first()
+            .map_or(0, |s| s.base_offset)
+    }
+
+    /// The next offset to be assigned.
+    pub fn log_end_offset(&self) -> u64 {
+        self.end_offset.load(Ordering::Acquire)
+    }
+
+    /// Offsets below this are visible to consumers. Equal to the log end offset until
+    /// replication exists.
+    pub fn high_watermark(&self) -> u64 {
+        self.log_end_offset()
+    }
+
+    /// Offsets below this are known to be synced.
+    pub fn synced_offset(&self) -> u64 {
+        self.sync.lock().synced_offset
+    }
+
+    /// Descriptions of all segments, oldest first; the last one is active.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        let segs = self.snapshot_segments();
+        let last = segs.len().saturating_sub(1);
+        segs.iter()
+            .enumerate()
+            .map(|(i, s)| s.info(i == last))
+            .collect()
+    }
+
+    /// Rolls the active segment now if it is not empty (operators, tests). Returns whether it
+    /// rolled.
+    pub fn roll(&self) -> Result<bool, AppendError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(AppendError::Closed);
+        }
+        let mut w = self.writer.lock();
+        if w.stats.size == 0 {
+            return Ok(false);
+        }
+        let now = self.clock.now_ms();
+        let saved = w.created_ms;
+        // Age 0 means "too old" for any segment_ms; emulate with a forced roll.
+        w.created_ms = i64::MIN;
+        let cfg_has_age = self.config.segment_ms.is_some();
+        let rolled = if cfg_has_age {
+            self.maybe_roll(&mut w, &empty_frame(), now)
+        } else {
+            self.force_roll(&mut w, now)
+        };
+        if !matches!(rolled, Ok(true)) {
+            w.created_ms = saved;
+        }
+        drop(w);
+        let rolled = rolled?;
+        if rolled {
+            self.sync_and_checkpoint_after_roll();
+        }
+        Ok(rolled)
+    }
+
+    fn force_roll(&self, w: &mut Writer, now: i64) -> Result<bool, AppendError> {
+        let frame = Frame {
+            batch_length: u32::MAX,
+            ..empty_frame()
+        };
+        // A frame of 4 GiB exceeds any segment_bytes, so maybe_roll rolls.
+        self.maybe_roll(w, &frame, now)
+    }
+
+    /// Deletes the given segments (by base offset; unknown ones are ignored) and returns the
+    /// base offsets actually deleted. The active segment is never deleted. The log start offset
+    /// advances to the first remaining segment. Readers holding a [`LogSnapshot`] that includes
+    /// a deleted segment keep reading it; its space is freed when they drop it.
+    pub fn delete_segments(&self, base_offsets: &[u64]) -> Result<Vec<u64>, DeleteError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(DeleteError::Closed);
+        }
+        let deleted = {
+            let w = self.writer.lock();
+            if base_offsets.contains(&w.active.base_offset) {
+                return Err(DeleteError::ActiveSegment(w.active.base_offset));
+            }
+            let mut segs = self.segments.write();
+            let (deleted, kept): (Vec<_>, Vec<_>) = segs
+                .iter()
+                .cloned()
+                .partition(|s| base_offsets.contains(&s.base_offset));
+            *segs = Arc::new(kept);
+            deleted
+        };
+        for s in &deleted {
+            s.remove_files(self.storage.as_ref())?;
+        }
+        if !deleted.is_empty()
+            && let Err(e) = self.write_checkpoint()
+        {
+            tracing::warn!(error = %e, "checkpoint after segment deletion failed");
+        }
+        Ok(deleted.iter().map(|s| s.base_offset).collect())
+    }
+
+    /// Syncs everything appended so far and writes the checkpoint. Cost: a few fsyncs.
+    pub fn flush(&self) -> Result<(), FlushError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(FlushError::Closed);
+        }
+        self.flush_inner()
+    }
+
+    fn flush_inner(&self) -> Result<(), FlushError> {
+        self.sync_to(self.log_end_offset())
+            .map_err(FlushError::Io)?;
+        self.write_checkpoint()
+            .map_err(|e| FlushError::Io(e.to_string()))
+    }
+
+    /// Flushes, stops the background flusher and refuses further operations. Idempotent.
+    pub fn close(&self) -> Result<(), FlushError> {
+        {
+            let _w = self.writer.lock();
+            if self.closed.swap(true, Ordering::AcqRel) {
+                return Ok(());
+            }
+        }
+        self.stop_flusher();
+        self.flush_inner()
+    }
+
+    fn stop_flusher(&self) {
+        let flusher = self.flusher.lock().take();
+        if let Some(mut f) = flusher {
+            *f.stop.0.lock() = true;
+            f.stop.1.notify_all();
+            if let Some(h) = f.handle.take()
+                && h.thread().id() != std::thread::current().id()
+            {
+                let _ = h.join();
+            }
+        }
+    }
+
+    /// Registers a codec plugin version in this log's codec table and returns its id (for
+    /// `codec_ref`). Idempotent; a new entry is synced before the id is returned.
+    pub fn register_codec(&self, name: &str, digest: [u8; 32]) -> Result<u16, CodecError> {
+        self.codecs.register(name, digest)
+    }
+
+    /// The codec table entry for `id`.
+    pub fn codec(&self, id: u16) -> Option<CodecEntry> {
+        self.codecs.get(id)
+    }
+
+    /// All codec table entries, by id.
+    pub fn codecs(&self) -> Vec<CodecEntry> {
+        self.codecs.all()
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        self.stop_flusher();
+    }
+}
+
+fn empty_frame() -> Frame {
+    Frame {
+        base_offset: 0,
+        batch_length: 0,
+        crc: 0,
+        attributes: 0,
+        codec_ref: 0,
+        last_offset_delta: 0,
+        first_timestamp: 0,
+        max_timestamp: 0,
+        record_count: 0,
+    }
+}
+
+fn write_error(e: std::io::Error) -> AppendError {
+    if is_no_space(&e) {
+        AppendError::NoSpace(e)
+    } else {
+        AppendError::Io(e)
+    }
+}
+
+fn spawn_flusher(log: Weak<Log>, interval_ms: u64) -> Flusher {
+    let stop = Arc::new((Mutex::new(false), Condvar::new()));
+    let stop2 = stop.clone();
+    let handle = std::thread::Builder::new()
+        .name("distlog-flush".into())
+        .spawn(move || {
+            loop {
+                {
+                    let mut stopped = stop2.0.lock();
+                    if !*stopped {
+                        stop2
+                            .1
+                            .wait_for(&mut stopped, Duration::from_millis(interval_ms));
+                    }
+                    if *stopped {
+                        return;
+                    }
+                }
+                let Some(log) = log.upgrade() else { return };
+                let end = log.log_end_offset();
+                if let Err(e) = log.sync_to(end) {
+                    tracing::warn!(error = %e, "interval sync failed");
+                } else {
+                    log.maybe_checkpoint();
+                }
+            }
+        })
+        .ok();
+    Flusher { stop, handle }
+}
+
+impl LogSnapshot {
+    /// Log end offset when the snapshot was taken.
+    pub fn log_end_offset(&self) -> u64 {
+        self.end_offset
+    }
+
+    /// First offset of the snapshot's first segment.
+    pub fn log_start_offset(&self) -> u64 {
+        self.segments.first().map_or(0, |s| s.base_offset)
+    }
+
+    /// See [`Log::read`]. Reads only segments of this snapshot.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Fetched, ReadError> {
+        let (start, end) = (self.log_start_offset(), self.end_offset);
+        let empty = Fetched {
+            bytes: Vec::new(),
+            batch_count: 0,
+            next_offset: offset,
+            high_watermark: end,
+        };
+        if offset == end && offset >= start {
+            return Ok(empty);
+        }
+        if offset < start || offset > end {
+            return Err(ReadError::OffsetOutOfRange {
+                requested: offset,
+                start,
+                end,
+            });
+        }
+        let first = self
+            .segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        for seg in &self.segments[first..] {
+            if let Some(f) = self.read_segment(seg, offset, max_bytes, end)? {
+                return Ok(f);
+            }
+        }
+        Ok(empty)
+    }
+
+    fn corrupt(seg: &Segment, position: u64, reason: impl ToString) -> ReadError {
+        ReadError::Corrupt {
+            segment: seg.base_offset,
+            position,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Position and frame of the first batch in `seg` whose last offset is >= `offset`.
+    fn find_batch(
+        &self,
+        seg: &Segment,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Option<(u64, Frame)>, ReadError> {
+        let mut pos = seg.position_for(offset);
+        let mut reader = ChunkReader::new(seg.log.as_ref(), limit, 16 * 1024);
+        while pos < limit {
+            let head = reader.get(pos, HEADER_LEN)?;
+            let frame =
+                Frame::parse(head, self.max_batch).map_err(|e| Self::corrupt(seg, pos, e))?;
+            if frame.last_offset() >= offset {
+                return Ok(Some((pos, frame)));
+            }
+            pos += frame.total_len();
+        }
+        Ok(None)
+    }
+
+    fn read_segment(
+        &self,
+        seg: &Segment,
+        offset: u64,
+        max_bytes: usize,
+        end: u64,
+    ) -> Result<Option<Fetched>, ReadError> {
+        let limit = seg.committed();
+        let Some((pos, first)) = self.find_batch(seg, offset, limit)? else {
+            return Ok(None);
+        };
+        if pos + first.total_len() > limit {
+            return Err(Self::corrupt(
+                seg,
+                pos,
+                "batch extends past the segment end",
+            ));
+        }
+        let want = (limit - pos).min(max_bytes as u64).max(first.total_len());
+        let mut bytes = vec![
+            0u8;
+            usize::try_from(want).map_err(|_| std::io::Error::from(
+                std::io::ErrorKind::OutOfMemory
+            ))?
+        ];
+        seg.log.read_at(&mut bytes, pos)?;
+        let mut at = 0usize;
+        let mut count = 0usize;
+        let mut next_offset = offset;
+        while at + HEADER_LEN <= bytes.len() {
+            let frame = match Frame::parse(&bytes[at..], self.max_batch) {
+                Ok(f) => f,
+                Err(e) if count == 0 => return Err(Self::corrupt(seg, pos, e)),
+                Err(_) => break,
+            };
+            let len = frame.total_len() as usize;
+            if at + len > bytes.len() || frame.base_offset < next_offset && count > 0 {
+                break;
+            }
+            if let Err(e) = frame.verify_crc(&bytes[at..at + len]) {
+                if count == 0 {
+                    return Err(Self::corrupt(seg, pos + at as u64, e));
+                }
+                break;
+            }
+            next_offset = frame.last_offset() + 1;
+            at += len;
+            count += 1;
+        }
+        bytes.truncate(at);
+        Ok(Some(Fetched {
+            bytes,
+            batch_count: count,
+            next_offset,
+            high_watermark: end,
+        }))
+    }
+
+    /// See [`Log::offset_for_timestamp`].
+    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>, ReadError> {
+        for seg in self.segments.iter() {
+            let stats = seg.stats();
+            if stats.record_count == 0 || stats.max_timestamp < timestamp_ms {
+                continue;
+            }
+            let rel = seg.rel_for_timestamp(timestamp_ms);
+            let mut pos = seg.position_for(seg.base_offset + u64::from(rel));
+            let limit = seg.committed();
+            let mut reader = ChunkReader::new(seg.log.as_ref(), limit, 16 * 1024);
+            while pos < limit {
+                let head = reader.get(pos, HEADER_LEN)?;
+                let frame =
+                    Frame::parse(head, self.max_batch).map_err(|e| Self::corrupt(seg, pos, e))?;
+                if frame.max_timestamp >= timestamp_ms {
+                    return Ok(Some(frame.base_offset));
+                }
+                pos += frame.total_len();
+            }
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,119 @@
+//! The recovery-point checkpoint: which prefix of which segments is known to be synced, with each
+//! prefix's summary, so that opening the log scans nothing before it. Byte layout in
+//! docs/FORMAT.md ("Checkpoint file").
+
+use crate::io::{OpenMode, Storage};
+use crate::segment::Stats;
+use std::io;
+
+/// File name of the checkpoint.
+pub const CHECKPOINT_NAME: &str = "recovery-point.checkpoint";
+const TMP_NAME: &str = "recovery-point.checkpoint.tmp";
+const MAGIC: &[u8; 4] = b"DLCP";
+const VERSION: u16 = 1;
+const HEADER: usize = 4 + 2 + 4;
+const ENTRY: usize = 48;
+
+/// One segment's synced prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) base_offset: u64,
+    pub(crate) stats: Stats,
+}
+
+pub(crate) fn encode(entries: &[Entry]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(HEADER + entries.len() * ENTRY + 4);
+    b.extend_from_slice(MAGIC);
+    b.extend_from_slice(&VERSION.to_le_bytes());
+    b.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for e in entries {
+        b.extend_from_slice(&e.base_offset.to_le_bytes());
+        b.extend_from_slice(&e.stats.size.to_le_bytes());
+        b.extend_from_slice(&e.stats.next_offset.to_le_bytes());
+        b.extend_from_slice(&e.stats.first_timestamp.to_le_bytes());
+        b.extend_from_slice(&e.stats.max_timestamp.to_le_bytes());
+        b.extend_from_slice(&e.stats.record_count.to_le_bytes());
+    }
+    let crc = crc32c::crc32c(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    b
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(x)
+}
+
+/// Decodes a checkpoint; `Err` with a reason when it is not one.
+pub(crate) fn decode(b: &[u8]) -> Result<Vec<Entry>, String> {
+    if b.len() < HEADER + 4 {
+        return Err(format!("{} bytes is too short", b.len()));
+    }
+    let (body, crc) = b.split_at(b.len() - 4);
+    let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    if crc32c::crc32c(body) != stored {
+        return Err("CRC mismatch".into());
+    }
+    if &body[..4] != MAGIC {
+        return Err("bad magic".into());
+    }
+    let version = u16::from_le_bytes([body[4], body[5]]);
+    if version != VERSION {
+        return Err(format!("unknown version {version}"));
+    }
+    let count = u32::from_le_bytes([body[6], body[7], body[8], body[9]]) as usize;
+    if body.len() != HEADER + count.saturating_mul(ENTRY) {
+        return Err(format!("length {} does not match {count} entries", b.len()));
+    }
+    let mut entries = Vec::with_capacity(count);
+    for i in 0..count {
+        let at = HEADER + i * ENTRY;
+        let base_offset = u64_at(body, at);
+        let stats = Stats {
+            size: u64_at(body, at + 8),
+            next_offset: u64_at(body, at + 16),
+            first_timestamp: u64_at(body, at + 24) as i64,
+            max_timestamp: u64_at(body, at + 32) as i64,
+            record_count: u64_at(body, at + 40),
+        };
+        if stats.next_offset < base_offset {
+            return Err(format!("entry {i}: next offset below base offset"));
+        }
+        entries.push(Entry { base_offset, stats });
+    }
+    Ok(entries)
+}
+
+/// Reads the checkpoint; `Ok(None)` when there is none, `Err(reason)` in the inner result when
+/// it exists but is unusable.
+pub(crate) fn read(storage: &dyn Storage) -> io::Result<Option<Result<Vec<Entry>, String>>> {
+    let file = match storage.open(CHECKPOINT_NAME, OpenMode::Existing) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = usize::try_from(file.len()?).map_err(|_| io::ErrorKind::InvalidData)?;
+    let mut buf = vec![0u8; len];
+    file.read_at(&mut buf, 0)?;
+    Ok(Some(decode(&buf)))
+}
+
+/// Writes the checkpoint atomically: temp file, fsync, rename, directory fsync.
+/// Expensive (three fsyncs): done on roll, flush, close and every `checkpoint_interval_ms`.
+pub(crate) fn write(storage: &dyn Storage, entries: &[Entry]) -> io::Result<()> {
+    let bytes = encode(entries);
+    let tmp = storage.open(TMP_NAME, OpenMode::Create)?;
+    tmp.set_len(0)?;
+    tmp.write_at(&bytes, 0)?;
+    tmp.sync()?;
+    drop(tmp);
+    crate::failpoint::hit("checkpoint::rename")?;
+    storage.rename(TMP_NAME, CHECKPOINT_NAME)?;
+    storage.sync_dir()
+}
+
+/// Whether `name` is a leftover temporary file to delete on open.
+pub(crate) fn is_temp(name: &str) -> bool {
+    name.ends_with(".tmp")
+}

@@ -1,0 +1,348 @@
+//! Opening a log directory: what is trusted, what is scanned, what is repaired.
+//!
+//! 1. Leftover temporary files are removed; index files without a `.log` are removed.
+//! 2. The checkpoint (if valid) gives, per segment, a synced prefix and its summary. That prefix
+//!    is trusted without reading it: only its indexes get a cheap sanity check (entries
+//!    increasing, inside the prefix, last offset-index entry pointing at a batch header with the
+//!    right offset). Nothing else of a checkpointed segment is read.
+//! 3. Everything after the prefix (or the whole segment, without a checkpoint entry or with
+//!    `verify_on_open`) is validated batch by batch: header, length, CRC, offset monotonicity.
+//!    At the first invalid batch the segment is truncated there and every later segment is
+//!    deleted, each with a warning naming what was dropped.
+//! 4. Index entries beyond the valid data are dropped and the tail re-indexed; an index that
+//!    fails the sanity check is rebuilt from its segment's headers.
+//! 5. Repaired or scanned data is synced before the log is used, so the new recovery point is
+//!    honest.
+
+pub mod checkpoint;
+
+use crate::index::{IndexFile, OFFSET_ENTRY, OffsetIndex, TIME_ENTRY, TimeIndex};
+use crate::io::{OpenMode, Storage, StorageFile};
+use crate::log::{LogConfig, OpenError};
+use crate::segment::frame::Frame;
+use crate::segment::{
+    IndexCursor, ScanStop, Segment, Stats, index_name, log_name, parse_name, scan, time_index_name,
+};
+use checkpoint::Entry;
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+use std::sync::Arc;
+
+/// The recovered state of a log directory.
+#[derive(Debug)]
+pub(crate) struct Recovered {
+    /// Oldest first; the last one is active (indexes preallocated).
+    pub(crate) segments: Vec<Arc<Segment>>,
+    /// Index cursor of the active segment.
+    pub(crate) cursor: IndexCursor,
+    /// Whether the directory was repaired or scanned (a new checkpoint is due).
+    pub(crate) changed: bool,
+}
+
+fn io_err(op: &'static str, name: impl Into<String>) -> impl FnOnce(io::Error) -> OpenError {
+    let name = name.into();
+    move |source| OpenError::Io { op, name, source }
+}
+
+fn remove_if_exists(storage: &dyn Storage, name: &str) -> Result<(), OpenError> {
+    match storage.remove(name) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("remove", name)(e)),
+    }
+}
+
+struct Candidate {
+    base: u64,
+    log: Arc<dyn StorageFile>,
+    /// Trusted (checkpointed) prefix.
+    trusted: Stats,
+    /// Valid data after scanning.
+    stats: Stats,
+    /// Batches found after the trusted prefix: (position, frame).
+    tail: Vec<(u64, Frame)>,
+}
+
+/// Recovers the directory; see the module docs.
+pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovered, OpenError> {
+    let names = storage.list().map_err(io_err("list", "."))?;
+    let mut bases = BTreeSet::new();
+    let mut index_files = Vec::new();
+    for name in &names {
+        if checkpoint::is_temp(name) {
+            remove_if_exists(storage, name)?;
+            continue;
+        }
+        match parse_name(name) {
+            Some((base, "log")) => {
+                bases.insert(base);
+            }
+            Some((base, "index" | "timeindex")) => index_files.push((base, name.clone())),
+            _ => {}
+        }
+    }
+    let mut changed = false;
+    for (base, name) in &index_files {
+        if !bases.contains(base) {
+            tracing::warn!(file = %name, "removing index without a segment");
+            remove_if_exists(storage, name)?;
+            changed = true;
+        }
+    }
+
+    let trusted: HashMap<u64, Stats> =
+        match checkpoint::read(storage).map_err(io_err("read", checkpoint::CHECKPOINT_NAME))? {
+            None => {
+                changed = true;
+                HashMap::new()
+            }
+            Some(Err(reason)) => {
+                tracing::warn!(%reason, "ignoring unusable checkpoint; scanning all segments");
+                changed = true;
+                HashMap::new()
+            }
+            Some(Ok(entries)) => entries
+                .into_iter()
+                .map(|e| (e.base_offset, e.stats))
+                .collect(),
+        };
+
+    let max_batch = cfg.max_batch_bytes;
+    let mut kept: Vec<Candidate> = Vec::new();
+    let bases: Vec<u64> = bases.into_iter().collect();
+    let mut stop_at: Option<usize> = None;
+    for (i, &base) in bases.iter().enumerate() {
+        let name = log_name(base);
+        let log = storage
+            .open(&name, OpenMode::Existing)
+            .map_err(io_err("open", &name))?;
+        let len = log.len().map_err(io_err("stat", &name))?;
+        let expected = kept.last().map_or(0, |c| c.stats.next_offset);
+        if base < expected {
+            tracing::warn!(segment = base, expected, "segment overlaps its predecessor");
+            stop_at = Some(i);
+            break;
+        }
+        let trust = trusted
+            .get(&base)
+            .copied()
+            .filter(|t| !cfg.verify_on_open && t.size <= len)
+            .unwrap_or_else(|| Stats::empty(base));
+        let mut stats = trust;
+        let mut tail = Vec::new();
+        let (end, stopped) = scan(
+            log.as_ref(),
+            trust.size,
+            len,
+            trust.next_offset,
+            max_batch,
+            true,
+            |pos, f| {
+                stats.add(f, f.total_len());
+                tail.push((pos, *f));
+            },
+        )
+        .map_err(io_err("scan", &name))?;
+        if end < len {
+            let reason = match &stopped {
+                Some(ScanStop::Invalid { reason }) => reason.clone(),
+                None => "trailing bytes".into(),
+            };
+            tracing::warn!(
+                segment = base,
+                position = end,
+                dropped_bytes = len - end,
+                %reason,
+                "truncating torn or corrupt tail"
+            );
+            log.set_len(end).map_err(io_err("truncate", &name))?;
+            changed = true;
+        }
+        if !tail.is_empty() {
+            changed = true;
+        }
+        kept.push(Candidate {
+            base,
+            log,
+            trusted: trust,
+            stats,
+            tail,
+        });
+        if stopped.is_some() {
+            stop_at = Some(i + 1);
+            break;
+        }
+    }
+    if let Some(from) = stop_at {
+        for &base in &bases[from..] {
+            tracing::warn!(segment = base, "deleting segment after a corrupt batch");
+            for name in [log_name(base), index_name(base), time_index_name(base)] {
+                remove_if_exists(storage, &name)?;
+            }
+            changed = true;
+        }
+    }
+    // Empty segments other than the last carry nothing; drop them.
+    let last = kept.len().saturating_sub(1);
+    let mut segments_in = Vec::with_capacity(kept.len());
+    for (i, c) in kept.into_iter().enumerate() {
+        if c.stats.size == 0 && i != last {
+            for name in [
+                log_name(c.base),
+                index_name(c.base),
+                time_index_name(c.base),
+            ] {
+                remove_if_exists(storage, &name)?;
+            }
+            changed = true;
+        } else {
+            segments_in.push(c);
+        }
+    }
+
+    if segments_in.is_empty() {
+        let base = trusted.values().map(|s| s.next_offset).max().unwrap_or(0);
+        let seg = Segment::create(storage, base, cfg.index_max_bytes)
+            .map_err(io_err("create", log_name(base)))?;
+        storage.sync_dir().map_err(io_err("sync", "."))?;
+        return Ok(Recovered {
+            segments: vec![Arc::new(seg)],
+            cursor: IndexCursor::fresh(),
+            changed: true,
+        });
+    }
+
+    let n = segments_in.len();
+    let mut segments = Vec::with_capacity(n);
+    let mut cursor = IndexCursor::fresh();
+    for (i, c) in segments_in.into_iter().enumerate() {
+        let active = i + 1 == n;
+        let (seg, cur, rebuilt) = open_indexes(storage, cfg, c, active)?;
+        changed |= rebuilt;
+        if active {
+            cursor = cur;
+        }
+        segments.push(Arc::new(seg));
+    }
+    if changed {
+        for s in &segments {
+            s.sync_all()
+                .map_err(io_err("sync", log_name(s.base_offset)))?;
+        }
+        storage.sync_dir().map_err(io_err("sync", "."))?;
+    }
+    Ok(Recovered {
+        segments,
+        cursor,
+        changed,
+    })
+}
+
+/// Whether the offset index entry `(rel, pos)` points at a batch header with offset base+rel.
+fn entry_points_at_batch(log: &dyn StorageFile, base: u64, rel: u32, pos: u32) -> bool {
+    let mut head = [0u8; 8];
+    log.read_at(&mut head, u64::from(pos)).is_ok()
+        && u64::from_le_bytes(head) == base + u64::from(rel)
+}
+
+/// Opens (or rebuilds) a recovered segment's indexes and assembles the segment.
+fn open_indexes(
+    storage: &dyn Storage,
+    cfg: &LogConfig,
+    c: Candidate,
+    active: bool,
+) -> Result<(Segment, IndexCursor, bool), OpenError> {
+    let base = c.base;
+    let capacity = active.then_some(cfg.index_max_bytes);
+    let idx_name = index_name(base);
+    let time_name = time_index_name(base);
+    let idx_file = storage
+        .open(&idx_name, OpenMode::Create)
+        .map_err(io_err("open", &idx_name))?;
+    let time_file = storage
+        .open(&time_name, OpenMode::Create)
+        .map_err(io_err("open", &time_name))?;
+    let mut index = OffsetIndex(
+        IndexFile::open(idx_file, OFFSET_ENTRY, capacity).map_err(io_err("open", &idx_name))?,
+    );
+    let mut time_index = TimeIndex(
+        IndexFile::open(time_file, TIME_ENTRY, capacity).map_err(io_err("open", &time_name))?,
+    );
+    let interval = u64::from(cfg.index_interval_bytes);
+    let trusted = c.trusted;
+    let idx_err = io_err("index", &idx_name);
+
+    // Keep the entries that describe the trusted prefix, if they pass the sanity check.
+    let r: io::Result<bool> = (|| {
+        index.truncate_to_position(trusted.size)?;
+        time_index.truncate_to_rel(trusted.next_offset - base)?;
+        let sane = index.validate(trusted.size)
+            && time_index.validate(trusted.next_offset - base)
+            && time_index
+                .last()
+                .is_none_or(|(ts, _)| ts <= trusted.max_timestamp)
+            && index
+                .last()
+                .is_none_or(|(rel, pos)| entry_points_at_batch(c.log.as_ref(), base, rel, pos));
+        Ok(sane)
+    })();
+    let sane = r.map_err(idx_err)?;
+    let mut rebuilt = false;
+    let mut cursor = IndexCursor::fresh();
+    let r: io::Result<()> = (|| {
+        if sane {
+            cursor.bytes_since_entry = trusted.size - index.last().map_or(0, |(_, p)| u64::from(p));
+            cursor.max_timestamp = if trusted.record_count == 0 {
+                i64::MIN
+            } else {
+                trusted.max_timestamp
+            };
+        } else {
+            tracing::warn!(segment = base, "index failed its sanity check; rebuilding");
+            rebuilt = true;
+            index.0.truncate(0)?;
+            time_index.0.truncate(0)?;
+            let mut err = None;
+            scan(
+                c.log.as_ref(),
+                0,
+                trusted.size,
+                base,
+                cfg.max_batch_bytes,
+                false,
+                |pos, f| {
+                    if let Err(e) =
+                        cursor.observe(base, &mut index, &mut time_index, pos, f, interval)
+                    {
+                        err.get_or_insert(e);
+                    }
+                },
+            )?;
+            if let Some(e) = err {
+                return Err(e);
+            }
+        }
+        for (pos, f) in &c.tail {
+            cursor.observe(base, &mut index, &mut time_index, *pos, f, interval)?;
+        }
+        if !active {
+            index.0.trim()?;
+            time_index.0.trim()?;
+        }
+        Ok(())
+    })();
+    r.map_err(io_err("index", &idx_name))?;
+    let seg = Segment::assemble(c.log, index, time_index, c.stats, base);
+    Ok((seg, cursor, rebuilt))
+}
+
+/// The checkpoint entries describing `segments` fully (used right after recovery).
+pub(crate) fn entries_for(segments: &[Arc<Segment>]) -> Vec<Entry> {
+    segments
+        .iter()
+        .map(|s| Entry {
+            base_offset: s.base_offset,
+            stats: s.stats(),
+        })
+        .collect()
+}

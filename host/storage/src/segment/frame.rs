@@ -1,0 +1,110 @@
+//! The fixed 67-byte batch header as the log sees it: enough to frame, validate and index a
+//! batch without decoding its records. Parsing and CRC checks are the batch module's
+//! ([`crate::batch`]); this is the log's compact copy of the fields it uses.
+
+use crate::batch::{BatchError, BatchLimits, parse_header_with_limits, verify_crc};
+use thiserror::Error;
+
+pub use crate::batch::{HEADER_LEN, LENGTH_PREFIX as LOG_OVERHEAD, MIN_BATCH_LENGTH};
+/// The CRC covers bytes from here to the end of the batch.
+const CRC_START: usize = 21;
+/// Attribute bit: the log sets the timestamps at append time.
+pub const LOG_APPEND_TIME: u16 = 1 << 3;
+
+/// Why bytes are not a well-formed batch.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The header (or CRC) is invalid, per the batch format.
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    /// The buffer holds more or fewer bytes than `batch_length` announces.
+    #[error("batch_length announces {announced} bytes in total, buffer has {actual}")]
+    LengthMismatch {
+        /// `12 + batch_length`.
+        announced: u64,
+        /// Buffer length.
+        actual: u64,
+    },
+}
+
+/// The header fields the log needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    /// First offset of the batch.
+    pub base_offset: u64,
+    /// Bytes after the length field.
+    pub batch_length: u32,
+    /// CRC32C stored in the header.
+    pub crc: u32,
+    /// Attribute bits.
+    pub attributes: u16,
+    /// Codec table reference (0 when uncompressed).
+    pub codec_ref: u16,
+    /// `last offset - base offset`.
+    pub last_offset_delta: u32,
+    /// Timestamp of the first record, ms.
+    pub first_timestamp: i64,
+    /// Largest record timestamp, ms.
+    pub max_timestamp: i64,
+    /// Number of records.
+    pub record_count: u32,
+}
+
+impl Frame {
+    /// Parses and checks the header at the start of `buf` (at least [`HEADER_LEN`] bytes) with
+    /// the batch module's validation. Does not check the CRC. Cost: a few loads.
+    pub fn parse(buf: &[u8], max_batch_length: u32) -> Result<Self, FrameError> {
+        let limits = BatchLimits {
+            max_batch_length,
+            ..BatchLimits::default()
+        };
+        let h = parse_header_with_limits(buf, &limits)?;
+        Ok(Self {
+            base_offset: h.base_offset(),
+            batch_length: h.batch_length(),
+            crc: h.crc(),
+            attributes: h.attributes().bits(),
+            codec_ref: h.codec_ref(),
+            last_offset_delta: h.last_offset_delta(),
+            first_timestamp: h.first_timestamp(),
+            max_timestamp: h.max_timestamp(),
+            record_count: h.record_count(),
+        })
+    }
+
+    /// Total bytes of the batch on disk, header included.
+    pub fn total_len(&self) -> u64 {
+        LOG_OVERHEAD as u64 + u64::from(self.batch_length)
+    }
+
+    /// Offset of the last record.
+    pub fn last_offset(&self) -> u64 {
+        self.base_offset
+            .saturating_add(u64::from(self.last_offset_delta))
+    }
+
+    /// Whether the batch is compressed with a codec from the codec table.
+    pub fn is_compressed(&self) -> bool {
+        self.attributes & 0b11 == 1
+    }
+
+    /// Checks the CRC of the whole batch `bytes` (exactly [`total_len`](Self::total_len) long).
+    /// Cost: one CRC32C pass (hardware accelerated, several GB/s).
+    pub fn verify_crc(&self, bytes: &[u8]) -> Result<(), FrameError> {
+        Ok(verify_crc(bytes)?)
+    }
+}
+
+/// Writes `base_offset` into a batch in place (not covered by the CRC).
+pub fn set_base_offset(bytes: &mut [u8], base_offset: u64) {
+    bytes[..8].copy_from_slice(&base_offset.to_le_bytes());
+}
+
+/// Sets both timestamps to `time_ms` and recomputes the CRC (log-append-time batches).
+pub fn set_log_append_time(bytes: &mut [u8], time_ms: i64) {
+    bytes[29..37].copy_from_slice(&time_ms.to_le_bytes());
+    bytes[37..45].copy_from_slice(&time_ms.to_le_bytes());
+    let crc = crc32c::crc32c(&bytes[CRC_START..]);
+    bytes[17..21].copy_from_slice(&crc.to_le_bytes());
+}

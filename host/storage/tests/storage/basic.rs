@@ -1,0 +1,154 @@
+//! Append, read, roll, timestamps, segments and the codec table on a healthy log.
+
+use super::common::*;
+use distlog_storage::io::FsStorage;
+use distlog_storage::io::Storage;
+use distlog_storage::{AppendError, LogConfig, ReadError, SyncPolicy};
+use std::sync::Arc;
+
+#[test]
+fn append_assigns_consecutive_offsets_and_reads_back() {
+    let (_m, s) = mem();
+    let log = open(&s, &small_config());
+    let mut expected = Vec::new();
+    for i in 0..50u32 {
+        let mut b = batch(1 + i % 4, 1000 + i64::from(i), 40, u64::from(i));
+        let info = log.append(&mut b).unwrap();
+        assert_eq!(
+            info.base_offset,
+            expected
+                .last()
+                .map_or(0, |(_, l, _): &(u64, u64, Vec<u8>)| l + 1)
+        );
+        assert_eq!(info.last_offset, info.base_offset + u64::from(i % 4));
+        expected.push((info.base_offset, info.last_offset, b));
+    }
+    assert!(log.segments().len() > 1, "4 KiB segments must have rolled");
+    assert_eq!(log.log_end_offset(), expected.last().unwrap().1 + 1);
+    assert_eq!(read_all(&log), expected);
+    // Reading from an offset inside a batch returns that whole batch first.
+    let (base, last, bytes) = &expected[10];
+    assert!(last > base);
+    let f = log.read(base + 1, 1).unwrap();
+    assert_eq!(
+        f.batch_count, 1,
+        "at least one whole batch even beyond max_bytes"
+    );
+    assert_eq!(&f.bytes, bytes);
+    assert_eq!(f.next_offset, last + 1);
+}
+
+#[test]
+fn read_out_of_range_names_the_valid_range() {
+    let (_m, s) = mem();
+    let log = open(&s, &small_config());
+    log.append(&mut batch(3, 1, 10, 0)).unwrap();
+    match log.read(4, 100) {
+        Err(ReadError::OffsetOutOfRange {
+            requested,
+            start,
+            end,
+        }) => {
+            assert_eq!((requested, start, end), (4, 0, 3));
+        }
+        other => panic!("expected out of range, got {other:?}"),
+    }
+    let at_end = log.read(3, 100).unwrap();
+    assert_eq!((at_end.batch_count, at_end.next_offset), (0, 3));
+}
+
+#[test]
+fn reopen_on_real_files_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let s: Arc<dyn Storage> = Arc::new(FsStorage::create(dir.path()).unwrap());
+    let mut config = small_config();
+    config.sync = SyncPolicy::EveryBatch;
+    let log = open(&s, &config);
+    let mut expected = Vec::new();
+    for i in 0..40u32 {
+        let mut b = batch(2, i64::from(i) * 10, 100, u64::from(i));
+        let info = log.append(&mut b).unwrap();
+        expected.push((info.base_offset, info.last_offset, b));
+    }
+    log.close().unwrap();
+    assert!(matches!(
+        log.append(&mut batch(1, 0, 1, 0)),
+        Err(AppendError::Closed)
+    ));
+    drop(log);
+    let log = open(&s, &config);
+    assert_eq!(read_all(&log), expected);
+    let info = log.append(&mut batch(1, 5000, 10, 9)).unwrap();
+    assert_eq!(info.base_offset, 80);
+    // Names are 20-digit base offsets.
+    let names = s.list().unwrap();
+    assert!(names.iter().any(|n| n == "00000000000000000000.log"));
+    assert!(names.iter().any(|n| n == "00000000000000000000.timeindex"));
+}
+
+#[test]
+fn offset_for_timestamp_finds_first_batch_at_or_after() {
+    let (_m, s) = mem();
+    let log = open(&s, &small_config());
+    let mut bases = Vec::new();
+    for i in 0..100i64 {
+        let info = log.append(&mut batch(2, i * 100, 30, 0)).unwrap();
+        bases.push(info.base_offset);
+    }
+    assert_eq!(log.offset_for_timestamp(-5).unwrap(), Some(0));
+    // Batch i has timestamps i*100 and i*100+1.
+    assert_eq!(log.offset_for_timestamp(4201).unwrap(), Some(bases[42]));
+    assert_eq!(log.offset_for_timestamp(4202).unwrap(), Some(bases[43]));
+    assert_eq!(log.offset_for_timestamp(99 * 100 + 2).unwrap(), None);
+}
+
+#[test]
+fn segments_describe_the_log_and_delete_advances_start() {
+    let (_m, s) = mem();
+    let log = open(&s, &small_config());
+    for i in 0..60i64 {
+        log.append(&mut batch(1, i, 100, 0)).unwrap();
+    }
+    let segs = log.segments();
+    assert!(segs.len() >= 3);
+    assert!(segs.last().unwrap().active);
+    assert!(segs[..segs.len() - 1].iter().all(|s| !s.active));
+    for w in segs.windows(2) {
+        assert_eq!(w[0].last_offset + 1, w[1].base_offset);
+    }
+    assert_eq!(segs.iter().map(|s| s.record_count).sum::<u64>(), 60);
+    assert_eq!(segs[0].first_timestamp, 0);
+    let active = segs.last().unwrap().base_offset;
+    assert!(log.delete_segments(&[active]).is_err());
+    let deleted = log
+        .delete_segments(&[segs[0].base_offset, segs[1].base_offset])
+        .unwrap();
+    assert_eq!(deleted.len(), 2);
+    assert_eq!(log.log_start_offset(), segs[2].base_offset);
+    assert!(matches!(
+        log.read(0, 10),
+        Err(ReadError::OffsetOutOfRange { .. })
+    ));
+    let f = log.read(segs[2].base_offset, 10).unwrap();
+    assert_eq!(f.batch_count, 1);
+}
+
+#[test]
+fn codec_table_is_idempotent_and_persistent() {
+    let (_m, s) = mem();
+    let log = open(&s, &LogConfig::default());
+    let a = log.register_codec("lz4", [1; 32]).unwrap();
+    let b = log.register_codec("zstd", [2; 32]).unwrap();
+    assert_eq!((a, b), (1, 2));
+    assert_eq!(log.register_codec("lz4", [1; 32]).unwrap(), 1);
+    assert_eq!(
+        log.register_codec("lz4", [3; 32]).unwrap(),
+        3,
+        "new version, new id"
+    );
+    drop(log);
+    let log = open(&s, &LogConfig::default());
+    assert_eq!(log.codecs().len(), 3);
+    assert_eq!(log.codec(2).unwrap().name, "zstd");
+    assert!(log.codec(0).is_none());
+}
