@@ -4,4 +4,11 @@ mod storage {
     pub mod common;
 
     mod basic;
+    mod concurrent;
+    mod corrupt;
+    mod crash;
+    mod enospc;
+    #[cfg(feature = "failpoints")]
+    mod failpoints;
+    mod model;
 }

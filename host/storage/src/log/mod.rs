@@ -317,7 +317,7 @@ impl Log {
         if self.closed.load(Ordering::Acquire) {
             return Err(AppendError::Closed);
         }
-        let rolled = self.maybe_roll(&mut w, &frame, now)?;
+        let rolled = self.maybe_roll(&mut w, Some(&frame), now)?;
         let base = w.stats.next_offset;
         set_base_offset(batch, base);
         frame.base_offset = base;
@@ -392,22 +392,20 @@ impl Log {
         Ok(info)
     }
 
-    /// Rolls the active segment if the incoming batch calls for it. Called under the writer lock;
-    /// does no fsync (the sealed segment is synced by the next sync).
-    fn maybe_roll(&self, w: &mut Writer, frame: &Frame, now: i64) -> Result<bool, AppendError> {
+    /// Rolls the active segment if the incoming batch calls for it (`None`: roll anyway).
+    /// Called under the writer lock; does no fsync (the next sync covers the sealed segment).
+    fn maybe_roll(
+        &self,
+        w: &mut Writer,
+        incoming: Option<&Frame>,
+        now: i64,
+    ) -> Result<bool, AppendError> {
         if w.stats.size == 0 {
             return Ok(false);
         }
-        let too_big = w.stats.size + frame.total_len() > self.config.segment_bytes;
-        let too_old = self.config.segment_ms.is_some_and(|ms| {
-            now.saturating_sub(w.created_ms) >= i64::try_from(ms).unwrap_or(i64::MAX)
-        });
-        let rel_end =
-            w.stats.next_offset - w.active.base_offset + u64::from(frame.last_offset_delta);
-        let offsets_full = rel_end > u64::from(u32::MAX);
-        let index_full =
-            w.active.index.read().0.is_full() || w.active.time_index.read().0.is_full();
-        if !(too_big || too_old || offsets_full || index_full) {
+        if let Some(frame) = incoming
+            && !self.roll_due(w, frame, now)
+        {
             return Ok(false);
         }
         crate::failpoint::hit("segment::roll").map_err(write_error)?;
@@ -434,6 +432,19 @@ impl Log {
         st.sealed.push(old);
         st.dir_dirty = true;
         Ok(true)
+    }
+
+    fn roll_due(&self, w: &Writer, frame: &Frame, now: i64) -> bool {
+        let too_big = w.stats.size + frame.total_len() > self.config.segment_bytes;
+        let too_old = self.config.segment_ms.is_some_and(|ms| {
+            now.saturating_sub(w.created_ms) >= i64::try_from(ms).unwrap_or(i64::MAX)
+        });
+        let rel_end =
+            w.stats.next_offset - w.active.base_offset + u64::from(frame.last_offset_delta);
+        let offsets_full = rel_end > u64::from(u32::MAX);
+        let index_full =
+            w.active.index.read().0.is_full() || w.active.time_index.read().0.is_full();
+        too_big || too_old || offsets_full || index_full
     }
 
     fn sync_and_checkpoint_after_roll(&self) {
@@ -634,34 +645,13 @@ impl Log {
         if w.stats.size == 0 {
             return Ok(false);
         }
-        let now = self.clock.now_ms();
-        let saved = w.created_ms;
-        // Age 0 means "too old" for any segment_ms; emulate with a forced roll.
-        w.created_ms = i64::MIN;
-        let cfg_has_age = self.config.segment_ms.is_some();
-        let rolled = if cfg_has_age {
-            self.maybe_roll(&mut w, &empty_frame(), now)
-        } else {
-            self.force_roll(&mut w, now)
-        };
-        if !matches!(rolled, Ok(true)) {
-            w.created_ms = saved;
-        }
+        let rolled = self.maybe_roll(&mut w, None, self.clock.now_ms());
         drop(w);
         let rolled = rolled?;
         if rolled {
             self.sync_and_checkpoint_after_roll();
         }
         Ok(rolled)
-    }
-
-    fn force_roll(&self, w: &mut Writer, now: i64) -> Result<bool, AppendError> {
-        let frame = Frame {
-            batch_length: u32::MAX,
-            ..empty_frame()
-        };
-        // A frame of 4 GiB exceeds any segment_bytes, so maybe_roll rolls.
-        self.maybe_roll(w, &frame, now)
     }
 
     /// Deletes the given segments (by base offset; unknown ones are ignored) and returns the
@@ -759,20 +749,6 @@ impl Drop for Log {
     }
 }
 
-fn empty_frame() -> Frame {
-    Frame {
-        base_offset: 0,
-        batch_length: 0,
-        crc: 0,
-        attributes: 0,
-        codec_ref: 0,
-        last_offset_delta: 0,
-        first_timestamp: 0,
-        max_timestamp: 0,
-        record_count: 0,
-    }
-}
-
 fn write_error(e: std::io::Error) -> AppendError {
     if is_no_space(&e) {
         AppendError::NoSpace(e)
@@ -863,13 +839,40 @@ impl LogSnapshot {
     }
 
     /// Position and frame of the first batch in `seg` whose last offset is >= `offset`.
+    /// Starts at the offset index's position; if the index turns out to be wrong (no batch
+    /// header there, or one past `offset`), falls back to scanning the segment from its start.
     fn find_batch(
         &self,
         seg: &Segment,
         offset: u64,
         limit: u64,
     ) -> Result<Option<(u64, Frame)>, ReadError> {
-        let mut pos = seg.position_for(offset);
+        let hinted = seg.position_for(offset);
+        match self.walk_to(seg, offset, hinted, limit) {
+            Ok(Some((pos, frame)))
+                if pos > hinted || frame.base_offset <= offset || hinted == 0 =>
+            {
+                Ok(Some((pos, frame)))
+            }
+            Ok(None) => Ok(None),
+            Ok(Some(_)) | Err(ReadError::Corrupt { .. }) if hinted > 0 => {
+                tracing::warn!(
+                    segment = seg.base_offset,
+                    "offset index entry is wrong; scanning"
+                );
+                self.walk_to(seg, offset, 0, limit)
+            }
+            other => other,
+        }
+    }
+
+    fn walk_to(
+        &self,
+        seg: &Segment,
+        offset: u64,
+        mut pos: u64,
+        limit: u64,
+    ) -> Result<Option<(u64, Frame)>, ReadError> {
         let mut reader = ChunkReader::new(seg.log.as_ref(), limit, 16 * 1024);
         while pos < limit {
             let head = reader.get(pos, HEADER_LEN)?;

@@ -7,8 +7,9 @@
 //!    right offset). Nothing else of a checkpointed segment is read.
 //! 3. Everything after the prefix (or the whole segment, without a checkpoint entry or with
 //!    `verify_on_open`) is validated batch by batch: header, length, CRC, offset monotonicity.
-//!    At the first invalid batch the segment is truncated there and every later segment is
-//!    deleted, each with a warning naming what was dropped.
+//!    At the first invalid batch the segment is truncated there, with a warning naming what was
+//!    dropped. Later segments are validated on their own (offsets must keep increasing; a segment
+//!    overlapping its predecessor is deleted).
 //! 4. Index entries beyond the valid data are dropped and the tail re-indexed; an index that
 //!    fails the sanity check is rebuilt from its segment's headers.
 //! 5. Repaired or scanned data is synced before the log is used, so the new recovery point is
@@ -110,8 +111,7 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
     let max_batch = cfg.max_batch_bytes;
     let mut kept: Vec<Candidate> = Vec::new();
     let bases: Vec<u64> = bases.into_iter().collect();
-    let mut stop_at: Option<usize> = None;
-    for (i, &base) in bases.iter().enumerate() {
+    for &base in &bases {
         let name = log_name(base);
         let log = storage
             .open(&name, OpenMode::Existing)
@@ -119,9 +119,16 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
         let len = log.len().map_err(io_err("stat", &name))?;
         let expected = kept.last().map_or(0, |c| c.stats.next_offset);
         if base < expected {
-            tracing::warn!(segment = base, expected, "segment overlaps its predecessor");
-            stop_at = Some(i);
-            break;
+            tracing::warn!(
+                segment = base,
+                expected,
+                "deleting segment that overlaps its predecessor"
+            );
+            for name in [log_name(base), index_name(base), time_index_name(base)] {
+                remove_if_exists(storage, &name)?;
+            }
+            changed = true;
+            continue;
         }
         let trust = trusted
             .get(&base)
@@ -148,6 +155,9 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
                 Some(ScanStop::Invalid { reason }) => reason.clone(),
                 None => "trailing bytes".into(),
             };
+            // A torn tail is expected only in the newest segment; in an older one it means
+            // damage. Either way the valid prefix is kept, and later segments are validated on
+            // their own (offsets stay increasing; a gap is possible).
             tracing::warn!(
                 segment = base,
                 position = end,
@@ -168,19 +178,6 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
             stats,
             tail,
         });
-        if stopped.is_some() {
-            stop_at = Some(i + 1);
-            break;
-        }
-    }
-    if let Some(from) = stop_at {
-        for &base in &bases[from..] {
-            tracing::warn!(segment = base, "deleting segment after a corrupt batch");
-            for name in [log_name(base), index_name(base), time_index_name(base)] {
-                remove_if_exists(storage, &name)?;
-            }
-            changed = true;
-        }
     }
     // Empty segments other than the last carry nothing; drop them.
     let last = kept.len().saturating_sub(1);

@@ -42,8 +42,11 @@ pub fn mem() -> (MemStorage, Arc<dyn Storage>) {
     (m, s)
 }
 
+/// A stored batch as tests see it: (base offset, last offset, whole batch bytes).
+pub type Stored = (u64, u64, Vec<u8>);
+
 /// (base offset, last offset, whole batch bytes) of each batch in a fetch.
-pub fn batches(f: &Fetched) -> Vec<(u64, u64, Vec<u8>)> {
+pub fn batches(f: &Fetched) -> Vec<Stored> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < f.bytes.len() {
@@ -60,7 +63,7 @@ pub fn batches(f: &Fetched) -> Vec<(u64, u64, Vec<u8>)> {
 }
 
 /// Reads the whole log from its start; returns (base, last, bytes) per batch.
-pub fn read_all(log: &Log) -> Vec<(u64, u64, Vec<u8>)> {
+pub fn read_all(log: &Log) -> Vec<Stored> {
     let mut out = Vec::new();
     let mut offset = log.log_start_offset();
     loop {
