@@ -22,11 +22,10 @@ mod error;
 pub use codecs::{CODEC_TABLE_NAME, CodecEntry};
 pub use error::{AppendError, CodecError, DeleteError, FlushError, OpenError, ReadError};
 
+use crate::batch::{set_base_offset, set_log_append_time};
 use crate::io::{Storage, is_no_space};
 use crate::recovery::{self, checkpoint};
-use crate::segment::frame::{
-    Frame, FrameError, HEADER_LEN, LOG_APPEND_TIME, set_base_offset, set_log_append_time,
-};
+use crate::segment::frame::{Frame, FrameError, HEADER_LEN, LOG_APPEND_TIME};
 use crate::segment::{ChunkReader, IndexCursor, Segment, SegmentInfo, Stats};
 use codecs::CodecTable;
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -290,8 +289,8 @@ impl Log {
 
     /// Appends one batch (bytes as built by the batch module, any base offset).
     ///
-    /// Validates header and CRC, assigns offsets by patching `base_offset` in `batch` (and the
-    /// timestamps plus CRC when the batch asks for log-append time), writes it, and returns
+    /// Validates header and CRC, assigns offsets by patching `base_offset` in `batch` (and
+    /// `max_timestamp` plus the CRC when the batch asks for log-append time), writes it, and returns
     /// once the durability policy is satisfied. On return `batch` holds the bytes as stored.
     /// Cost: one positional write, plus (EveryBatch) waiting for a shared fsync.
     pub fn append(&self, batch: &mut [u8]) -> Result<AppendInfo, AppendError> {
@@ -319,10 +318,10 @@ impl Log {
         }
         let rolled = self.maybe_roll(&mut w, Some(&frame), now)?;
         let base = w.stats.next_offset;
-        set_base_offset(batch, base);
+        set_base_offset(batch, base).map_err(FrameError::from)?;
         frame.base_offset = base;
         if frame.attributes & LOG_APPEND_TIME != 0 {
-            set_log_append_time(batch, now);
+            set_log_append_time(batch, now).map_err(FrameError::from)?;
             frame.first_timestamp = now;
             frame.max_timestamp = now;
         }

@@ -62,6 +62,8 @@ struct Candidate {
     stats: Stats,
     /// Batches found after the trusted prefix: (position, frame).
     tail: Vec<(u64, Frame)>,
+    /// Scanned or truncated: must be synced before the new checkpoint names it.
+    modified: bool,
 }
 
 /// Recovers the directory; see the module docs.
@@ -166,17 +168,16 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
                 "truncating torn or corrupt tail"
             );
             log.set_len(end).map_err(io_err("truncate", &name))?;
-            changed = true;
         }
-        if !tail.is_empty() {
-            changed = true;
-        }
+        let modified = end < len || !tail.is_empty();
+        changed |= modified;
         kept.push(Candidate {
             base,
             log,
             trusted: trust,
             stats,
             tail,
+            modified,
         });
     }
     // Empty segments other than the last carry nothing; drop them.
@@ -214,18 +215,21 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
     let mut cursor = IndexCursor::fresh();
     for (i, c) in segments_in.into_iter().enumerate() {
         let active = i + 1 == n;
+        let modified = c.modified;
         let (seg, cur, rebuilt) = open_indexes(storage, cfg, c, active)?;
         changed |= rebuilt;
         if active {
             cursor = cur;
         }
-        segments.push(Arc::new(seg));
+        let seg = Arc::new(seg);
+        // Only what recovery read or changed needs a sync; checkpointed data already had one.
+        if modified || rebuilt {
+            seg.sync_all()
+                .map_err(io_err("sync", log_name(seg.base_offset)))?;
+        }
+        segments.push(seg);
     }
     if changed {
-        for s in &segments {
-            s.sync_all()
-                .map_err(io_err("sync", log_name(s.base_offset)))?;
-        }
         storage.sync_dir().map_err(io_err("sync", "."))?;
     }
     Ok(Recovered {

@@ -6,8 +6,6 @@ use crate::batch::{BatchError, BatchLimits, parse_header_with_limits, verify_crc
 use thiserror::Error;
 
 pub use crate::batch::{HEADER_LEN, LENGTH_PREFIX as LOG_OVERHEAD, MIN_BATCH_LENGTH};
-/// The CRC covers bytes from here to the end of the batch.
-const CRC_START: usize = 21;
 /// Attribute bit: the log sets the timestamps at append time.
 pub const LOG_APPEND_TIME: u16 = 1 << 3;
 
@@ -43,7 +41,7 @@ pub struct Frame {
     pub codec_ref: u16,
     /// `last offset - base offset`.
     pub last_offset_delta: u32,
-    /// Timestamp of the first record, ms.
+    /// Timestamp of the first record, ms (`max_timestamp` for log-append time).
     pub first_timestamp: i64,
     /// Largest record timestamp, ms.
     pub max_timestamp: i64,
@@ -60,14 +58,21 @@ impl Frame {
             ..BatchLimits::default()
         };
         let h = parse_header_with_limits(buf, &limits)?;
+        let attributes = h.attributes().bits();
+        // In a log-append-time batch every record's timestamp is `max_timestamp`.
+        let first_timestamp = if attributes & LOG_APPEND_TIME != 0 {
+            h.max_timestamp()
+        } else {
+            h.first_timestamp()
+        };
         Ok(Self {
             base_offset: h.base_offset(),
             batch_length: h.batch_length(),
             crc: h.crc(),
-            attributes: h.attributes().bits(),
+            attributes,
             codec_ref: h.codec_ref(),
             last_offset_delta: h.last_offset_delta(),
-            first_timestamp: h.first_timestamp(),
+            first_timestamp,
             max_timestamp: h.max_timestamp(),
             record_count: h.record_count(),
         })
@@ -94,17 +99,4 @@ impl Frame {
     pub fn verify_crc(&self, bytes: &[u8]) -> Result<(), FrameError> {
         Ok(verify_crc(bytes)?)
     }
-}
-
-/// Writes `base_offset` into a batch in place (not covered by the CRC).
-pub fn set_base_offset(bytes: &mut [u8], base_offset: u64) {
-    bytes[..8].copy_from_slice(&base_offset.to_le_bytes());
-}
-
-/// Sets both timestamps to `time_ms` and recomputes the CRC (log-append-time batches).
-pub fn set_log_append_time(bytes: &mut [u8], time_ms: i64) {
-    bytes[29..37].copy_from_slice(&time_ms.to_le_bytes());
-    bytes[37..45].copy_from_slice(&time_ms.to_le_bytes());
-    let crc = crc32c::crc32c(&bytes[CRC_START..]);
-    bytes[17..21].copy_from_slice(&crc.to_le_bytes());
 }
