@@ -394,7 +394,8 @@ impl BatchHeader {
     pub const fn first_timestamp(&self) -> i64 {
         self.first_timestamp
     }
-    /// Largest record timestamp (or the append time for [`TimestampType::LogAppendTime`]).
+    /// Largest record timestamp; for [`TimestampType::LogAppendTime`] the append time, which is
+    /// then every record's timestamp.
     pub const fn max_timestamp(&self) -> i64 {
         self.max_timestamp
     }
@@ -504,8 +505,8 @@ pub fn set_leader_epoch(batch: &mut [u8], leader_epoch: u32) -> Result<(), Batch
 
 /// Stamps the batch at the start of `batch` with the broker's append time: sets the timestamp
 /// type to [`TimestampType::LogAppendTime`] and `max_timestamp` to `append_time`, then re-seals
-/// the CRC (both fields are covered by it). Record timestamps keep the producer's values; readers
-/// of a log-append-time batch use `max_timestamp` for every record.
+/// the CRC (both fields are covered by it). Decoders then report `append_time` as every record's
+/// timestamp; the stored deltas are left alone.
 ///
 /// The CRC is verified before it is replaced, so a corrupt batch is never re-sealed as valid.
 /// Cost: two CRC passes over the batch; no allocation.

@@ -6,7 +6,7 @@
 //!  header count varint | (header key length varint | utf-8 key | header value length varint | value)*`
 
 use super::varint::{Reader, put_varlong, varlong_len};
-use super::{BatchError, BatchHeader, MIN_RECORD_LEN};
+use super::{BatchError, BatchHeader, MIN_RECORD_LEN, TimestampType};
 
 /// One record as a producer sends it and a consumer receives it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -211,7 +211,9 @@ impl<'a> RecordRef<'a> {
     pub const fn offset_delta(&self) -> u32 {
         self.offset_delta
     }
-    /// Absolute timestamp (ms since the Unix epoch): first timestamp + delta, wrapping.
+    /// Timestamp in ms since the Unix epoch: the batch's first timestamp + this record's delta
+    /// (wrapping), or for a log-append-time batch the batch's `max_timestamp` (the append time),
+    /// as in Kafka.
     pub const fn timestamp(&self) -> i64 {
         self.timestamp
     }
@@ -347,6 +349,8 @@ pub struct RecordIter<'a> {
     reader: Reader<'a>,
     base_offset: u64,
     first_timestamp: i64,
+    /// `Some(max_timestamp)` for a log-append-time batch: every record's timestamp.
+    append_time: Option<i64>,
     last_offset_delta: u32,
     record_count: u32,
     found: u32,
@@ -369,6 +373,10 @@ impl<'a> RecordIter<'a> {
             reader: Reader::new(payload),
             base_offset: header.base_offset(),
             first_timestamp: header.first_timestamp(),
+            append_time: match header.timestamp_type() {
+                TimestampType::CreateTime => None,
+                TimestampType::LogAppendTime => Some(header.max_timestamp()),
+            },
             last_offset_delta: header.last_offset_delta(),
             record_count: header.record_count(),
             found: 0,
@@ -449,7 +457,9 @@ impl<'a> RecordIter<'a> {
             // Cannot overflow: the header checked base_offset + last_offset_delta.
             offset: self.base_offset.saturating_add(u64::from(delta)),
             offset_delta: delta,
-            timestamp: self.first_timestamp.wrapping_add(timestamp_delta),
+            timestamp: self
+                .append_time
+                .unwrap_or(self.first_timestamp.wrapping_add(timestamp_delta)),
             key,
             value,
             header_count,
@@ -505,6 +515,8 @@ impl<'a> Iterator for RecordIter<'a> {
 }
 
 impl std::iter::FusedIterator for RecordIter<'_> {}
+
+impl std::iter::FusedIterator for HeaderIter<'_> {}
 
 /// Decodes and copies out every record of `payload`, the uncompressed records of the batch
 /// described by `header`. All-or-nothing: any invalid byte fails the whole call.
