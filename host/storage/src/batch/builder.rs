@@ -2,7 +2,7 @@
 //! ([`encode_batch`]).
 
 use super::header::{seal_crc, write_header};
-use super::record::{RecordParts, encode_record_into};
+use super::record::{RecordParts, encode_record_into, parts_of};
 use super::{
     BatchError, BatchLimits, BatchMeta, Compression, HEADER_LEN, LENGTH_PREFIX, Record, RecordRef,
     TimestampType, parse_header_with_limits,
@@ -159,7 +159,7 @@ impl BatchBuilder {
     /// Appends a record at `offset_delta`, which must be greater than that of the previous
     /// record (batches have gaps only after compaction).
     pub fn push_at(&mut self, offset_delta: u32, record: &Record) -> Result<(), BatchError> {
-        self.push_parts(offset_delta, RecordParts::of(record))
+        self.push_parts(offset_delta, parts_of(record))
     }
 
     /// Appends a borrowed record (for instance one read from another batch) at `offset_delta`.

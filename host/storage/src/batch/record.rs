@@ -68,21 +68,17 @@ pub(crate) struct RecordParts<'r, H> {
     pub(crate) headers: H,
 }
 
-impl<'r> RecordParts<'r, std::iter::Map<std::slice::Iter<'r, Header>, HeaderAsPair>> {
-    pub(crate) fn of(r: &'r Record) -> Self {
-        Self {
-            timestamp: r.timestamp,
-            key: r.key.as_deref(),
-            value: r.value.as_deref(),
-            headers: r.headers.iter().map(header_as_pair as HeaderAsPair),
-        }
+/// The parts of an owned record.
+pub(crate) fn parts_of(r: &Record) -> RecordParts<'_, impl Iterator<Item = (&str, &[u8])> + Clone> {
+    RecordParts {
+        timestamp: r.timestamp,
+        key: r.key.as_deref(),
+        value: r.value.as_deref(),
+        headers: r
+            .headers
+            .iter()
+            .map(|h| (h.key.as_str(), h.value.as_slice())),
     }
-}
-
-pub(crate) type HeaderAsPair = for<'h> fn(&'h Header) -> (&'h str, &'h [u8]);
-
-fn header_as_pair(h: &Header) -> (&str, &[u8]) {
-    (h.key.as_str(), h.value.as_slice())
 }
 
 fn len_i32(what: &'static str, len: usize) -> Result<i32, BatchError> {
@@ -183,7 +179,7 @@ pub fn encode_records(records: &[Record]) -> Result<Vec<u8>, BatchError> {
             &mut buf,
             delta,
             r.timestamp.wrapping_sub(first),
-            RecordParts::of(r),
+            parts_of(r),
         )?;
     }
     Ok(buf)
