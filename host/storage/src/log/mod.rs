@@ -339,10 +339,13 @@ impl Log {
             }
             return Err(write_error(e));
         }
-        {
+        let interval = u64::from(self.config.index_interval_bytes);
+        if !w.cursor.entry_due(pos, interval) {
+            // No index entry for this batch: no index lock, readers are never in the way.
+            w.cursor.advance(&frame);
+        } else {
             let mut index = seg.index.write();
             let mut time_index = seg.time_index.write();
-            let interval = u64::from(self.config.index_interval_bytes);
             if let Err(e) = w.cursor.observe(
                 seg.base_offset,
                 &mut index,
@@ -420,16 +423,19 @@ impl Log {
         w.cursor = IndexCursor::fresh();
         w.created_ms = now;
         w.needs_truncate = false;
+        // Queue the sealed segment for the next sync *before* publishing the new active one: a
+        // sync leader that sees the new segment as active must also find the old one queued, or
+        // its checkpoint would name an unsynced segment.
         {
-            let mut segs = self.segments.write();
-            let mut list = Vec::with_capacity(segs.len() + 1);
-            list.extend(segs.iter().cloned());
-            list.push(new);
-            *segs = Arc::new(list);
+            let mut st = self.sync.lock();
+            st.sealed.push(old);
+            st.dir_dirty = true;
         }
-        let mut st = self.sync.lock();
-        st.sealed.push(old);
-        st.dir_dirty = true;
+        let mut segs = self.segments.write();
+        let mut list = Vec::with_capacity(segs.len() + 1);
+        list.extend(segs.iter().cloned());
+        list.push(new);
+        *segs = Arc::new(list);
         Ok(true)
     }
 
@@ -951,18 +957,37 @@ impl LogSnapshot {
                 continue;
             }
             let rel = seg.rel_for_timestamp(timestamp_ms);
-            let mut pos = seg.position_for(seg.base_offset + u64::from(rel));
-            let limit = seg.committed();
-            let mut reader = ChunkReader::new(seg.log.as_ref(), limit, 16 * 1024);
-            while pos < limit {
-                let head = reader.get(pos, HEADER_LEN)?;
-                let frame =
-                    Frame::parse(head, self.max_batch).map_err(|e| Self::corrupt(seg, pos, e))?;
-                if frame.max_timestamp >= timestamp_ms {
-                    return Ok(Some(frame.base_offset));
+            let hinted = seg.position_for(seg.base_offset + u64::from(rel));
+            let found = match self.walk_to_timestamp(seg, timestamp_ms, hinted) {
+                Err(ReadError::Corrupt { .. }) if hinted > 0 => {
+                    tracing::warn!(segment = seg.base_offset, "index entry is wrong; scanning");
+                    self.walk_to_timestamp(seg, timestamp_ms, 0)?
                 }
-                pos += frame.total_len();
+                other => other?,
+            };
+            if found.is_some() {
+                return Ok(found);
             }
+        }
+        Ok(None)
+    }
+
+    fn walk_to_timestamp(
+        &self,
+        seg: &Segment,
+        timestamp_ms: i64,
+        mut pos: u64,
+    ) -> Result<Option<u64>, ReadError> {
+        let limit = seg.committed();
+        let mut reader = ChunkReader::new(seg.log.as_ref(), limit, 16 * 1024);
+        while pos < limit {
+            let head = reader.get(pos, HEADER_LEN)?;
+            let frame =
+                Frame::parse(head, self.max_batch).map_err(|e| Self::corrupt(seg, pos, e))?;
+            if frame.max_timestamp >= timestamp_ms {
+                return Ok(Some(frame.base_offset));
+            }
+            pos += frame.total_len();
         }
         Ok(None)
     }

@@ -241,6 +241,17 @@ impl IndexCursor {
         }
     }
 
+    /// Whether the batch about to be written at `pos` gets index entries.
+    pub(crate) fn entry_due(&self, pos: u64, interval: u64) -> bool {
+        pos > 0 && self.bytes_since_entry >= interval
+    }
+
+    /// Accounts for a batch that gets no index entry (see [`entry_due`](Self::entry_due)).
+    pub(crate) fn advance(&mut self, f: &Frame) {
+        self.bytes_since_entry += f.total_len();
+        self.max_timestamp = self.max_timestamp.max(f.max_timestamp);
+    }
+
     /// Accounts for the batch `f` written at `pos`, adding index entries when `interval` bytes
     /// have passed since the last one. `Ok(false)` when an index is full (the writer rolls).
     pub(crate) fn observe(
@@ -252,19 +263,22 @@ impl IndexCursor {
         f: &Frame,
         interval: u64,
     ) -> io::Result<bool> {
-        let mut room = true;
-        if pos > 0 && self.bytes_since_entry >= interval {
-            self.bytes_since_entry = 0;
-            let rel = u32::try_from(f.base_offset - base).unwrap_or(u32::MAX);
-            let pos32 = u32::try_from(pos).unwrap_or(u32::MAX);
-            crate::failpoint::hit("index::grow")?;
-            room &= index.push(rel, pos32)?;
-            if room && self.max_timestamp > time_index.last().map_or(i64::MIN, |e| e.0) {
-                room &= time_index.push(self.max_timestamp, rel)?;
-            }
+        let due = self.entry_due(pos, interval);
+        let max_before = self.max_timestamp;
+        // Account for the batch first: even if writing an entry fails, the running maximum must
+        // include it, or a later time index entry would understate it.
+        self.advance(f);
+        if !due {
+            return Ok(true);
         }
-        self.bytes_since_entry += f.total_len();
-        self.max_timestamp = self.max_timestamp.max(f.max_timestamp);
+        self.bytes_since_entry = f.total_len();
+        let rel = u32::try_from(f.base_offset - base).unwrap_or(u32::MAX);
+        let pos32 = u32::try_from(pos).unwrap_or(u32::MAX);
+        crate::failpoint::hit("index::grow")?;
+        let mut room = index.push(rel, pos32)?;
+        if room && max_before > time_index.last().map_or(i64::MIN, |e| e.0) {
+            room &= time_index.push(max_before, rel)?;
+        }
         Ok(room)
     }
 }

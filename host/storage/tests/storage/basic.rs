@@ -233,3 +233,29 @@ fn compressed_batches_must_name_a_registered_codec() {
     assert_eq!(log.register_codec("identity", [9; 32]).unwrap(), 1);
     log.append(&mut b).unwrap();
 }
+
+#[test]
+fn interval_policy_syncs_in_the_background() {
+    let (_m, s) = mem();
+    let mut cfg = small_config();
+    cfg.sync = SyncPolicy::IntervalMs(1);
+    let log = open(&s, &cfg);
+    for i in 0..20 {
+        log.append(&mut batch(1, i, 10, 0)).unwrap();
+    }
+    let end = log.log_end_offset();
+    // Await the flusher thread (a guard, not a timing assertion: it normally takes ~1 ms).
+    let guard = std::time::Instant::now();
+    while log.synced_offset() < end {
+        assert!(guard.elapsed().as_secs() < 60, "flusher never synced");
+        std::thread::yield_now();
+    }
+    log.close().unwrap();
+}
+
+#[test]
+fn log_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<distlog_storage::Log>();
+    assert_send_sync::<distlog_storage::LogSnapshot>();
+}
