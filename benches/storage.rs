@@ -46,8 +46,8 @@ fn scale() -> Scale {
         }
     } else {
         Scale {
-            unsynced_bytes: 256 << 20,
-            synced_batches: 150,
+            unsynced_bytes: 128 << 20,
+            synced_batches: 100,
             group_secs: 3.0,
             recovery_bytes: 1 << 30,
             reads: 20_000,
@@ -135,11 +135,11 @@ fn append_throughput(s: &Scale, dir: &Path) -> Result<()> {
                     (s.unsynced_bytes / batch.len() as u64).max(1)
                 };
                 let bytes = count * batch.len() as u64;
-                // Alternate baseline and log twice and keep the best of each, to damp noise
-                // from writeback of the previous run.
+                // Alternate baseline and log three times and keep the best of each, to damp
+                // noise from writeback of the previous run and from other processes.
                 let mut raw = Duration::MAX;
                 let mut log = Duration::MAX;
-                for _ in 0..2 {
+                for _ in 0..3 {
                     raw = raw.min(raw_write(dir, &batch, count, sync)?);
                     log = log.min(log_append(dir, &batch, count, sync)?);
                 }

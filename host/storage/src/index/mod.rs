@@ -155,6 +155,19 @@ impl IndexFile {
         Ok(())
     }
 
+    /// Extends the file (zero-filled) to at least `capacity` bytes so entries can be added, e.g.
+    /// to rebuild a sealed segment's trimmed or missing index. Cost: one `ftruncate`, a remap.
+    pub(crate) fn reserve(&mut self, capacity: u64) -> io::Result<()> {
+        let capacity = capacity - capacity % self.entry_size as u64;
+        if (self.buf.bytes().len() as u64) >= capacity {
+            return Ok(());
+        }
+        self.buf = Buf::Mem(Vec::new());
+        self.file.set_len(capacity)?;
+        self.buf = load(&self.file, capacity)?;
+        Ok(())
+    }
+
     /// Makes the entries durable (msync + fsync). Expensive; done once when a segment is sealed.
     pub(crate) fn sync(&self) -> io::Result<()> {
         if let Buf::Map(m) = &self.buf {

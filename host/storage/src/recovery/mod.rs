@@ -20,7 +20,7 @@ pub mod checkpoint;
 use crate::index::{IndexFile, OFFSET_ENTRY, OffsetIndex, TIME_ENTRY, TimeIndex};
 use crate::io::{OpenMode, Storage, StorageFile};
 use crate::log::{LogConfig, OpenError};
-use crate::segment::frame::Frame;
+use crate::segment::frame::LOG_OVERHEAD;
 use crate::segment::{
     IndexCursor, ScanStop, Segment, Stats, index_name, log_name, parse_name, scan, time_index_name,
 };
@@ -60,8 +60,8 @@ struct Candidate {
     trusted: Stats,
     /// Valid data after scanning.
     stats: Stats,
-    /// Batches found after the trusted prefix: (position, frame).
-    tail: Vec<(u64, Frame)>,
+    /// Whether any batch was found after the trusted prefix.
+    has_tail: bool,
     /// Scanned or truncated: must be synced before the new checkpoint names it.
     modified: bool,
 }
@@ -138,7 +138,7 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
             .filter(|t| !cfg.verify_on_open && t.size <= len)
             .unwrap_or_else(|| Stats::empty(base));
         let mut stats = trust;
-        let mut tail = Vec::new();
+        let mut has_tail = false;
         let (end, stopped) = scan(
             log.as_ref(),
             trust.size,
@@ -146,9 +146,9 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
             trust.next_offset,
             max_batch,
             true,
-            |pos, f| {
+            |_pos, f| {
                 stats.add(f, f.total_len());
-                tail.push((pos, *f));
+                has_tail = true;
             },
         )
         .map_err(io_err("scan", &name))?;
@@ -169,14 +169,14 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
             );
             log.set_len(end).map_err(io_err("truncate", &name))?;
         }
-        let modified = end < len || !tail.is_empty();
+        let modified = end < len || has_tail;
         changed |= modified;
         kept.push(Candidate {
             base,
             log,
             trusted: trust,
             stats,
-            tail,
+            has_tail,
             modified,
         });
     }
@@ -216,7 +216,10 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
     for (i, c) in segments_in.into_iter().enumerate() {
         let active = i + 1 == n;
         let modified = c.modified;
-        let (seg, cur, rebuilt) = open_indexes(storage, cfg, c, active)?;
+        let present = [index_name(c.base), time_index_name(c.base)]
+            .iter()
+            .all(|n| index_files.iter().any(|(_, f)| f == n));
+        let (seg, cur, rebuilt) = open_indexes(storage, cfg, c, active, present)?;
         changed |= rebuilt;
         if active {
             cursor = cur;
@@ -252,6 +255,7 @@ fn open_indexes(
     cfg: &LogConfig,
     c: Candidate,
     active: bool,
+    present: bool,
 ) -> Result<(Segment, IndexCursor, bool), OpenError> {
     let base = c.base;
     let capacity = active.then_some(cfg.index_max_bytes);
@@ -269,7 +273,6 @@ fn open_indexes(
     let mut time_index = TimeIndex(
         IndexFile::open(time_file, TIME_ENTRY, capacity).map_err(io_err("open", &time_name))?,
     );
-    let interval = u64::from(cfg.index_interval_bytes);
     let trusted = c.trusted;
     let idx_err = io_err("index", &idx_name);
 
@@ -277,7 +280,16 @@ fn open_indexes(
     let r: io::Result<bool> = (|| {
         index.truncate_to_position(trusted.size)?;
         time_index.truncate_to_rel(trusted.next_offset - base)?;
-        let sane = index.validate(trusted.size)
+        // Without an entry, the last indexed batch starts at 0. Entries are added every
+        // `index_interval_bytes`, so the prefix cannot extend further past the last entry than
+        // that plus one batch: if it does, entries are missing (a lost or truncated file).
+        let last_pos = index.last().map_or(0, |(_, p)| u64::from(p));
+        let max_gap = u64::from(cfg.index_interval_bytes)
+            + LOG_OVERHEAD as u64
+            + u64::from(cfg.max_batch_bytes);
+        let complete = (present || trusted.size == 0) && trusted.size - last_pos <= max_gap;
+        let sane = complete
+            && index.validate(trusted.size)
             && time_index.validate(trusted.next_offset - base)
             && time_index
                 .last()
@@ -298,33 +310,28 @@ fn open_indexes(
             } else {
                 trusted.max_timestamp
             };
+            if c.has_tail {
+                index.0.reserve(cfg.index_max_bytes)?;
+                time_index.0.reserve(cfg.index_max_bytes)?;
+                // Walk the validated tail's headers again (no CRC) rather than keeping every
+                // frame of a possibly huge tail in memory.
+                index_range(
+                    &c,
+                    cfg,
+                    trusted.size,
+                    &mut cursor,
+                    &mut index,
+                    &mut time_index,
+                )?;
+            }
         } else {
             tracing::warn!(segment = base, "index failed its sanity check; rebuilding");
             rebuilt = true;
             index.0.truncate(0)?;
             time_index.0.truncate(0)?;
-            let mut err = None;
-            scan(
-                c.log.as_ref(),
-                0,
-                trusted.size,
-                base,
-                cfg.max_batch_bytes,
-                false,
-                |pos, f| {
-                    if let Err(e) =
-                        cursor.observe(base, &mut index, &mut time_index, pos, f, interval)
-                    {
-                        err.get_or_insert(e);
-                    }
-                },
-            )?;
-            if let Some(e) = err {
-                return Err(e);
-            }
-        }
-        for (pos, f) in &c.tail {
-            cursor.observe(base, &mut index, &mut time_index, *pos, f, interval)?;
+            index.0.reserve(cfg.index_max_bytes)?;
+            time_index.0.reserve(cfg.index_max_bytes)?;
+            index_range(&c, cfg, 0, &mut cursor, &mut index, &mut time_index)?;
         }
         if !active {
             index.0.trim()?;
@@ -335,6 +342,46 @@ fn open_indexes(
     r.map_err(io_err("index", &idx_name))?;
     let seg = Segment::assemble(c.log, index, time_index, c.stats, base);
     Ok((seg, cursor, rebuilt))
+}
+
+/// Adds index entries for the batches in `[from, valid end)` of the candidate, walking headers.
+fn index_range(
+    c: &Candidate,
+    cfg: &LogConfig,
+    from: u64,
+    cursor: &mut IndexCursor,
+    index: &mut OffsetIndex,
+    time_index: &mut TimeIndex,
+) -> io::Result<()> {
+    let interval = u64::from(cfg.index_interval_bytes);
+    let mut err = None;
+    let mut full = false;
+    let first_offset = if from == 0 {
+        c.base
+    } else {
+        c.trusted.next_offset
+    };
+    scan(
+        c.log.as_ref(),
+        from,
+        c.stats.size,
+        first_offset,
+        cfg.max_batch_bytes,
+        false,
+        |pos, f| {
+            if full || err.is_some() {
+                cursor.advance(f);
+                return;
+            }
+            match cursor.observe(c.base, index, time_index, pos, f, interval) {
+                Ok(true) => {}
+                // A full index stays sparse past this point; lookups scan a little more.
+                Ok(false) => full = true,
+                Err(e) => err = Some(e),
+            }
+        },
+    )?;
+    err.map_or(Ok(()), Err)
 }
 
 /// The checkpoint entries describing `segments` fully (used right after recovery).
