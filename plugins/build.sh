@@ -186,7 +186,7 @@ build_c() {
     ensure_wit_bindgen
     local dir="$work/c-codec-rle"
     mkdir -p "$dir"
-    wit-bindgen c "$WIT" --world codec-plugin --out-dir "$dir" >/dev/null
+    wit-bindgen c "$WIT" --world codec-plugin --out-dir "$dir" >/dev/null 2>&1
     # -ffile-prefix-map keeps build paths out of the artifact.
     clang-19 --target=wasm32-wasi --sysroot=/usr -O2 -mexec-model=reactor \
         -ffile-prefix-map="$dir"=. -ffile-prefix-map="$HERE"=plugins \
