@@ -311,6 +311,12 @@ impl Log {
         }
         let now = self.clock.now_ms();
         let total = frame.total_len();
+        if frame.attributes & LOG_APPEND_TIME != 0 {
+            // Re-sealing the CRC costs two passes over the batch: do it outside the lock.
+            set_log_append_time(batch, now).map_err(FrameError::from)?;
+            frame.first_timestamp = now;
+            frame.max_timestamp = now;
+        }
 
         let mut w = self.writer.lock();
         if self.closed.load(Ordering::Acquire) {
@@ -320,11 +326,6 @@ impl Log {
         let base = w.stats.next_offset;
         set_base_offset(batch, base).map_err(FrameError::from)?;
         frame.base_offset = base;
-        if frame.attributes & LOG_APPEND_TIME != 0 {
-            set_log_append_time(batch, now).map_err(FrameError::from)?;
-            frame.first_timestamp = now;
-            frame.max_timestamp = now;
-        }
         let seg = w.active.clone();
         let pos = w.stats.size;
         if w.needs_truncate {
@@ -543,9 +544,15 @@ impl Log {
 
     fn maybe_checkpoint(&self) {
         let due = {
-            let st = self.sync.lock();
-            self.clock.now_ms().saturating_sub(st.last_checkpoint_ms)
-                >= i64::try_from(self.config.checkpoint_interval_ms).unwrap_or(i64::MAX)
+            let mut st = self.sync.lock();
+            let now = self.clock.now_ms();
+            let due = now.saturating_sub(st.last_checkpoint_ms)
+                >= i64::try_from(self.config.checkpoint_interval_ms).unwrap_or(i64::MAX);
+            if due {
+                // Claim it, so that concurrent appenders do not all write one.
+                st.last_checkpoint_ms = now;
+            }
+            due
         };
         if due && let Err(e) = self.write_checkpoint() {
             tracing::warn!(error = %e, "periodic checkpoint failed");

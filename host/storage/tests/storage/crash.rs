@@ -155,3 +155,50 @@ fn crash_after_clean_close_loses_nothing_and_reopens_without_scanning() {
     let log = Log::open(image, cfg).unwrap();
     assert_eq!(read_all(&log), expected);
 }
+
+#[test]
+fn concurrent_group_commits_survive_power_loss() {
+    for round in 0..20u64 {
+        let sim = CrashStorage::new();
+        let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+        let cfg = config(SyncPolicy::EveryBatch);
+        let log = Log::open(storage, cfg.clone()).unwrap();
+        let acked = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let log = log.clone();
+                let acked = acked.clone();
+                std::thread::spawn(move || {
+                    for i in 0..60u64 {
+                        let mut b = batch(1, i as i64, 80, t * 1000 + i);
+                        match log.append(&mut b) {
+                            Ok(info) => acked.lock().push((info.base_offset, info.last_offset, b)),
+                            Err(_) => return,
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Cut the power after a while, whatever the threads are doing.
+        while log.log_end_offset() < 20 + round * 3 {
+            std::thread::yield_now();
+        }
+        sim.fail_after(Some(round % 7));
+        for t in threads {
+            t.join().unwrap();
+        }
+        drop(log);
+        let image: Arc<dyn Storage> = Arc::new(sim.crash_image(Crash::DropUnsynced));
+        let log = Log::open(image, cfg).unwrap();
+        let got: HashMap<u64, (u64, Vec<u8>)> = read_all(&log)
+            .into_iter()
+            .map(|(b, l, bytes)| (b, (l, bytes)))
+            .collect();
+        for (base, last, bytes) in acked.lock().iter() {
+            let (l, g) = got
+                .get(base)
+                .unwrap_or_else(|| panic!("round {round}: acked batch {base} lost"));
+            assert_eq!((l, body(g)), (last, body(bytes)));
+        }
+    }
+}
