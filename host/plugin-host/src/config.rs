@@ -174,6 +174,11 @@ pub struct PluginSpec {
     pub limits: PluginLimits,
     /// The expected kind; `None` detects it from the component's exports.
     pub kind: Option<PluginKind>,
+    /// Run the self-test before serving (default). Turn it off only in
+    /// tests and tooling that exercise misbehaving plugins: every call is
+    /// still bounded and its output checked, but a version that skipped its
+    /// self-test may, for example, return data that does not round-trip.
+    pub self_test: bool,
 }
 
 impl PluginSpec {
@@ -184,7 +189,14 @@ impl PluginSpec {
             params: Vec::new(),
             limits: PluginLimits::default(),
             kind: None,
+            self_test: true,
         }
+    }
+
+    /// Skip the self-test (see [`PluginSpec::self_test`]).
+    pub fn without_self_test(mut self) -> Self {
+        self.self_test = false;
+        self
     }
 
     /// Add one `init` parameter.

@@ -332,10 +332,12 @@ impl PluginHost {
         });
 
         let started = Instant::now();
-        selftest::run(&version).map_err(|reason| LoadError::SelfTest {
-            name: name.clone(),
-            reason,
-        })?;
+        if version.spec.self_test {
+            selftest::run(&version).map_err(|reason| LoadError::SelfTest {
+                name: name.clone(),
+                reason,
+            })?;
+        }
         let self_test_time = started.elapsed();
 
         let started = Instant::now();
@@ -357,9 +359,6 @@ impl PluginHost {
             // A replaced codec stays loaded (by digest) to decode old data,
             // but keeps no instance warm.
             old.drain_idle();
-            if old.kind == PluginKind::Codec && old.digest() == digest {
-                // Same bytes, new spec: the digest now maps to the new version.
-            }
         }
         tracing::info!(
             plugin = %name,
