@@ -1,1 +1,227 @@
 //! gRPC service (distlog.v1): the only crate that knows protobuf.
+//!
+//! - [`proto`]: the generated `distlog.v1` types, clients and servers (from `proto/` by
+//!   protox at build time; no system `protoc`).
+//! - [`serve`] / [`serve_with_listener`]: run the four services (`Topics`, `Records`,
+//!   `Groups`, `Plugins`) plus gRPC health and reflection over a [`Broker`] until a shutdown
+//!   future resolves, then drain and close the broker.
+//! - [`ServerConfig`]: listen address, admin token, request/record/fetch limits.
+//!
+//! Architecture invariants: protobuf types never leave this crate's service layer (the broker
+//! speaks its own types); errors become `tonic::Status` in exactly one place
+//! (`impl From<ApiError> for Status` in `error.rs`); every broker call that may block runs
+//! on tokio's blocking pool.
+//!
+//! Metrics (through the `metrics` facade; the binary installs an exporter):
+//! `distlog_requests_total{method,code}`, `distlog_request_duration_seconds{method}`,
+//! `distlog_produce_{records,bytes}_total{topic}`, `distlog_fetch_{records,bytes}_total{topic}`,
+//! `distlog_admin_denied_total`, and per partition the gauges
+//! `distlog_partition_{log_start_offset,log_end_offset,size_bytes,segments}{topic,partition}`.
+
+mod auth;
+mod config;
+mod convert;
+mod error;
+mod service;
+
+/// Generated `distlog.v1` types, clients and servers.
+#[allow(
+    missing_docs,
+    clippy::all,
+    clippy::pedantic,
+    missing_debug_implementations
+)]
+pub mod proto {
+    tonic::include_proto!("distlog.v1");
+
+    /// The encoded `FileDescriptorSet` of `proto/`, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/distlog_descriptor.bin"));
+}
+
+pub use auth::{ADMIN_METHODS, AdminAuth, AdminGuard};
+pub use config::ServerConfig;
+pub use distlog_broker::{Broker, BrokerConfig, BrokerError};
+pub use error::ApiError;
+pub use service::DistLogService;
+
+use proto::groups_server::GroupsServer;
+use proto::plugins_server::PluginsServer;
+use proto::records_server::RecordsServer;
+use proto::topics_server::TopicsServer;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::server::TcpIncoming;
+
+/// Starting or running the server failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The listen address could not be bound.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A non-loopback listener without an admin token (and without
+    /// `allow_unauthenticated_admin`).
+    #[error(
+        "listening on {0} (not loopback) requires server.admin_token (or allow_unauthenticated_admin = true)"
+    )]
+    AdminTokenRequired(SocketAddr),
+    /// Reflection could not be built from the descriptor set.
+    #[error("building the reflection service: {0}")]
+    Reflection(String),
+    /// The transport failed.
+    #[error("gRPC transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Closing the broker after draining failed (some data may not be synced).
+    #[error("closing the broker: {0}")]
+    Close(#[source] BrokerError),
+}
+
+/// Binds `config.listen` and serves until `shutdown` resolves; see [`serve_with_listener`].
+pub async fn serve(
+    config: ServerConfig,
+    broker: Broker,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let addr = config.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    serve_with_listener(listener, config, broker, shutdown).await
+}
+
+/// Serves `distlog.v1`, health and reflection on an already-bound listener (tests bind port 0
+/// and read the address first) until `shutdown` resolves. Then: health turns NOT_SERVING,
+/// the listener closes, long polls answer and subscriptions end with UNAVAILABLE, in-flight
+/// requests finish, and finally the broker is closed (every log synced and checkpointed).
+/// `config.listen` is ignored except for the admin-token check, which uses the listener's
+/// address.
+pub async fn serve_with_listener(
+    listener: TcpListener,
+    config: ServerConfig,
+    broker: Broker,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let local = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    if config.admin_token.is_none()
+        && !local.ip().is_loopback()
+        && !config.allow_unauthenticated_admin
+    {
+        return Err(ServeError::AdminTokenRequired(local));
+    }
+    let config = Arc::new(config);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let service = DistLogService::new(broker.clone(), config.clone(), stop_rx);
+    let auth = AdminAuth::new(config.admin_token.as_deref());
+    // Requests between max_request_bytes and twice that get a precise RESOURCE_EXHAUSTED
+    // from the handlers; the transport refuses anything larger outright.
+    let decode_limit = config.max_request_bytes.saturating_mul(2);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<TopicsServer<DistLogService>>().await;
+    health.set_serving::<RecordsServer<DistLogService>>().await;
+    health.set_serving::<GroupsServer<DistLogService>>().await;
+    health.set_serving::<PluginsServer<DistLogService>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+
+    let gauges = tokio::spawn(refresh_gauges(
+        broker.clone(),
+        Duration::from_millis(config.gauge_interval_ms.max(100)),
+    ));
+
+    let health_on_stop = health.clone();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        health_on_stop
+            .set_not_serving::<RecordsServer<DistLogService>>()
+            .await;
+        health_on_stop
+            .set_not_serving::<TopicsServer<DistLogService>>()
+            .await;
+        let _ = stop_tx.send(true);
+    };
+
+    tracing::info!(addr = %local, "serving distlog.v1");
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let served = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(AdminGuard::new(
+            TopicsServer::new(service.clone()).max_decoding_message_size(decode_limit),
+            auth.clone(),
+        ))
+        .add_service(RecordsServer::new(service.clone()).max_decoding_message_size(decode_limit))
+        .add_service(GroupsServer::new(service.clone()).max_decoding_message_size(decode_limit))
+        .add_service(AdminGuard::new(
+            PluginsServer::new(service).max_decoding_message_size(decode_limit),
+            auth,
+        ))
+        .serve_with_incoming_shutdown(incoming, signal)
+        .await;
+    gauges.abort();
+    let closed = tokio::task::spawn_blocking(move || broker.close()).await;
+    served?;
+    match closed {
+        Ok(result) => result.map_err(ServeError::Close),
+        Err(e) => Err(ServeError::Close(BrokerError::FailedPrecondition(format!(
+            "close task failed: {e}"
+        )))),
+    }
+}
+
+/// Publishes per-partition gauges every `every`. Cost per tick: in-memory descriptors only.
+async fn refresh_gauges(broker: Broker, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if broker.is_closed() {
+            return;
+        }
+        for summary in broker.list_topics() {
+            let Ok(t) = broker.describe_topic(&summary.name) else {
+                continue;
+            };
+            for p in t.partitions {
+                let labels = [
+                    ("topic", t.name.clone()),
+                    ("partition", p.partition.to_string()),
+                ];
+                #[allow(clippy::cast_precision_loss)]
+                {
+                    metrics::gauge!("distlog_partition_log_start_offset", &labels)
+                        .set(p.log_start_offset as f64);
+                    metrics::gauge!("distlog_partition_log_end_offset", &labels)
+                        .set(p.log_end_offset as f64);
+                    metrics::gauge!("distlog_partition_size_bytes", &labels)
+                        .set(p.size_bytes as f64);
+                    metrics::gauge!("distlog_partition_segments", &labels)
+                        .set(p.segments.len() as f64);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,836 @@
+//! The broker: a registry of topics, each a set of partition logs, plus group offsets.
+
+use crate::config::{BrokerConfig, TopicConfig};
+use crate::groups::{CommittedOffset, GroupStore};
+use crate::names::{validate_group_name, validate_topic_name};
+use crate::partitioner::partition_for_key;
+use crate::topic::{META_FILE, Partition, Topic, TopicMeta, open_log, sync_dir};
+use crate::{BrokerError, SegmentInfo};
+use distlog_storage::batch::{BatchBuilder, BatchView, Header, Record, TimestampType};
+use distlog_storage::{AppendError, ReadError};
+use parking_lot::{Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use tokio::sync::watch;
+
+/// Largest client metadata stored with a committed offset.
+pub const MAX_COMMIT_METADATA: usize = 4096;
+
+/// A record to append. `None` key or value is null (distinct from empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProduceRecord {
+    /// Record key.
+    pub key: Option<Vec<u8>>,
+    /// Record value; `None` is a tombstone.
+    pub value: Option<Vec<u8>>,
+    /// Headers, in order.
+    pub headers: Vec<Header>,
+    /// Create time (ms since the Unix epoch); `None` takes the broker's clock.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// A record read back, with its offset and timestamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// Offset in the partition.
+    pub offset: u64,
+    /// Timestamp (create time or log-append time, per the topic).
+    pub timestamp_ms: i64,
+    /// Record key.
+    pub key: Option<Vec<u8>>,
+    /// Record value.
+    pub value: Option<Vec<u8>>,
+    /// Headers, in order.
+    pub headers: Vec<Header>,
+}
+
+/// One batch appended by a produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionAppend {
+    /// Partition index.
+    pub partition: u32,
+    /// Offset of the batch's first record.
+    pub base_offset: u64,
+    /// Records in the batch.
+    pub record_count: u32,
+}
+
+/// What a produce assigned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProduceResult {
+    /// One entry per partition written, in partition order.
+    pub partitions: Vec<PartitionAppend>,
+    /// Per record, in request order: its offset.
+    pub offsets: Vec<u64>,
+    /// Per record, in request order: its partition.
+    pub record_partitions: Vec<u32>,
+    /// Encoded bytes appended (batch headers included).
+    pub bytes: usize,
+}
+
+/// Records read by a fetch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchResult {
+    /// Records at or after the requested offset, in offset order.
+    pub records: Vec<StoredRecord>,
+    /// Log start offset at the time of the read.
+    pub log_start_offset: u64,
+    /// Log end offset at the time of the read.
+    pub log_end_offset: u64,
+    /// Offset to fetch next.
+    pub next_offset: u64,
+    /// Stored bytes read (whole batches).
+    pub bytes: usize,
+}
+
+/// A topic in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSummary {
+    /// Topic name.
+    pub name: String,
+    /// Partition count.
+    pub partitions: u32,
+}
+
+/// A partition's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionDescription {
+    /// Partition index.
+    pub partition: u32,
+    /// First readable offset.
+    pub log_start_offset: u64,
+    /// Next offset to be assigned.
+    pub log_end_offset: u64,
+    /// Bytes in every segment's record file.
+    pub size_bytes: u64,
+    /// Segments, oldest first; the last is active.
+    pub segments: Vec<SegmentInfo>,
+}
+
+/// A topic's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDescription {
+    /// Topic name.
+    pub name: String,
+    /// Creation time (ms since the Unix epoch).
+    pub created_at_ms: i64,
+    /// Effective configuration.
+    pub config: BTreeMap<String, String>,
+    /// Partitions, by index.
+    pub partitions: Vec<PartitionDescription>,
+}
+
+/// A position to commit for a consumer group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetCommit {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: u32,
+    /// Offset of the next record to consume.
+    pub offset: u64,
+    /// Client metadata, at most [`MAX_COMMIT_METADATA`] bytes.
+    pub metadata: String,
+}
+
+/// Which offset [`Broker::list_offset`] resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OffsetQuery {
+    /// The log start offset.
+    Earliest,
+    /// The log end offset.
+    Latest,
+    /// The first record with a timestamp at or after this (ms).
+    Timestamp(i64),
+}
+
+/// The broker. Cheap to clone (an `Arc`); `Send + Sync`.
+///
+/// Every method is blocking (file IO, fsync): call it from a blocking context
+/// (`tokio::task::spawn_blocking`), never on an async reactor thread. The exceptions are
+/// [`watch_end`](Self::watch_end) and the listing methods, which only take locks.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: BrokerConfig,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Serializes topic creation, deletion and configuration changes.
+    admin: Mutex<()>,
+    groups: GroupStore,
+    closed: AtomicBool,
+    /// Unique suffix for directories moved to trash.
+    trash_seq: AtomicU64,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Broker {
+    /// Opens the broker in `config.data_dir`: recovers every topic's partition logs and the
+    /// group offsets, and finishes interrupted topic creations and deletions.
+    /// Cost: one log open (checkpoint read, tail validation) per partition.
+    pub fn open(config: BrokerConfig) -> Result<Self, BrokerError> {
+        if config.default_partitions == 0 || config.default_partitions > config.max_partitions {
+            return Err(BrokerError::InvalidPartitionCount {
+                count: config.default_partitions,
+                max: config.max_partitions,
+            });
+        }
+        // Validate broker-wide defaults once.
+        TopicConfig::resolve(&config.topic_defaults, &BTreeMap::new())?;
+        let root = &config.data_dir;
+        for sub in ["topics", "staging", "trash"] {
+            let d = root.join(sub);
+            std::fs::create_dir_all(&d).map_err(|e| BrokerError::io("create", &d, e))?;
+        }
+        // Half-created topics never became visible; half-deleted ones were already gone.
+        for sub in ["staging", "trash"] {
+            clear_dir(&root.join(sub))?;
+        }
+        let groups = GroupStore::open(&root.join("groups"))?;
+        let mut topics = BTreeMap::new();
+        let topics_dir = root.join("topics");
+        let entries =
+            std::fs::read_dir(&topics_dir).map_err(|e| BrokerError::io("list", &topics_dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| BrokerError::io("list", &topics_dir, e))?;
+            let dir = entry.path();
+            if !dir.join(META_FILE).exists() {
+                tracing::warn!(dir = %dir.display(), "ignoring topic directory without topic.json");
+                continue;
+            }
+            let meta = TopicMeta::read(&dir)?;
+            let topic = Topic::open(dir, meta, &config.topic_defaults, &config)?;
+            tracing::info!(topic = %topic.name, partitions = topic.partitions.len(), "opened topic");
+            topics.insert(topic.name.clone(), Arc::new(topic));
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                topics: RwLock::new(topics),
+                admin: Mutex::new(()),
+                groups,
+                closed: AtomicBool::new(false),
+                trash_seq: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The configuration the broker was opened with.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.inner.config
+    }
+
+    fn check_open(&self) -> Result<(), BrokerError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            Err(BrokerError::ShuttingDown)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn topic(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
+        self.check_open()?;
+        validate_topic_name(name)?;
+        self.inner
+            .topics
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| BrokerError::TopicNotFound(name.to_owned()))
+    }
+
+    /// Creates a topic with `partitions` partitions (0: the broker's default) and the given
+    /// configuration entries. The topic is built in a staging directory and renamed into
+    /// place, so a crash never leaves a half-created topic. Cost: one log creation per
+    /// partition and a few fsyncs.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        config: BTreeMap<String, String>,
+    ) -> Result<TopicDescription, BrokerError> {
+        self.check_open()?;
+        validate_topic_name(name)?;
+        let cfg = &self.inner.config;
+        let partitions = if partitions == 0 {
+            cfg.default_partitions
+        } else {
+            partitions
+        };
+        if partitions > cfg.max_partitions {
+            return Err(BrokerError::InvalidPartitionCount {
+                count: partitions,
+                max: cfg.max_partitions,
+            });
+        }
+        TopicConfig::resolve(&cfg.topic_defaults, &config)?;
+        let _admin = self.inner.admin.lock();
+        if self.inner.topics.read().contains_key(name) {
+            return Err(BrokerError::TopicExists(name.to_owned()));
+        }
+        let staging = cfg.data_dir.join("staging").join(name);
+        let target = cfg.data_dir.join("topics").join(name);
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&staging).map_err(|e| BrokerError::io("create", &staging, e))?;
+        let meta = TopicMeta::new(name, partitions, now_ms(), config);
+        meta.write(&staging)?;
+        // Create (and then close) each partition log in staging so the renamed directory is
+        // complete; they are reopened in place below.
+        let log_config = TopicConfig::resolve(&cfg.topic_defaults, &meta.config)?.log_config(cfg);
+        for p in 0..partitions {
+            let log = open_log(&staging.join(p.to_string()), log_config.clone())?;
+            log.close().map_err(|e| BrokerError::Storage {
+                topic: name.to_owned(),
+                partition: p,
+                message: e.to_string(),
+            })?;
+        }
+        std::fs::rename(&staging, &target).map_err(|e| BrokerError::io("rename", &target, e))?;
+        let topics_dir = cfg.data_dir.join("topics");
+        sync_dir(&topics_dir).map_err(|e| BrokerError::io("sync", &topics_dir, e))?;
+        let topic = Arc::new(Topic::open(target, meta, &cfg.topic_defaults, cfg)?);
+        self.inner
+            .topics
+            .write()
+            .insert(name.to_owned(), topic.clone());
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(describe(&topic))
+    }
+
+    /// Deletes a topic and its data. The topic disappears atomically (its directory is renamed
+    /// into the trash, then removed); subscribers and long polls on it are woken and get
+    /// `TopicNotFound`.
+    pub fn delete_topic(&self, name: &str) -> Result<(), BrokerError> {
+        self.check_open()?;
+        validate_topic_name(name)?;
+        let _admin = self.inner.admin.lock();
+        let topic = self
+            .inner
+            .topics
+            .write()
+            .remove(name)
+            .ok_or_else(|| BrokerError::TopicNotFound(name.to_owned()))?;
+        if let Err(e) = topic.close() {
+            tracing::warn!(topic = name, error = %e, "closing deleted topic's logs failed");
+        }
+        let seq = self.inner.trash_seq.fetch_add(1, Ordering::Relaxed);
+        let trash = self
+            .inner
+            .config
+            .data_dir
+            .join("trash")
+            .join(format!("{name}.{}.{seq}", now_ms()));
+        std::fs::rename(&topic.dir, &trash).map_err(|e| BrokerError::io("rename", &trash, e))?;
+        let topics_dir = self.inner.config.data_dir.join("topics");
+        sync_dir(&topics_dir).map_err(|e| BrokerError::io("sync", &topics_dir, e))?;
+        for p in &topic.partitions {
+            // Wake waiters: their next read finds the topic gone.
+            p.end.send_modify(|_| {});
+        }
+        if let Err(e) = std::fs::remove_dir_all(&trash) {
+            tracing::warn!(dir = %trash.display(), error = %e, "removing deleted topic's files failed; retried at next start");
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(())
+    }
+
+    /// Every topic, sorted by name. Cost: a read lock, no IO.
+    pub fn list_topics(&self) -> Vec<TopicSummary> {
+        self.inner
+            .topics
+            .read()
+            .values()
+            .map(|t| TopicSummary {
+                name: t.name.clone(),
+                partitions: t.partition_count(),
+            })
+            .collect()
+    }
+
+    /// Describes a topic: configuration, and per partition offsets and segments.
+    /// Cost: no IO (segment descriptors are in memory).
+    pub fn describe_topic(&self, name: &str) -> Result<TopicDescription, BrokerError> {
+        Ok(describe(&*self.topic(name)?))
+    }
+
+    /// The number of partitions of a topic. Cost: a read lock.
+    pub fn partition_count(&self, name: &str) -> Result<u32, BrokerError> {
+        Ok(self.topic(name)?.partition_count())
+    }
+
+    /// The effective configuration of a topic.
+    pub fn topic_config(&self, name: &str) -> Result<Arc<TopicConfig>, BrokerError> {
+        Ok(self.topic(name)?.config())
+    }
+
+    /// Changes a topic's configuration: sets `set`, resets `reset` to the defaults. Every entry
+    /// is validated first; nothing changes unless all are valid. With `validate_only`, returns
+    /// what the configuration would be. Storage settings (`segment.*`, `flush.*`) take effect
+    /// by reopening the partition logs (appends in flight may get `ShuttingDown` and retry).
+    pub fn alter_topic_config(
+        &self,
+        name: &str,
+        set: BTreeMap<String, String>,
+        reset: Vec<String>,
+        validate_only: bool,
+    ) -> Result<BTreeMap<String, String>, BrokerError> {
+        let topic = self.topic(name)?;
+        let cfg = &self.inner.config;
+        for key in &reset {
+            if !crate::config::TOPIC_CONFIG_KEYS
+                .iter()
+                .any(|(k, _, _)| k == key)
+                && !crate::config::PARAM_PREFIXES
+                    .iter()
+                    .any(|p| key.starts_with(p))
+            {
+                return Err(BrokerError::InvalidConfig {
+                    key: key.clone(),
+                    reason: "unknown configuration key".into(),
+                });
+            }
+        }
+        let _admin = self.inner.admin.lock();
+        let mut overrides = topic.overrides.read().clone();
+        for key in &reset {
+            overrides.remove(key);
+        }
+        overrides.extend(set);
+        let new_config = TopicConfig::resolve(&cfg.topic_defaults, &overrides)?;
+        if validate_only {
+            return Ok(new_config.entries().clone());
+        }
+        let meta = TopicMeta::new(
+            &topic.name,
+            topic.partition_count(),
+            topic.created_at_ms,
+            overrides.clone(),
+        );
+        meta.write(&topic.dir)?;
+        let old = topic.config();
+        if old.storage_differs(&new_config) {
+            let log_config = new_config.log_config(cfg);
+            for p in &topic.partitions {
+                reopen(&topic.name, p, log_config.clone())?;
+            }
+        }
+        *topic.overrides.write() = overrides;
+        let entries = new_config.entries().clone();
+        *topic.config.write() = Arc::new(new_config);
+        tracing::info!(topic = name, "altered topic configuration");
+        Ok(entries)
+    }
+
+    /// Appends `records` to `topic`: all to `partition` when given, otherwise each keyed record
+    /// to `murmur2(key) % partitions` and the unkeyed ones to one partition chosen round-robin.
+    /// Records for one partition become one batch. Every batch is built and checked against
+    /// the topic's `max.message.bytes` before any is appended. Returns once each batch is
+    /// durable per the topic's `flush.policy`.
+    /// Cost: one batch encoding (a copy of the records) and one append per partition touched.
+    pub fn produce(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        records: Vec<ProduceRecord>,
+    ) -> Result<ProduceResult, BrokerError> {
+        let t = self.topic(topic)?;
+        if records.is_empty() {
+            return Err(BrokerError::Empty("the produce request's record list"));
+        }
+        let config = t.config();
+        let max = config.max_message_bytes();
+        let count = t.partition_count();
+        if let Some(p) = partition {
+            t.partition(p)?;
+        }
+        let unkeyed = t.next_unkeyed.fetch_add(1, Ordering::Relaxed) % count.max(1);
+        let record_partitions: Vec<u32> = records
+            .iter()
+            .map(|r| match (partition, &r.key) {
+                (Some(p), _) => p,
+                (None, Some(k)) => partition_for_key(k, count),
+                (None, None) => unkeyed,
+            })
+            .collect();
+        let mut by_partition: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, p) in record_partitions.iter().enumerate() {
+            by_partition.entry(*p).or_default().push(i);
+        }
+        let now = now_ms();
+        let ts_type = if config.log_append_time() {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        };
+        let mut records: Vec<Option<ProduceRecord>> = records.into_iter().map(Some).collect();
+        let mut batches = Vec::with_capacity(by_partition.len());
+        for (&p, indices) in &by_partition {
+            let mut builder = BatchBuilder::new().timestamp_type(ts_type);
+            for &i in indices {
+                let Some(r) = records.get_mut(i).and_then(Option::take) else {
+                    continue;
+                };
+                let size = r.key.as_ref().map_or(0, Vec::len)
+                    + r.value.as_ref().map_or(0, Vec::len)
+                    + r.headers
+                        .iter()
+                        .map(|h| h.key.len() + h.value.len())
+                        .sum::<usize>();
+                if size > max {
+                    return Err(BrokerError::RecordTooLarge {
+                        index: i,
+                        size,
+                        max,
+                    });
+                }
+                let record = Record {
+                    timestamp: r.timestamp_ms.unwrap_or(now),
+                    key: r.key,
+                    value: r.value,
+                    headers: r.headers,
+                };
+                builder
+                    .push(&record)
+                    .map_err(|e| BrokerError::InvalidArgument(format!("record {i}: {e}")))?;
+                if builder.encoded_len() > max {
+                    return Err(BrokerError::BatchTooLarge {
+                        partition: p,
+                        size: builder.encoded_len(),
+                        max,
+                    });
+                }
+            }
+            let batch = builder
+                .finish()
+                .map_err(|e| BrokerError::InvalidArgument(e.to_string()))?;
+            batches.push((p, batch));
+        }
+        let mut result = ProduceResult {
+            partitions: Vec::with_capacity(batches.len()),
+            offsets: vec![0; record_partitions.len()],
+            record_partitions,
+            bytes: 0,
+        };
+        for (p, mut batch) in batches {
+            let partition = t.partition(p)?;
+            let log = partition.log();
+            let info = log
+                .append(&mut batch)
+                .map_err(|e| append_error(&t.name, p, e))?;
+            partition.publish_end(info.last_offset.saturating_add(1));
+            result.bytes += batch.len();
+            let indices = by_partition.get(&p).map_or(&[][..], Vec::as_slice);
+            for (delta, &i) in indices.iter().enumerate() {
+                if let Some(slot) = result.offsets.get_mut(i) {
+                    *slot = info.base_offset + delta as u64;
+                }
+            }
+            result.partitions.push(PartitionAppend {
+                partition: p,
+                base_offset: info.base_offset,
+                record_count: u32::try_from(indices.len()).unwrap_or(u32::MAX),
+            });
+        }
+        Ok(result)
+    }
+
+    /// Reads records from `offset` on: whole batches up to about `max_bytes` (at least one
+    /// batch when one is available), decoded, with records before `offset` skipped.
+    /// `OffsetOutOfRange` outside `[log_start_offset, log_end_offset]`; at the end, an empty
+    /// result. Cost: an index search, one or two positional reads, one decode pass.
+    pub fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_bytes: usize,
+    ) -> Result<FetchResult, BrokerError> {
+        let t = self.topic(topic)?;
+        let p = t.partition(partition)?;
+        let snapshot = p.log().snapshot();
+        let start = snapshot.log_start_offset();
+        let end = snapshot.log_end_offset();
+        let fetched = snapshot
+            .read(offset, max_bytes)
+            .map_err(|e| read_error(&t.name, partition, e))?;
+        let mut records = Vec::new();
+        let mut pos = 0;
+        while pos < fetched.bytes.len() {
+            let view = BatchView::parse(&fetched.bytes[pos..])
+                .map_err(|e| corrupt(&t.name, partition, &e))?;
+            pos += view.total_len();
+            let iter = view.records().map_err(|e| match e {
+                distlog_storage::batch::BatchError::Compressed { codec_ref } => {
+                    BrokerError::FailedPrecondition(format!(
+                        "batch at offset {} is compressed with codec {codec_ref}, which this broker cannot decode",
+                        view.base_offset()
+                    ))
+                }
+                e => corrupt(&t.name, partition, &e),
+            })?;
+            for r in iter {
+                let r = r.map_err(|e| corrupt(&t.name, partition, &e))?;
+                if r.offset() < offset {
+                    continue;
+                }
+                records.push(StoredRecord {
+                    offset: r.offset(),
+                    timestamp_ms: r.timestamp(),
+                    key: r.key().map(<[u8]>::to_vec),
+                    value: r.value().map(<[u8]>::to_vec),
+                    headers: r
+                        .headers()
+                        .map(|h| Header {
+                            key: h.key.to_owned(),
+                            value: h.value.to_vec(),
+                        })
+                        .collect(),
+                });
+            }
+        }
+        Ok(FetchResult {
+            records,
+            log_start_offset: start,
+            log_end_offset: end.max(fetched.high_watermark),
+            next_offset: if fetched.batch_count == 0 {
+                offset
+            } else {
+                fetched.next_offset
+            },
+            bytes: fetched.bytes.len(),
+        })
+    }
+
+    /// A receiver of the partition's log end offset, updated after every append becomes
+    /// visible (and touched when the topic is deleted). Long polls and subscriptions wait on
+    /// it. Cost: a read lock.
+    pub fn watch_end(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<watch::Receiver<u64>, BrokerError> {
+        let t = self.topic(topic)?;
+        Ok(t.partition(partition)?.end.subscribe())
+    }
+
+    /// Resolves an offset of one partition; for a timestamp, also the found record's
+    /// timestamp (`None` when no record is at or after it: the offset is then the log end).
+    pub fn list_offset(
+        &self,
+        topic: &str,
+        partition: u32,
+        query: OffsetQuery,
+    ) -> Result<(u64, Option<i64>), BrokerError> {
+        let t = self.topic(topic)?;
+        let p = t.partition(partition)?;
+        let log = p.log();
+        match query {
+            OffsetQuery::Earliest => Ok((log.log_start_offset(), None)),
+            OffsetQuery::Latest => Ok((log.log_end_offset(), None)),
+            OffsetQuery::Timestamp(ts) => {
+                let snapshot = log.snapshot();
+                let Some(base) = snapshot
+                    .offset_for_timestamp(ts)
+                    .map_err(|e| read_error(&t.name, partition, e))?
+                else {
+                    return Ok((snapshot.log_end_offset(), None));
+                };
+                // The batch's max timestamp is >= ts: find the first such record in it.
+                let fetched = snapshot
+                    .read(base, 1)
+                    .map_err(|e| read_error(&t.name, partition, e))?;
+                if let Ok(view) = BatchView::parse(&fetched.bytes)
+                    && let Ok(iter) = view.records()
+                {
+                    for r in iter.flatten() {
+                        if r.offset() >= base && r.timestamp() >= ts {
+                            return Ok((r.offset(), Some(r.timestamp())));
+                        }
+                    }
+                }
+                Ok((base, None))
+            }
+        }
+    }
+
+    /// Durably stores a consumer group's positions (one fsync). Every topic and partition must
+    /// exist.
+    pub fn commit_offsets(
+        &self,
+        group: &str,
+        offsets: Vec<OffsetCommit>,
+    ) -> Result<(), BrokerError> {
+        self.check_open()?;
+        validate_group_name(group)?;
+        if offsets.is_empty() {
+            return Err(BrokerError::Empty("the offset commit"));
+        }
+        let now = now_ms();
+        let mut entries = Vec::with_capacity(offsets.len());
+        for o in offsets {
+            self.topic(&o.topic)?.partition(o.partition)?;
+            if o.metadata.len() > MAX_COMMIT_METADATA {
+                return Err(BrokerError::InvalidArgument(format!(
+                    "commit metadata is {} bytes, over the limit of {MAX_COMMIT_METADATA}",
+                    o.metadata.len()
+                )));
+            }
+            entries.push(CommittedOffset {
+                topic: o.topic,
+                partition: o.partition,
+                offset: o.offset,
+                metadata: o.metadata,
+                committed_at_ms: now,
+            });
+        }
+        self.inner.groups.commit(group, entries)
+    }
+
+    /// A group's committed offsets, sorted by topic and partition (only `topic`'s when given).
+    pub fn fetch_offsets(
+        &self,
+        group: &str,
+        topic: Option<&str>,
+    ) -> Result<Vec<CommittedOffset>, BrokerError> {
+        self.check_open()?;
+        validate_group_name(group)?;
+        self.inner.groups.fetch(group, topic)
+    }
+
+    /// Every consumer group with committed offsets, sorted.
+    pub fn list_groups(&self) -> Vec<String> {
+        self.inner.groups.groups()
+    }
+
+    /// Stops accepting operations, then syncs and checkpoints every log. Idempotent; later
+    /// calls of any method fail with `ShuttingDown`. Cost: a few fsyncs per partition.
+    pub fn close(&self) -> Result<(), BrokerError> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let _admin = self.inner.admin.lock();
+        let mut first = None;
+        for topic in self.inner.topics.read().values() {
+            if let Err(e) = topic.close() {
+                first.get_or_insert(e);
+            }
+            for p in &topic.partitions {
+                p.end.send_modify(|_| {});
+            }
+        }
+        if let Err(e) = self.inner.groups.sync() {
+            first.get_or_insert(e);
+        }
+        tracing::info!("broker closed");
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.inner.config.data_dir.clone()
+    }
+}
+
+fn describe(t: &Topic) -> TopicDescription {
+    TopicDescription {
+        name: t.name.clone(),
+        created_at_ms: t.created_at_ms,
+        config: t.config().entries().clone(),
+        partitions: t
+            .partitions
+            .iter()
+            .map(|p| {
+                let log = p.log();
+                let segments = p.segments();
+                PartitionDescription {
+                    partition: p.index,
+                    log_start_offset: log.log_start_offset(),
+                    log_end_offset: log.log_end_offset(),
+                    size_bytes: segments.iter().map(|s| s.size_bytes).sum(),
+                    segments,
+                }
+            })
+            .collect(),
+    }
+}
+
+fn reopen(
+    topic: &str,
+    p: &Partition,
+    config: distlog_storage::LogConfig,
+) -> Result<(), BrokerError> {
+    let mut slot = p.log.write();
+    slot.close().map_err(|e| BrokerError::Storage {
+        topic: topic.to_owned(),
+        partition: p.index,
+        message: e.to_string(),
+    })?;
+    *slot = open_log(&p.dir, config)?;
+    Ok(())
+}
+
+fn clear_dir(dir: &std::path::Path) -> Result<(), BrokerError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| BrokerError::io("list", dir, e))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        tracing::info!(dir = %path.display(), "removing leftover of an interrupted topic operation");
+        std::fs::remove_dir_all(&path).map_err(|e| BrokerError::io("remove", &path, e))?;
+    }
+    Ok(())
+}
+
+fn append_error(topic: &str, partition: u32, e: AppendError) -> BrokerError {
+    match e {
+        AppendError::NoSpace(e) => BrokerError::NoSpace(e.to_string()),
+        AppendError::Closed => BrokerError::ShuttingDown,
+        e => BrokerError::Storage {
+            topic: topic.to_owned(),
+            partition,
+            message: e.to_string(),
+        },
+    }
+}
+
+fn read_error(topic: &str, partition: u32, e: ReadError) -> BrokerError {
+    match e {
+        ReadError::OffsetOutOfRange {
+            requested,
+            start,
+            end,
+        } => BrokerError::OffsetOutOfRange {
+            requested,
+            start,
+            end,
+        },
+        ReadError::Closed => BrokerError::ShuttingDown,
+        e => BrokerError::Storage {
+            topic: topic.to_owned(),
+            partition,
+            message: e.to_string(),
+        },
+    }
+}
+
+fn corrupt(topic: &str, partition: u32, e: &distlog_storage::batch::BatchError) -> BrokerError {
+    BrokerError::Storage {
+        topic: topic.to_owned(),
+        partition,
+        message: format!("corrupt batch: {e}"),
+    }
+}

@@ -1,0 +1,345 @@
+//! Broker configuration and per-topic configuration.
+//!
+//! A topic's configuration is a string map with Kafka-like keys, validated entry by entry
+//! ([`TopicConfig::validate_entry`]); the effective configuration is the broker's defaults
+//! overlaid with the topic's own entries. Keys under the `*.params.` prefixes are free-form
+//! parameters handed to the topic's plugins.
+
+use crate::BrokerError;
+use distlog_storage::{LogConfig, SyncPolicy};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Broker settings (the `[broker]` table of the server's configuration file).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BrokerConfig {
+    /// Root of all data: topics, consumer-group offsets. Created if missing.
+    pub data_dir: PathBuf,
+    /// Partition count of a topic created without one.
+    pub default_partitions: u32,
+    /// Largest partition count a topic may have.
+    pub max_partitions: u32,
+    /// Broker-wide overrides of the built-in topic defaults (same keys as a topic's
+    /// configuration); validated at open.
+    pub topic_defaults: BTreeMap<String, String>,
+    /// Write a partition's recovery checkpoint at least this often while appending.
+    pub checkpoint_interval_ms: u64,
+    /// Bytes between two offset-index entries.
+    pub index_interval_bytes: u32,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            default_partitions: 1,
+            max_partitions: 1024,
+            topic_defaults: BTreeMap::new(),
+            checkpoint_interval_ms: 60_000,
+            index_interval_bytes: 4096,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// A default configuration rooted at `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Largest batch the storage layer accepts; `max.message.bytes` is enforced by the broker
+/// below this, so it can change without reopening logs.
+pub(crate) const STORAGE_MAX_BATCH_BYTES: u32 = 256 << 20;
+
+/// Every known key with its built-in default and a one-line description (docs/CONFIG.md
+/// lists the same).
+pub const TOPIC_CONFIG_KEYS: &[(&str, &str, &str)] = &[
+    (
+        "cleanup.policy",
+        "delete",
+        "delete, compact, or delete,compact",
+    ),
+    (
+        "compression",
+        "none",
+        "codec plugin for new batches, or none",
+    ),
+    (
+        "retention.ms",
+        "604800000",
+        "delete segments older than this; -1 keeps forever",
+    ),
+    (
+        "retention.bytes",
+        "-1",
+        "delete old segments beyond this size per partition; -1 unlimited",
+    ),
+    (
+        "retention.policy",
+        "default",
+        "retention policy plugin (default: time and size)",
+    ),
+    (
+        "segment.bytes",
+        "1073741824",
+        "roll a segment at this size (1 MiB..=2 GiB)",
+    ),
+    ("segment.ms", "604800000", "roll a segment at this age"),
+    (
+        "max.message.bytes",
+        "1048588",
+        "largest record batch accepted per partition per produce",
+    ),
+    (
+        "flush.policy",
+        "batch",
+        "batch (fsync before ack), interval, messages or os",
+    ),
+    (
+        "flush.ms",
+        "1000",
+        "fsync interval for flush.policy=interval",
+    ),
+    (
+        "flush.messages",
+        "10000",
+        "fsync every this many records for flush.policy=messages",
+    ),
+    (
+        "message.timestamp.type",
+        "CreateTime",
+        "CreateTime (producer's) or LogAppendTime (broker's)",
+    ),
+    (
+        "compaction.key",
+        "key",
+        "compaction key extractor plugin (key: the record key)",
+    ),
+    (
+        "delete.retention.ms",
+        "86400000",
+        "keep tombstones this long after cleaning",
+    ),
+    (
+        "min.compaction.lag.ms",
+        "0",
+        "never compact records younger than this",
+    ),
+    (
+        "min.cleanable.dirty.ratio",
+        "0.5",
+        "clean when this share of the log is dirty",
+    ),
+];
+
+/// Prefixes of free-form plugin parameters (`compression.params.level=9`).
+pub const PARAM_PREFIXES: &[&str] = &[
+    "compression.params.",
+    "retention.policy.params.",
+    "compaction.key.params.",
+];
+
+/// A topic's effective configuration: every known key, defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicConfig {
+    entries: BTreeMap<String, String>,
+}
+
+impl TopicConfig {
+    /// The built-in defaults overlaid with `broker_defaults` then `overrides`, each entry
+    /// validated. Cost: proportional to the number of entries.
+    pub fn resolve(
+        broker_defaults: &BTreeMap<String, String>,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<Self, BrokerError> {
+        let mut entries: BTreeMap<String, String> = TOPIC_CONFIG_KEYS
+            .iter()
+            .map(|(k, v, _)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        for (k, v) in broker_defaults.iter().chain(overrides) {
+            Self::validate_entry(k, v)?;
+            entries.insert(k.clone(), v.clone());
+        }
+        let config = Self { entries };
+        config.validate_whole()?;
+        Ok(config)
+    }
+
+    /// Checks one entry. Unknown keys (outside the plugin parameter prefixes) are rejected.
+    pub fn validate_entry(key: &str, value: &str) -> Result<(), BrokerError> {
+        let bad = |reason: &str| {
+            Err(BrokerError::InvalidConfig {
+                key: key.to_owned(),
+                reason: reason.to_owned(),
+            })
+        };
+        if PARAM_PREFIXES
+            .iter()
+            .any(|p| key.len() > p.len() && key.starts_with(p))
+        {
+            if value.len() > 4096 {
+                return bad("plugin parameters are limited to 4096 bytes");
+            }
+            return Ok(());
+        }
+        match key {
+            "cleanup.policy" => match value {
+                "delete" | "compact" | "delete,compact" | "compact,delete" => Ok(()),
+                _ => bad("must be delete, compact or delete,compact"),
+            },
+            "compression" | "retention.policy" | "compaction.key" => {
+                if crate::names::validate_topic_name(value).is_err() {
+                    bad("must be a plugin name ([a-zA-Z0-9._-], 1 to 249 characters)")
+                } else {
+                    Ok(())
+                }
+            }
+            "retention.ms" | "retention.bytes" => match value.parse::<i64>() {
+                Ok(v) if v >= -1 => Ok(()),
+                _ => bad("must be an integer >= -1 (-1: unlimited)"),
+            },
+            "segment.bytes" => match value.parse::<u64>() {
+                Ok(v) if (1 << 20..=1 << 31).contains(&v) => Ok(()),
+                _ => bad("must be an integer between 1048576 and 2147483648"),
+            },
+            "segment.ms" | "flush.ms" | "flush.messages" => match value.parse::<u64>() {
+                Ok(v) if v >= 1 => Ok(()),
+                _ => bad("must be a positive integer"),
+            },
+            "max.message.bytes" => match value.parse::<u32>() {
+                Ok(v) if (128..=STORAGE_MAX_BATCH_BYTES).contains(&v) => Ok(()),
+                _ => bad("must be an integer between 128 and 268435456"),
+            },
+            "flush.policy" => match value {
+                "batch" | "interval" | "messages" | "os" => Ok(()),
+                _ => bad("must be batch, interval, messages or os"),
+            },
+            "message.timestamp.type" => match value {
+                "CreateTime" | "LogAppendTime" => Ok(()),
+                _ => bad("must be CreateTime or LogAppendTime"),
+            },
+            "delete.retention.ms" | "min.compaction.lag.ms" => match value.parse::<u64>() {
+                Ok(_) => Ok(()),
+                _ => bad("must be a non-negative integer"),
+            },
+            "min.cleanable.dirty.ratio" => match value.parse::<f64>() {
+                Ok(v) if (0.0..=1.0).contains(&v) => Ok(()),
+                _ => bad("must be a number between 0 and 1"),
+            },
+            _ => bad("unknown configuration key"),
+        }
+    }
+
+    fn validate_whole(&self) -> Result<(), BrokerError> {
+        Ok(())
+    }
+
+    /// Every entry, sorted by key.
+    pub fn entries(&self) -> &BTreeMap<String, String> {
+        &self.entries
+    }
+
+    /// The value of `key`, if set.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries.get(key).map(String::as_str)
+    }
+
+    fn get_u64(&self, key: &str, default: u64) -> u64 {
+        self.get(key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+
+    /// `max.message.bytes`.
+    pub fn max_message_bytes(&self) -> usize {
+        usize::try_from(self.get_u64("max.message.bytes", 1_048_588)).unwrap_or(usize::MAX)
+    }
+
+    /// Whether the broker stamps record timestamps at append (`LogAppendTime`).
+    pub fn log_append_time(&self) -> bool {
+        self.get("message.timestamp.type") == Some("LogAppendTime")
+    }
+
+    /// The storage configuration this topic's partition logs are opened with.
+    pub(crate) fn log_config(&self, broker: &BrokerConfig) -> LogConfig {
+        let mut c = LogConfig::default();
+        c.segment_bytes = self.get_u64("segment.bytes", 1 << 30);
+        c.segment_ms = Some(self.get_u64("segment.ms", 604_800_000));
+        c.max_batch_bytes = STORAGE_MAX_BATCH_BYTES;
+        c.checkpoint_interval_ms = broker.checkpoint_interval_ms.max(1);
+        c.index_interval_bytes = broker.index_interval_bytes.max(1);
+        // Preallocated index files: small segments do not need 10 MiB indexes.
+        c.index_max_bytes = (c.segment_bytes / 64).clamp(64 << 10, 10 << 20);
+        c.sync = match self.get("flush.policy") {
+            Some("interval") => SyncPolicy::IntervalMs(self.get_u64("flush.ms", 1000).max(1)),
+            Some("messages") => {
+                SyncPolicy::EveryRecords(self.get_u64("flush.messages", 10_000).max(1))
+            }
+            Some("os") => SyncPolicy::Os,
+            _ => SyncPolicy::EveryBatch,
+        };
+        c
+    }
+
+    /// Whether changing from `self` to `other` needs the partition logs reopened (storage
+    /// settings are fixed while a log is open).
+    pub(crate) fn storage_differs(&self, other: &Self) -> bool {
+        [
+            "segment.bytes",
+            "segment.ms",
+            "flush.policy",
+            "flush.ms",
+            "flush.messages",
+        ]
+        .iter()
+        .any(|k| self.get(k) != other.get(k))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = TopicConfig::resolve(
+            &map(&[("retention.ms", "1")]),
+            &map(&[("retention.ms", "2")]),
+        )
+        .expect("valid");
+        assert_eq!(c.get("retention.ms"), Some("2"));
+        assert_eq!(c.get("cleanup.policy"), Some("delete"));
+    }
+
+    #[test]
+    fn rejects_unknown_and_bad_values() {
+        for (k, v) in [
+            ("retention.mss", "1"),
+            ("retention.ms", "-2"),
+            ("segment.bytes", "x"),
+            ("cleanup.policy", "forever"),
+            ("flush.policy", "sometimes"),
+            ("compression.params.", "x"),
+        ] {
+            assert!(
+                TopicConfig::resolve(&BTreeMap::new(), &map(&[(k, v)])).is_err(),
+                "{k}={v}"
+            );
+        }
+        assert!(TopicConfig::validate_entry("compression.params.level", "9").is_ok());
+    }
+}

@@ -1,0 +1,150 @@
+//! The broker's errors: one enum for every operation, each variant precise enough for the
+//! server to pick a status code without looking at messages.
+
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// A broker operation failed.
+///
+/// The variants are grouped by what the caller can do about them: fix the request
+/// (`Invalid*`, `Empty*`, `*TooLarge`, `OffsetOutOfRange`), name something that exists
+/// (`*NotFound`), pick another name (`TopicExists`), or retry later (`ShuttingDown`,
+/// `NoSpace`). `Storage` and `Io` are the broker's own failures.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// No topic has this name.
+    #[error("topic {0:?} does not exist")]
+    TopicNotFound(String),
+    /// The topic exists but has no such partition.
+    #[error("topic {topic:?} has no partition {partition} (it has {count})")]
+    PartitionNotFound {
+        /// Topic name.
+        topic: String,
+        /// Requested partition.
+        partition: u32,
+        /// Number of partitions of the topic.
+        count: u32,
+    },
+    /// A topic with this name already exists.
+    #[error("topic {0:?} already exists")]
+    TopicExists(String),
+    /// No consumer group with this name has committed offsets.
+    #[error("consumer group {0:?} has no committed offsets")]
+    GroupNotFound(String),
+    /// A topic, group or plugin name breaks the naming rules.
+    #[error("invalid {what} name {name:?}: {reason}")]
+    InvalidName {
+        /// "topic", "group", ...
+        what: &'static str,
+        /// The offending name.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// A partition count outside `1..=max`.
+    #[error("invalid partition count {count}: must be between 1 and {max}")]
+    InvalidPartitionCount {
+        /// Requested count.
+        count: u32,
+        /// Broker maximum.
+        max: u32,
+    },
+    /// A topic configuration entry is unknown or its value is invalid.
+    #[error("invalid topic configuration {key:?}: {reason}")]
+    InvalidConfig {
+        /// The key concerned.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Any other malformed request (negative offsets, oversized metadata...).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A produce request without records, or a commit without offsets.
+    #[error("{0} is empty")]
+    Empty(&'static str),
+    /// One record is larger than the topic allows.
+    #[error("record {index} is {size} bytes, over the topic's max.message.bytes of {max}")]
+    RecordTooLarge {
+        /// Index of the record in the request.
+        index: usize,
+        /// Encoded size of the record.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The records for one partition make a batch larger than the topic allows.
+    #[error(
+        "batch for partition {partition} is {size} bytes, over the topic's max.message.bytes of {max}"
+    )]
+    BatchTooLarge {
+        /// Partition index.
+        partition: u32,
+        /// Encoded batch size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An offset outside `[start, end]`.
+    #[error("offset {requested} is out of range: the log holds offsets [{start}, {end})")]
+    OffsetOutOfRange {
+        /// Requested offset.
+        requested: u64,
+        /// Log start offset.
+        start: u64,
+        /// Log end offset.
+        end: u64,
+    },
+    /// The request needs something the broker does not offer yet or in this state.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// The broker is closing or closed.
+    #[error("the broker is shutting down")]
+    ShuttingDown,
+    /// The disk is full; nothing was written.
+    #[error("no space left on device: {0}")]
+    NoSpace(String),
+    /// The storage layer failed (IO error, corrupt data).
+    #[error("storage error on {topic}/{partition}: {message}")]
+    Storage {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// The storage error.
+        message: String,
+    },
+    /// A metadata file operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A metadata file is unreadable.
+    #[error("corrupt metadata {path}: {reason}")]
+    CorruptMetadata {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl BrokerError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        if distlog_storage::io::is_no_space(&source) {
+            return Self::NoSpace(format!("{op} {}: {source}", path.into().display()));
+        }
+        Self::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}

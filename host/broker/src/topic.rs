@@ -1,0 +1,227 @@
+//! One topic on disk: its metadata file and its partition logs.
+//!
+//! Layout under `<data_dir>/topics/<name>/`: `topic.json` (name, partition count, the topic's
+//! own configuration entries, creation time), and one directory per partition (`0/`, `1/`,
+//! ...) holding that partition's storage log. `topic.json` is only ever replaced atomically
+//! (temporary file, fsync, rename, fsync of the directory).
+
+use crate::config::{BrokerConfig, TopicConfig};
+use crate::{BrokerError, SegmentInfo};
+use distlog_storage::io::FsStorage;
+use distlog_storage::{Log, LogConfig};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+use tokio::sync::watch;
+
+pub(crate) const META_FILE: &str = "topic.json";
+const META_TMP: &str = "topic.json.tmp";
+const META_VERSION: u32 = 1;
+
+/// The persisted part of a topic.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TopicMeta {
+    pub version: u32,
+    pub name: String,
+    pub partitions: u32,
+    pub created_at_ms: i64,
+    /// The topic's own entries (not the defaults they override).
+    pub config: BTreeMap<String, String>,
+}
+
+impl TopicMeta {
+    pub(crate) fn new(
+        name: &str,
+        partitions: u32,
+        created_at_ms: i64,
+        config: BTreeMap<String, String>,
+    ) -> Self {
+        Self {
+            version: META_VERSION,
+            name: name.to_owned(),
+            partitions,
+            created_at_ms,
+            config,
+        }
+    }
+
+    pub(crate) fn read(dir: &Path) -> Result<Self, BrokerError> {
+        let path = dir.join(META_FILE);
+        let bytes = std::fs::read(&path).map_err(|e| BrokerError::io("read", &path, e))?;
+        let meta: Self =
+            serde_json::from_slice(&bytes).map_err(|e| BrokerError::CorruptMetadata {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        if meta.version != META_VERSION || meta.partitions == 0 {
+            return Err(BrokerError::CorruptMetadata {
+                path,
+                reason: format!("unsupported version {} or zero partitions", meta.version),
+            });
+        }
+        Ok(meta)
+    }
+
+    /// Replaces `dir/topic.json` atomically and durably. Cost: two fsyncs and a rename.
+    pub(crate) fn write(&self, dir: &Path) -> Result<(), BrokerError> {
+        let tmp = dir.join(META_TMP);
+        let path = dir.join(META_FILE);
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| BrokerError::CorruptMetadata {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            sync_dir(dir)
+        };
+        write().map_err(|e| BrokerError::io("write", &path, e))
+    }
+}
+
+/// Makes a directory's entries (creations, renames) durable.
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// One partition: its log and the end-offset notification fired after each append.
+#[derive(Debug)]
+pub(crate) struct Partition {
+    pub index: u32,
+    pub dir: PathBuf,
+    /// Replaced (closed and reopened) only when storage settings change.
+    pub log: RwLock<Arc<Log>>,
+    /// The log end offset, published after appends become visible.
+    pub end: watch::Sender<u64>,
+}
+
+impl Partition {
+    pub(crate) fn open(index: u32, dir: PathBuf, config: LogConfig) -> Result<Self, BrokerError> {
+        let log = open_log(&dir, config)?;
+        let (end, _) = watch::channel(log.log_end_offset());
+        Ok(Self {
+            index,
+            dir,
+            log: RwLock::new(log),
+            end,
+        })
+    }
+
+    /// The current log (cheap: clones an `Arc`).
+    pub(crate) fn log(&self) -> Arc<Log> {
+        self.log.read().clone()
+    }
+
+    /// Publishes a new end offset to long polls and subscribers.
+    pub(crate) fn publish_end(&self, end: u64) {
+        self.end.send_if_modified(|cur| {
+            if end > *cur {
+                *cur = end;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    pub(crate) fn segments(&self) -> Vec<SegmentInfo> {
+        self.log().segments()
+    }
+}
+
+pub(crate) fn open_log(dir: &Path, config: LogConfig) -> Result<Arc<Log>, BrokerError> {
+    let storage = FsStorage::create(dir).map_err(|e| BrokerError::io("create", dir, e))?;
+    Log::open(Arc::new(storage), config).map_err(|e| BrokerError::Storage {
+        topic: dir
+            .parent()
+            .and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        partition: dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        message: format!("opening log: {e}"),
+    })
+}
+
+/// A live topic.
+#[derive(Debug)]
+pub(crate) struct Topic {
+    pub name: String,
+    pub dir: PathBuf,
+    pub created_at_ms: i64,
+    /// The topic's own entries, as persisted.
+    pub overrides: RwLock<BTreeMap<String, String>>,
+    /// The effective configuration.
+    pub config: RwLock<Arc<TopicConfig>>,
+    pub partitions: Vec<Partition>,
+    /// Round-robin cursor for records without key or partition.
+    pub next_unkeyed: AtomicU32,
+}
+
+impl Topic {
+    /// Opens the topic in `dir` (which holds `topic.json`), opening every partition log.
+    pub(crate) fn open(
+        dir: PathBuf,
+        meta: TopicMeta,
+        defaults: &BTreeMap<String, String>,
+        broker: &BrokerConfig,
+    ) -> Result<Self, BrokerError> {
+        let config = TopicConfig::resolve(defaults, &meta.config)?;
+        let log_config = config.log_config(broker);
+        let partitions = (0..meta.partitions)
+            .map(|p| Partition::open(p, dir.join(p.to_string()), log_config.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            name: meta.name,
+            dir,
+            created_at_ms: meta.created_at_ms,
+            overrides: RwLock::new(meta.config),
+            config: RwLock::new(Arc::new(config)),
+            partitions,
+            next_unkeyed: AtomicU32::new(0),
+        })
+    }
+
+    pub(crate) fn partition(&self, index: u32) -> Result<&Partition, BrokerError> {
+        self.partitions
+            .get(index as usize)
+            .ok_or_else(|| BrokerError::PartitionNotFound {
+                topic: self.name.clone(),
+                partition: index,
+                count: self.partition_count(),
+            })
+    }
+
+    pub(crate) fn partition_count(&self) -> u32 {
+        u32::try_from(self.partitions.len()).unwrap_or(u32::MAX)
+    }
+
+    pub(crate) fn config(&self) -> Arc<TopicConfig> {
+        self.config.read().clone()
+    }
+
+    /// Closes every partition log (syncs and checkpoints), reporting the first failure.
+    pub(crate) fn close(&self) -> Result<(), BrokerError> {
+        let mut first = None;
+        for p in &self.partitions {
+            if let Err(e) = p.log().close() {
+                tracing::error!(topic = %self.name, partition = p.index, error = %e, "closing log failed");
+                first.get_or_insert(BrokerError::Storage {
+                    topic: self.name.clone(),
+                    partition: p.index,
+                    message: e.to_string(),
+                });
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}

@@ -1,0 +1,28 @@
+//! Generates the `distlog.v1` Rust types, clients and servers from
+//! `proto/distlog/v1/*.proto` with protox (a pure-Rust protobuf compiler), so
+//! a fresh machine needs cargo alone: no system `protoc`.
+
+use std::path::PathBuf;
+
+use prost::Message as _;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    let proto_root = manifest.join("../../proto");
+    // Paths relative to the include root, as `import` statements name them.
+    let files = ["distlog/v1/distlog.proto"];
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", proto_root.join(file).display());
+    }
+
+    let fds = protox::compile(files, [&proto_root])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    // The encoded descriptor set backs gRPC server reflection.
+    std::fs::write(out_dir.join("distlog_descriptor.bin"), fds.encode_to_vec())?;
+
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! Server settings (the `[server]` table of the configuration file).
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+/// gRPC server settings. Every field has a default; see docs/CONFIG.md.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Address the gRPC server listens on.
+    pub listen: SocketAddr,
+    /// When set, admin calls (DeleteTopic, AlterTopicConfig, plugin load/reload/unload)
+    /// require the metadata `authorization: Bearer <token>`.
+    pub admin_token: Option<String>,
+    /// Serve admin calls without a token on a non-loopback address. Off: such a server
+    /// refuses to start without `admin_token`.
+    pub allow_unauthenticated_admin: bool,
+    /// Largest request accepted, in encoded bytes (RESOURCE_EXHAUSTED above). The transport
+    /// itself refuses messages over twice this size.
+    pub max_request_bytes: usize,
+    /// Largest record (key + value + headers) accepted, whatever the topic allows.
+    pub max_record_bytes: usize,
+    /// Most records accepted in one produce request.
+    pub max_records_per_request: usize,
+    /// Fetch size when a request asks for 0 bytes.
+    pub default_fetch_bytes: u32,
+    /// Largest fetch size; larger requests are lowered to it.
+    pub max_fetch_bytes: u32,
+    /// Longest long-poll wait, in milliseconds; longer requests are lowered to it.
+    pub max_wait_ms: u32,
+    /// Responses buffered per Subscribe or ProduceStream call before the broker waits for
+    /// the client to read (slow consumers are served at their pace).
+    pub stream_buffer: usize,
+    /// Interval between refreshes of the per-partition gauges, in milliseconds.
+    pub gauge_interval_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            admin_token: None,
+            allow_unauthenticated_admin: false,
+            max_request_bytes: 64 << 20,
+            max_record_bytes: 16 << 20,
+            max_records_per_request: 100_000,
+            default_fetch_bytes: 1 << 20,
+            max_fetch_bytes: 16 << 20,
+            max_wait_ms: 30_000,
+            stream_buffer: 16,
+            gauge_interval_ms: 5_000,
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Conversions between broker types and protobuf messages.
+
+use crate::proto;
+use distlog_broker::{
+    CommittedOffset, Header, PartitionDescription, ProduceRecord, ProduceResult, SegmentInfo,
+    StoredRecord, TopicDescription,
+};
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn produce_record(r: proto::Record) -> ProduceRecord {
+    ProduceRecord {
+        key: r.key,
+        value: r.value,
+        headers: r
+            .headers
+            .into_iter()
+            .map(|h| Header {
+                key: h.key,
+                value: h.value,
+            })
+            .collect(),
+        timestamp_ms: r.timestamp_ms,
+    }
+}
+
+/// Key, value and header bytes of a record (what `max_record_bytes` limits).
+pub(crate) fn record_size(r: &proto::Record) -> usize {
+    r.key.as_ref().map_or(0, Vec::len)
+        + r.value.as_ref().map_or(0, Vec::len)
+        + r.headers
+            .iter()
+            .map(|h| h.key.len() + h.value.len())
+            .sum::<usize>()
+}
+
+pub(crate) fn stored_record(r: StoredRecord) -> proto::StoredRecord {
+    proto::StoredRecord {
+        offset: to_i64(r.offset),
+        timestamp_ms: r.timestamp_ms,
+        key: r.key,
+        value: r.value,
+        headers: r
+            .headers
+            .into_iter()
+            .map(|h| proto::Header {
+                key: h.key,
+                value: h.value,
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn produce_response(r: ProduceResult, sequence: u64) -> proto::ProduceResponse {
+    proto::ProduceResponse {
+        partitions: r
+            .partitions
+            .into_iter()
+            .map(|p| proto::PartitionAppend {
+                partition: p.partition,
+                base_offset: to_i64(p.base_offset),
+                record_count: p.record_count,
+            })
+            .collect(),
+        offsets: r.offsets.into_iter().map(to_i64).collect(),
+        record_partitions: r.record_partitions,
+        sequence,
+        error: None,
+    }
+}
+
+fn segment(s: SegmentInfo) -> proto::SegmentDescription {
+    proto::SegmentDescription {
+        base_offset: to_i64(s.base_offset),
+        end_offset: if s.record_count == 0 {
+            to_i64(s.base_offset)
+        } else {
+            to_i64(s.last_offset.saturating_add(1))
+        },
+        size_bytes: s.size_bytes,
+        max_timestamp_ms: s.max_timestamp,
+        active: s.active,
+    }
+}
+
+fn partition(p: PartitionDescription) -> proto::PartitionDescription {
+    proto::PartitionDescription {
+        partition: p.partition,
+        log_start_offset: to_i64(p.log_start_offset),
+        log_end_offset: to_i64(p.log_end_offset),
+        size_bytes: p.size_bytes,
+        segments: p.segments.into_iter().map(segment).collect(),
+    }
+}
+
+pub(crate) fn topic(t: TopicDescription) -> proto::TopicDescription {
+    proto::TopicDescription {
+        name: t.name,
+        config: t.config.into_iter().collect(),
+        partitions: t.partitions.into_iter().map(partition).collect(),
+        created_at_ms: t.created_at_ms,
+    }
+}
+
+pub(crate) fn committed(o: CommittedOffset) -> proto::CommittedOffset {
+    proto::CommittedOffset {
+        topic: o.topic,
+        partition: o.partition,
+        offset: to_i64(o.offset),
+        metadata: o.metadata,
+        committed_at_ms: o.committed_at_ms,
+    }
+}

@@ -1,0 +1,594 @@
+//! The `distlog.v1` services over a [`Broker`].
+//!
+//! Every broker call that may touch the disk runs on tokio's blocking pool
+//! (`spawn_blocking`); the async side only waits, streams and converts.
+
+use crate::config::ServerConfig;
+use crate::convert;
+use crate::error::ApiError;
+use crate::proto;
+use crate::proto::groups_server::Groups;
+use crate::proto::plugins_server::Plugins;
+use crate::proto::records_server::Records;
+use crate::proto::topics_server::Topics;
+use distlog_broker::{Broker, BrokerError, OffsetCommit, OffsetQuery};
+use prost::Message as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+/// The service state shared by the four generated servers.
+#[derive(Debug, Clone)]
+pub struct DistLogService {
+    broker: Broker,
+    config: Arc<ServerConfig>,
+    /// Turns true when the server starts shutting down: long polls answer and streams end.
+    shutdown: watch::Receiver<bool>,
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Runs a blocking broker call on the blocking pool.
+async fn blocking<T, F>(f: F) -> ApiResult<T>
+where
+    F: FnOnce() -> Result<T, BrokerError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+        .map_err(ApiError::from)
+}
+
+/// Records the call's count, latency and status code, and converts the error.
+async fn observe<T>(
+    method: &'static str,
+    fut: impl Future<Output = ApiResult<T>>,
+) -> Result<Response<T>, Status> {
+    let start = Instant::now();
+    let result = fut.await;
+    let code = match &result {
+        Ok(_) => tonic::Code::Ok,
+        Err(e) => e.code(),
+    };
+    metrics::counter!("distlog_requests_total", "method" => method, "code" => code_name(code))
+        .increment(1);
+    metrics::histogram!("distlog_request_duration_seconds", "method" => method)
+        .record(start.elapsed().as_secs_f64());
+    result.map(Response::new).map_err(Status::from)
+}
+
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code as C;
+    match code {
+        C::Ok => "OK",
+        C::Cancelled => "CANCELLED",
+        C::Unknown => "UNKNOWN",
+        C::InvalidArgument => "INVALID_ARGUMENT",
+        C::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        C::NotFound => "NOT_FOUND",
+        C::AlreadyExists => "ALREADY_EXISTS",
+        C::PermissionDenied => "PERMISSION_DENIED",
+        C::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        C::FailedPrecondition => "FAILED_PRECONDITION",
+        C::Aborted => "ABORTED",
+        C::OutOfRange => "OUT_OF_RANGE",
+        C::Unimplemented => "UNIMPLEMENTED",
+        C::Internal => "INTERNAL",
+        C::Unavailable => "UNAVAILABLE",
+        C::DataLoss => "DATA_LOSS",
+        C::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+fn offset_arg(name: &str, v: i64) -> ApiResult<u64> {
+    u64::try_from(v)
+        .map_err(|_| ApiError::InvalidArgument(format!("{name} must not be negative (got {v})")))
+}
+
+impl DistLogService {
+    /// A service over `broker`; `shutdown` turning true ends long polls and streams.
+    pub fn new(broker: Broker, config: Arc<ServerConfig>, shutdown: watch::Receiver<bool>) -> Self {
+        Self {
+            broker,
+            config,
+            shutdown,
+        }
+    }
+
+    fn fetch_bytes(&self, requested: u32) -> usize {
+        let b = if requested == 0 {
+            self.config.default_fetch_bytes
+        } else {
+            requested.min(self.config.max_fetch_bytes)
+        };
+        b as usize
+    }
+
+    async fn produce_inner(&self, req: proto::ProduceRequest) -> ApiResult<proto::ProduceResponse> {
+        let size = req.encoded_len();
+        if size > self.config.max_request_bytes {
+            return Err(ApiError::TooLarge(format!(
+                "produce request is {size} bytes, over the limit of {}",
+                self.config.max_request_bytes
+            )));
+        }
+        if req.records.len() > self.config.max_records_per_request {
+            return Err(ApiError::TooLarge(format!(
+                "produce request has {} records, over the limit of {}",
+                req.records.len(),
+                self.config.max_records_per_request
+            )));
+        }
+        if let Some((i, s)) = req
+            .records
+            .iter()
+            .map(convert::record_size)
+            .enumerate()
+            .find(|(_, s)| *s > self.config.max_record_bytes)
+        {
+            return Err(ApiError::TooLarge(format!(
+                "record {i} is {s} bytes, over the limit of {}",
+                self.config.max_record_bytes
+            )));
+        }
+        let sequence = req.sequence;
+        let topic = req.topic;
+        let records: Vec<_> = req
+            .records
+            .into_iter()
+            .map(convert::produce_record)
+            .collect();
+        let count = records.len();
+        let broker = self.broker.clone();
+        let label = topic.clone();
+        let result = blocking(move || broker.produce(&topic, req.partition, records)).await?;
+        metrics::counter!("distlog_produce_records_total", "topic" => label.clone())
+            .increment(count as u64);
+        metrics::counter!("distlog_produce_bytes_total", "topic" => label)
+            .increment(result.bytes as u64);
+        Ok(convert::produce_response(result, sequence))
+    }
+
+    /// One read; converts and counts.
+    async fn read_once(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_bytes: usize,
+    ) -> ApiResult<proto::FetchResponse> {
+        let broker = self.broker.clone();
+        let t = topic.to_owned();
+        let r = blocking(move || broker.fetch(&t, partition, offset, max_bytes)).await?;
+        metrics::counter!("distlog_fetch_records_total", "topic" => topic.to_owned())
+            .increment(r.records.len() as u64);
+        metrics::counter!("distlog_fetch_bytes_total", "topic" => topic.to_owned())
+            .increment(r.bytes as u64);
+        Ok(proto::FetchResponse {
+            records: r.records.into_iter().map(convert::stored_record).collect(),
+            log_start_offset: i64::try_from(r.log_start_offset).unwrap_or(i64::MAX),
+            log_end_offset: i64::try_from(r.log_end_offset).unwrap_or(i64::MAX),
+            next_offset: i64::try_from(r.next_offset).unwrap_or(i64::MAX),
+        })
+    }
+
+    async fn fetch_inner(&self, req: proto::FetchRequest) -> ApiResult<proto::FetchResponse> {
+        let offset = offset_arg("offset", req.offset)?;
+        if req.isolation == proto::Isolation::Raw as i32 {
+            return Err(ApiError::FailedPrecondition(
+                "raw (stored batch) fetch is not served yet".into(),
+            ));
+        }
+        let max_bytes = self.fetch_bytes(req.max_bytes);
+        let wait = Duration::from_millis(u64::from(req.max_wait_ms.min(self.config.max_wait_ms)));
+        let deadline = tokio::time::Instant::now() + wait;
+        // Subscribe before reading: an append between the read and the wait is not missed.
+        let mut end = self.broker.watch_end(&req.topic, req.partition)?;
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            end.borrow_and_update();
+            let r = self
+                .read_once(&req.topic, req.partition, offset, max_bytes)
+                .await?;
+            if !r.records.is_empty() || wait.is_zero() || *shutdown.borrow() {
+                return Ok(r);
+            }
+            tokio::select! {
+                changed = tokio::time::timeout_at(deadline, end.changed()) => match changed {
+                    Err(_) => return Ok(r),
+                    Ok(Ok(())) => {}
+                    // The topic is gone: the next watch fails with NOT_FOUND.
+                    Ok(Err(_)) => end = self.broker.watch_end(&req.topic, req.partition)?,
+                },
+                _ = shutdown.changed() => return Ok(r),
+            }
+        }
+    }
+
+    fn subscribe_inner(
+        &self,
+        req: proto::SubscribeRequest,
+        first: proto::FetchResponse,
+        mut end: watch::Receiver<u64>,
+    ) -> mpsc::Receiver<Result<proto::FetchResponse, Status>> {
+        let (tx, rx) = mpsc::channel(self.config.stream_buffer.max(1));
+        let this = self.clone();
+        let max_bytes = self.fetch_bytes(req.max_bytes);
+        tokio::spawn(async move {
+            let mut shutdown = this.shutdown.clone();
+            let mut offset = u64::try_from(first.next_offset).unwrap_or(0);
+            if !first.records.is_empty() && tx.send(Ok(first)).await.is_err() {
+                return;
+            }
+            loop {
+                end.borrow_and_update();
+                match this
+                    .read_once(&req.topic, req.partition, offset, max_bytes)
+                    .await
+                {
+                    Ok(r) if !r.records.is_empty() => {
+                        offset = u64::try_from(r.next_offset).unwrap_or(offset);
+                        // Waits while the client is slow: the buffer is bounded.
+                        if tx.send(Ok(r)).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::from(e))).await;
+                        return;
+                    }
+                }
+                if *shutdown.borrow() {
+                    let _ = tx.send(Err(Status::from(ApiError::ShuttingDown))).await;
+                    return;
+                }
+                tokio::select! {
+                    changed = end.changed() => if changed.is_err() {
+                        match this.broker.watch_end(&req.topic, req.partition) {
+                            Ok(rx) => end = rx,
+                            Err(e) => {
+                                let _ = tx.send(Err(Status::from(ApiError::from(e)))).await;
+                                return;
+                            }
+                        }
+                    },
+                    () = tx.closed() => return,
+                    _ = shutdown.changed() => {
+                        let _ = tx.send(Err(Status::from(ApiError::ShuttingDown))).await;
+                        return;
+                    }
+                }
+            }
+        });
+        rx
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl Topics for DistLogService {
+    async fn create_topic(
+        &self,
+        request: Request<proto::CreateTopicRequest>,
+    ) -> Result<Response<proto::CreateTopicResponse>, Status> {
+        observe("CreateTopic", async {
+            let req = request.into_inner();
+            let broker = self.broker.clone();
+            let config = req.config.into_iter().collect();
+            let t =
+                blocking(move || broker.create_topic(&req.name, req.partitions, config)).await?;
+            Ok(proto::CreateTopicResponse {
+                topic: Some(convert::topic(t)),
+            })
+        })
+        .await
+    }
+
+    async fn delete_topic(
+        &self,
+        request: Request<proto::DeleteTopicRequest>,
+    ) -> Result<Response<proto::DeleteTopicResponse>, Status> {
+        observe("DeleteTopic", async {
+            let name = request.into_inner().name;
+            let broker = self.broker.clone();
+            blocking(move || broker.delete_topic(&name)).await?;
+            Ok(proto::DeleteTopicResponse {})
+        })
+        .await
+    }
+
+    async fn list_topics(
+        &self,
+        _request: Request<proto::ListTopicsRequest>,
+    ) -> Result<Response<proto::ListTopicsResponse>, Status> {
+        observe("ListTopics", async {
+            Ok(proto::ListTopicsResponse {
+                topics: self
+                    .broker
+                    .list_topics()
+                    .into_iter()
+                    .map(|t| proto::TopicSummary {
+                        name: t.name,
+                        partitions: t.partitions,
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
+
+    async fn describe_topic(
+        &self,
+        request: Request<proto::DescribeTopicRequest>,
+    ) -> Result<Response<proto::DescribeTopicResponse>, Status> {
+        observe("DescribeTopic", async {
+            let t = self.broker.describe_topic(&request.into_inner().name)?;
+            Ok(proto::DescribeTopicResponse {
+                topic: Some(convert::topic(t)),
+            })
+        })
+        .await
+    }
+
+    async fn alter_topic_config(
+        &self,
+        request: Request<proto::AlterTopicConfigRequest>,
+    ) -> Result<Response<proto::AlterTopicConfigResponse>, Status> {
+        observe("AlterTopicConfig", async {
+            let req = request.into_inner();
+            let broker = self.broker.clone();
+            let set = req.set.into_iter().collect();
+            let config = blocking(move || {
+                broker.alter_topic_config(&req.name, set, req.reset, req.validate_only)
+            })
+            .await?;
+            Ok(proto::AlterTopicConfigResponse {
+                config: config.into_iter().collect(),
+            })
+        })
+        .await
+    }
+}
+
+#[tonic::async_trait]
+impl Records for DistLogService {
+    async fn produce(
+        &self,
+        request: Request<proto::ProduceRequest>,
+    ) -> Result<Response<proto::ProduceResponse>, Status> {
+        observe("Produce", self.produce_inner(request.into_inner())).await
+    }
+
+    type ProduceStreamStream = BoxStream<proto::ProduceResponse>;
+
+    async fn produce_stream(
+        &self,
+        request: Request<Streaming<proto::ProduceRequest>>,
+    ) -> Result<Response<Self::ProduceStreamStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(self.config.stream_buffer.max(1));
+        let this = self.clone();
+        tokio::spawn(async move {
+            // Requests of one stream are appended in order, one at a time; the transport keeps
+            // reading (and the client keeps sending) meanwhile.
+            loop {
+                let req = match inbound.message().await {
+                    Ok(Some(req)) => req,
+                    Ok(None) => return,
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                };
+                let sequence = req.sequence;
+                let start = Instant::now();
+                let response = match this.produce_inner(req).await {
+                    Ok(r) => r,
+                    Err(e) => proto::ProduceResponse {
+                        sequence,
+                        error: Some(proto::Error {
+                            code: e.code() as i32,
+                            message: Status::from(e).message().to_owned(),
+                        }),
+                        ..proto::ProduceResponse::default()
+                    },
+                };
+                let code = response
+                    .error
+                    .as_ref()
+                    .map_or("OK", |e| code_name(tonic::Code::from_i32(e.code)));
+                metrics::counter!("distlog_requests_total", "method" => "ProduceStream", "code" => code)
+                    .increment(1);
+                metrics::histogram!("distlog_request_duration_seconds", "method" => "ProduceStream")
+                    .record(start.elapsed().as_secs_f64());
+                if tx.send(Ok(response)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn fetch(
+        &self,
+        request: Request<proto::FetchRequest>,
+    ) -> Result<Response<proto::FetchResponse>, Status> {
+        observe("Fetch", self.fetch_inner(request.into_inner())).await
+    }
+
+    type SubscribeStream = BoxStream<proto::FetchResponse>;
+
+    async fn subscribe(
+        &self,
+        request: Request<proto::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let req = request.into_inner();
+        observe("Subscribe", async {
+            let offset = offset_arg("offset", req.offset)?;
+            let end = self.broker.watch_end(&req.topic, req.partition)?;
+            // The first read happens before the stream starts, so a bad offset fails the call.
+            let first = self
+                .read_once(
+                    &req.topic,
+                    req.partition,
+                    offset,
+                    self.fetch_bytes(req.max_bytes),
+                )
+                .await?;
+            let rx = self.subscribe_inner(req.clone(), first, end);
+            Ok(Box::pin(ReceiverStream::new(rx)) as Self::SubscribeStream)
+        })
+        .await
+    }
+
+    async fn list_offsets(
+        &self,
+        request: Request<proto::ListOffsetsRequest>,
+    ) -> Result<Response<proto::ListOffsetsResponse>, Status> {
+        observe("ListOffsets", async {
+            let req = request.into_inner();
+            let query = match req.spec.and_then(|s| s.spec) {
+                Some(proto::offset_spec::Spec::Earliest(_)) => OffsetQuery::Earliest,
+                Some(proto::offset_spec::Spec::Latest(_)) => OffsetQuery::Latest,
+                Some(proto::offset_spec::Spec::TimestampMs(ts)) => OffsetQuery::Timestamp(ts),
+                None => {
+                    return Err(ApiError::InvalidArgument(
+                        "spec is required: earliest, latest or timestamp_ms".into(),
+                    ));
+                }
+            };
+            let partitions = if req.partitions.is_empty() {
+                (0..self.broker.partition_count(&req.topic)?).collect()
+            } else {
+                req.partitions
+            };
+            let broker = self.broker.clone();
+            let topic = req.topic;
+            let offsets = blocking(move || {
+                partitions
+                    .into_iter()
+                    .map(|p| {
+                        let (offset, ts) = broker.list_offset(&topic, p, query)?;
+                        Ok(proto::PartitionOffset {
+                            partition: p,
+                            offset: i64::try_from(offset).unwrap_or(i64::MAX),
+                            timestamp_ms: ts.unwrap_or(-1),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, BrokerError>>()
+            })
+            .await?;
+            Ok(proto::ListOffsetsResponse { offsets })
+        })
+        .await
+    }
+}
+
+#[tonic::async_trait]
+impl Groups for DistLogService {
+    async fn commit_offsets(
+        &self,
+        request: Request<proto::CommitOffsetsRequest>,
+    ) -> Result<Response<proto::CommitOffsetsResponse>, Status> {
+        observe("CommitOffsets", async {
+            let req = request.into_inner();
+            let offsets = req
+                .offsets
+                .into_iter()
+                .map(|o| {
+                    Ok(OffsetCommit {
+                        offset: offset_arg("offset", o.offset)?,
+                        topic: o.topic,
+                        partition: o.partition,
+                        metadata: o.metadata,
+                    })
+                })
+                .collect::<ApiResult<Vec<_>>>()?;
+            let broker = self.broker.clone();
+            blocking(move || broker.commit_offsets(&req.group, offsets)).await?;
+            Ok(proto::CommitOffsetsResponse {})
+        })
+        .await
+    }
+
+    async fn fetch_offsets(
+        &self,
+        request: Request<proto::FetchOffsetsRequest>,
+    ) -> Result<Response<proto::FetchOffsetsResponse>, Status> {
+        observe("FetchOffsets", async {
+            let req = request.into_inner();
+            let topic = (!req.topic.is_empty()).then_some(req.topic.as_str());
+            let offsets = self.broker.fetch_offsets(&req.group, topic)?;
+            Ok(proto::FetchOffsetsResponse {
+                offsets: offsets.into_iter().map(convert::committed).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn list_groups(
+        &self,
+        _request: Request<proto::ListGroupsRequest>,
+    ) -> Result<Response<proto::ListGroupsResponse>, Status> {
+        observe("ListGroups", async {
+            Ok(proto::ListGroupsResponse {
+                groups: self.broker.list_groups(),
+            })
+        })
+        .await
+    }
+}
+
+fn no_plugin_host() -> ApiError {
+    ApiError::FailedPrecondition("this broker has no plugin host configured".into())
+}
+
+#[tonic::async_trait]
+impl Plugins for DistLogService {
+    async fn list_plugins(
+        &self,
+        _request: Request<proto::ListPluginsRequest>,
+    ) -> Result<Response<proto::ListPluginsResponse>, Status> {
+        observe("ListPlugins", async {
+            Ok(proto::ListPluginsResponse { plugins: vec![] })
+        })
+        .await
+    }
+
+    async fn load_plugin(
+        &self,
+        _request: Request<proto::LoadPluginRequest>,
+    ) -> Result<Response<proto::PluginResponse>, Status> {
+        observe("LoadPlugin", async { Err(no_plugin_host()) }).await
+    }
+
+    async fn reload_plugin(
+        &self,
+        _request: Request<proto::ReloadPluginRequest>,
+    ) -> Result<Response<proto::PluginResponse>, Status> {
+        observe("ReloadPlugin", async { Err(no_plugin_host()) }).await
+    }
+
+    async fn unload_plugin(
+        &self,
+        _request: Request<proto::UnloadPluginRequest>,
+    ) -> Result<Response<proto::UnloadPluginResponse>, Status> {
+        observe("UnloadPlugin", async { Err(no_plugin_host()) }).await
+    }
+
+    async fn describe_plugin(
+        &self,
+        _request: Request<proto::DescribePluginRequest>,
+    ) -> Result<Response<proto::PluginResponse>, Status> {
+        observe("DescribePlugin", async { Err(no_plugin_host()) }).await
+    }
+}
