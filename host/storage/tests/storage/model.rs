@@ -1,5 +1,6 @@
-//! Property test: random sequences of append / read / roll / close+reopen / delete-oldest agree
-//! with an in-memory model (a vector of batches and a start offset). Bounded to 64 cases.
+//! Property test: random sequences of append / read / roll / close+reopen / drop+reopen /
+//! delete-oldest / timestamp lookup agree with an in-memory model (a vector of batches and a
+//! start offset). Bounded to 64 cases.
 
 use super::common::*;
 use distlog_storage::io::{MemStorage, Storage};
@@ -8,12 +9,22 @@ use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Append { records: u32, value_len: usize },
-    Read { pick: usize, max_bytes: usize },
+    Append {
+        records: u32,
+        value_len: usize,
+    },
+    Read {
+        pick: usize,
+        max_bytes: usize,
+    },
     Roll,
     Reopen,
+    /// Drop without close: recovery scans everything after the last checkpoint.
+    ReopenUnclean,
     DeleteOldest,
-    Timestamp { pick: usize },
+    Timestamp {
+        pick: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -22,6 +33,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (any::<usize>(), 1usize..3000).prop_map(|(pick, max_bytes)| Op::Read { pick, max_bytes }),
         1 => Just(Op::Roll),
         1 => Just(Op::Reopen),
+        1 => Just(Op::ReopenUnclean),
         1 => Just(Op::DeleteOldest),
         1 => any::<usize>().prop_map(|pick| Op::Timestamp { pick }),
     ]
@@ -78,6 +90,12 @@ proptest! {
                 }
                 Op::Reopen => {
                     log.close().unwrap();
+                    drop(log);
+                    log = open(&s, &cfg);
+                    prop_assert_eq!(log.log_end_offset(), next);
+                    prop_assert_eq!(log.log_start_offset(), start);
+                }
+                Op::ReopenUnclean => {
                     drop(log);
                     log = open(&s, &cfg);
                     prop_assert_eq!(log.log_end_offset(), next);
