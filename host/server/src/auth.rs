@@ -1,5 +1,7 @@
-//! The admin token guard: a service wrapper that checks `authorization: Bearer <token>` on
-//! admin calls before the call reaches the service.
+//! The service guard: a wrapper around each generated service that
+//! - checks `authorization: Bearer <token>` on admin calls before they reach the service, and
+//! - reports a request over the transport's size limit as RESOURCE_EXHAUSTED (tonic itself
+//!   answers OUT_OF_RANGE), so every "too large" gets the same status.
 
 use crate::error::ApiError;
 use std::convert::Infallible;
@@ -68,19 +70,19 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Wraps a generated service; admin paths are checked with [`AdminAuth`] first.
 #[derive(Debug, Clone)]
-pub struct AdminGuard<S> {
+pub struct Guard<S> {
     inner: S,
     auth: AdminAuth,
 }
 
-impl<S> AdminGuard<S> {
+impl<S> Guard<S> {
     /// Guards `inner` with `auth`.
     pub fn new(inner: S, auth: AdminAuth) -> Self {
         Self { inner, auth }
     }
 }
 
-impl<S> Service<http::Request<Body>> for AdminGuard<S>
+impl<S> Service<http::Request<Body>> for Guard<S>
 where
     S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
     S::Future: Send + 'static,
@@ -101,11 +103,30 @@ where
             let response = Status::from(e).into_http();
             return Box::pin(async move { Ok(response) });
         }
-        Box::pin(self.inner.call(req))
+        let call = self.inner.call(req);
+        Box::pin(async move {
+            let mut response = call.await?;
+            too_large_as_resource_exhausted(response.headers_mut());
+            Ok(response)
+        })
     }
 }
 
-impl<S: NamedService> NamedService for AdminGuard<S> {
+/// Rewrites tonic's "decoded message length too large" (OUT_OF_RANGE, sent before the
+/// handler runs, so in the response headers) into RESOURCE_EXHAUSTED.
+fn too_large_as_resource_exhausted(headers: &mut http::HeaderMap) {
+    let Some(status) = Status::from_header_map(headers) else {
+        return;
+    };
+    if let Some(e) = ApiError::from_transport_status(&status) {
+        headers.remove(Status::GRPC_STATUS);
+        headers.remove(Status::GRPC_MESSAGE);
+        headers.remove(Status::GRPC_STATUS_DETAILS);
+        let _ = Status::from(e).add_header(headers);
+    }
+}
+
+impl<S: NamedService> NamedService for Guard<S> {
     const NAME: &'static str = S::NAME;
 }
 

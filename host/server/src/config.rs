@@ -16,8 +16,8 @@ pub struct ServerConfig {
     /// Serve admin calls without a token on a non-loopback address. Off: such a server
     /// refuses to start without `admin_token`.
     pub allow_unauthenticated_admin: bool,
-    /// Largest request accepted, in encoded bytes (RESOURCE_EXHAUSTED above). The transport
-    /// itself refuses messages over twice this size.
+    /// Largest request message accepted, in encoded bytes (RESOURCE_EXHAUSTED above); checked
+    /// by the transport before decoding.
     pub max_request_bytes: usize,
     /// Largest record (key + value + headers) accepted, whatever the topic allows.
     pub max_record_bytes: usize,

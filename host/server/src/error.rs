@@ -35,6 +35,13 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The transport's own status for a message over the size limit (OUT_OF_RANGE in tonic),
+    /// as the RESOURCE_EXHAUSTED every other size limit gives; `None` for any other status.
+    pub fn from_transport_status(status: &Status) -> Option<Self> {
+        (status.code() == Code::OutOfRange && status.message().contains("message length too large"))
+            .then(|| Self::TooLarge(format!("request too large: {}", status.message())))
+    }
+
     /// The status code this error maps to.
     pub fn code(&self) -> Code {
         match self {

@@ -39,7 +39,7 @@ pub mod proto {
         include_bytes!(concat!(env!("OUT_DIR"), "/distlog_descriptor.bin"));
 }
 
-pub use auth::{ADMIN_METHODS, AdminAuth, AdminGuard};
+pub use auth::{ADMIN_METHODS, AdminAuth, Guard};
 pub use config::ServerConfig;
 pub use distlog_broker::{Broker, BrokerConfig, BrokerError};
 pub use error::ApiError;
@@ -127,9 +127,9 @@ pub async fn serve_with_listener(
     let (stop_tx, stop_rx) = watch::channel(false);
     let service = DistLogService::new(broker.clone(), config.clone(), stop_rx);
     let auth = AdminAuth::new(config.admin_token.as_deref());
-    // Requests between max_request_bytes and twice that get a precise RESOURCE_EXHAUSTED
-    // from the handlers; the transport refuses anything larger outright.
-    let decode_limit = config.max_request_bytes.saturating_mul(2);
+    // The transport refuses larger messages before decoding them; `Guard` reports that
+    // as RESOURCE_EXHAUSTED.
+    let decode_limit = config.max_request_bytes;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<TopicsServer<DistLogService>>().await;
@@ -169,13 +169,19 @@ pub async fn serve_with_listener(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(AdminGuard::new(
+        .add_service(Guard::new(
             TopicsServer::new(service.clone()).max_decoding_message_size(decode_limit),
             auth.clone(),
         ))
-        .add_service(RecordsServer::new(service.clone()).max_decoding_message_size(decode_limit))
-        .add_service(GroupsServer::new(service.clone()).max_decoding_message_size(decode_limit))
-        .add_service(AdminGuard::new(
+        .add_service(Guard::new(
+            RecordsServer::new(service.clone()).max_decoding_message_size(decode_limit),
+            auth.clone(),
+        ))
+        .add_service(Guard::new(
+            GroupsServer::new(service.clone()).max_decoding_message_size(decode_limit),
+            auth.clone(),
+        ))
+        .add_service(Guard::new(
             PluginsServer::new(service).max_decoding_message_size(decode_limit),
             auth,
         ))

@@ -12,7 +12,6 @@ use crate::proto::plugins_server::Plugins;
 use crate::proto::records_server::Records;
 use crate::proto::topics_server::Topics;
 use distlog_broker::{Broker, BrokerError, OffsetCommit, OffsetQuery};
-use prost::Message as _;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -111,13 +110,6 @@ impl DistLogService {
     }
 
     async fn produce_inner(&self, req: proto::ProduceRequest) -> ApiResult<proto::ProduceResponse> {
-        let size = req.encoded_len();
-        if size > self.config.max_request_bytes {
-            return Err(ApiError::TooLarge(format!(
-                "produce request is {size} bytes, over the limit of {}",
-                self.config.max_request_bytes
-            )));
-        }
         if req.records.len() > self.config.max_records_per_request {
             return Err(ApiError::TooLarge(format!(
                 "produce request has {} records, over the limit of {}",
@@ -385,6 +377,10 @@ impl Records for DistLogService {
                     Ok(Some(req)) => req,
                     Ok(None) => return,
                     Err(status) => {
+                        let status = match ApiError::from_transport_status(&status) {
+                            Some(e) => Status::from(e),
+                            None => status,
+                        };
                         let _ = tx.send(Err(status)).await;
                         return;
                     }

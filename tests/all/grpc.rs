@@ -1,0 +1,972 @@
+//! The gRPC API end to end: a real server (`distlog_server::serve_with_listener`) on
+//! 127.0.0.1 port 0 over a real data directory, driven by the generated tonic clients.
+//!
+//! Guards: byte-identical round trips (null vs empty keys and values, repeated headers,
+//! explicit and broker timestamps); Kafka-compatible key placement; subscribe and long poll
+//! waking on appends (awaited, never slept on); durable group offsets and acknowledged records
+//! across a restart; a precise status for every kind of bad input, after which the server
+//! still serves; the admin token guard; gRPC health and reflection.
+
+use anyhow::{Context, Result, ensure};
+use distlog_server::proto::groups_client::GroupsClient;
+use distlog_server::proto::plugins_client::PluginsClient;
+use distlog_server::proto::records_client::RecordsClient;
+use distlog_server::proto::topics_client::TopicsClient;
+use distlog_server::proto::{self, offset_spec::Spec};
+use distlog_server::{Broker, BrokerConfig, ServeError, ServerConfig};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+
+/// Upper bound on any single await, so a regression fails instead of hanging the suite.
+const GUARD: Duration = Duration::from_secs(60);
+
+async fn guarded<T>(what: &str, fut: impl Future<Output = T>) -> Result<T> {
+    tokio::time::timeout(GUARD, fut)
+        .await
+        .with_context(|| format!("{what} did not complete"))
+}
+
+/// A running server over a data directory.
+struct Running {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+impl Running {
+    async fn start(data: &Path, config: ServerConfig) -> Result<Self> {
+        let broker_config = BrokerConfig::new(data);
+        let broker = tokio::task::spawn_blocking(move || Broker::open(broker_config)).await??;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(distlog_server::serve_with_listener(
+            listener,
+            config,
+            broker,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Ok(Self {
+            addr,
+            stop: Some(tx),
+            task,
+        })
+    }
+
+    async fn channel(&self) -> Result<Channel> {
+        Ok(
+            tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))?
+                .connect()
+                .await?,
+        )
+    }
+
+    /// Graceful shutdown: drains, closes the broker, and reports how serving ended.
+    async fn stop(mut self) -> Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        guarded("shutdown", &mut self.task).await???;
+        Ok(())
+    }
+}
+
+struct Clients {
+    topics: TopicsClient<Channel>,
+    records: RecordsClient<Channel>,
+    groups: GroupsClient<Channel>,
+}
+
+async fn clients(server: &Running) -> Result<Clients> {
+    let ch = server.channel().await?;
+    Ok(Clients {
+        topics: TopicsClient::new(ch.clone()),
+        records: RecordsClient::new(ch.clone()),
+        groups: GroupsClient::new(ch),
+    })
+}
+
+fn test_config() -> ServerConfig {
+    let mut c = ServerConfig::default();
+    c.max_wait_ms = 600_000;
+    c.max_record_bytes = 64 << 10;
+    c.max_request_bytes = 256 << 10;
+    c
+}
+
+async fn create(c: &mut Clients, name: &str, partitions: u32) -> Result<()> {
+    c.topics
+        .create_topic(proto::CreateTopicRequest {
+            name: name.into(),
+            partitions,
+            config: HashMap::new(),
+        })
+        .await?;
+    Ok(())
+}
+
+fn record(key: Option<&[u8]>, value: Option<&[u8]>) -> proto::Record {
+    proto::Record {
+        key: key.map(<[u8]>::to_vec),
+        value: value.map(<[u8]>::to_vec),
+        headers: vec![],
+        timestamp_ms: None,
+    }
+}
+
+fn produce_req(
+    topic: &str,
+    partition: Option<u32>,
+    records: Vec<proto::Record>,
+) -> proto::ProduceRequest {
+    proto::ProduceRequest {
+        topic: topic.into(),
+        partition,
+        records,
+        sequence: 0,
+    }
+}
+
+fn fetch_req(topic: &str, partition: u32, offset: i64) -> proto::FetchRequest {
+    proto::FetchRequest {
+        topic: topic.into(),
+        partition,
+        offset,
+        max_bytes: 0,
+        max_wait_ms: 0,
+        isolation: 0,
+    }
+}
+
+/// Every record of a partition from `from`, following `next_offset` to the end.
+async fn fetch_all(
+    c: &mut Clients,
+    topic: &str,
+    partition: u32,
+    from: i64,
+) -> Result<Vec<proto::StoredRecord>> {
+    let mut out = Vec::new();
+    let mut offset = from;
+    loop {
+        let r = c
+            .records
+            .fetch(fetch_req(topic, partition, offset))
+            .await?
+            .into_inner();
+        if r.records.is_empty() {
+            return Ok(out);
+        }
+        offset = r.next_offset;
+        out.extend(r.records);
+    }
+}
+
+/// Records with every shape the wire distinguishes.
+fn varied_records() -> Vec<proto::Record> {
+    vec![
+        proto::Record {
+            key: Some(b"k1".to_vec()),
+            value: Some(b"v1".to_vec()),
+            headers: vec![
+                proto::Header {
+                    key: "h".into(),
+                    value: b"1".to_vec(),
+                },
+                proto::Header {
+                    key: "h".into(),
+                    value: vec![],
+                },
+                proto::Header {
+                    key: "trace-id".into(),
+                    value: vec![0, 255, 7],
+                },
+            ],
+            timestamp_ms: Some(1_700_000_000_123),
+        },
+        record(None, Some(b"no key")),
+        record(Some(b"tombstone"), None),
+        record(Some(b""), Some(b"")),
+        record(None, None),
+        proto::Record {
+            key: Some((0..=255u8).collect()),
+            value: Some(vec![0xAB; 10_000]),
+            headers: vec![],
+            timestamp_ms: Some(0),
+        },
+    ]
+}
+
+fn status_code<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> Result<(Code, String)> {
+    match r {
+        Ok(v) => anyhow::bail!("expected an error status, got {v:?}"),
+        Err(s) => Ok((s.code(), s.message().to_owned())),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_then_fetch_is_byte_identical() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Running::start(dir.path(), test_config()).await?;
+    let mut c = clients(&server).await?;
+    create(&mut c, "orders", 1).await?;
+
+    let sent = varied_records();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    let resp = c
+        .records
+        .produce(produce_req("orders", None, sent.clone()))
+        .await?
+        .into_inner();
+    ensure!(
+        resp.offsets == (0..6).collect::<Vec<i64>>(),
+        "offsets {:?}",
+        resp.offsets
+    );
+    ensure!(resp.record_partitions == vec![0; 6]);
+    ensure!(
+        resp.partitions.len() == 1
+            && resp.partitions[0].base_offset == 0
+            && resp.partitions[0].record_count == 6
+    );
+
+    let got = fetch_all(&mut c, "orders", 0, 0).await?;
+    ensure!(got.len() == sent.len(), "fetched {} records", got.len());
+    for (i, (s, g)) in sent.iter().zip(&got).enumerate() {
+        ensure!(g.offset == i as i64);
+        ensure!(g.key == s.key, "record {i} key");
+        ensure!(g.value == s.value, "record {i} value");
+        ensure!(g.headers == s.headers, "record {i} headers");
+        match s.timestamp_ms {
+            Some(ts) => ensure!(g.timestamp_ms == ts, "record {i} timestamp"),
+            None => ensure!(
+                g.timestamp_ms as u128 >= before,
+                "record {i} broker timestamp"
+            ),
+        }
+    }
+
+    // Fetching from the middle starts at that offset, even inside a batch.
+    let mid = c
+        .records
+        .fetch(fetch_req("orders", 0, 4))
+        .await?
+        .into_inner();
+    ensure!(mid.records.first().map(|r| r.offset) == Some(4));
+    ensure!(mid.log_start_offset == 0 && mid.log_end_offset == 6 && mid.next_offset == 6);
+
+    // ListOffsets: earliest, latest, and by timestamp.
+    let list = |spec| proto::ListOffsetsRequest {
+        topic: "orders".into(),
+        partitions: vec![],
+        spec: Some(proto::OffsetSpec { spec: Some(spec) }),
+    };
+    let e = c
+        .records
+        .list_offsets(list(Spec::Earliest(proto::Empty {})))
+        .await?
+        .into_inner();
+    let l = c
+        .records
+        .list_offsets(list(Spec::Latest(proto::Empty {})))
+        .await?
+        .into_inner();
+    ensure!(e.offsets[0].offset == 0 && l.offsets[0].offset == 6);
+    let far = c
+        .records
+        .list_offsets(list(Spec::TimestampMs(i64::MAX)))
+        .await?
+        .into_inner();
+    ensure!(far.offsets[0].offset == 6 && far.offsets[0].timestamp_ms == -1);
+
+    // Describe reports the offsets and the segment.
+    let d = c
+        .topics
+        .describe_topic(proto::DescribeTopicRequest {
+            name: "orders".into(),
+        })
+        .await?
+        .into_inner()
+        .topic
+        .context("topic")?;
+    ensure!(d.partitions.len() == 1 && d.partitions[0].log_end_offset == 6);
+    ensure!(!d.partitions[0].segments.is_empty() && d.partitions[0].size_bytes > 10_000);
+    ensure!(d.config.get("cleanup.policy").map(String::as_str) == Some("delete"));
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_records_land_on_kafkas_partition() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Running::start(dir.path(), test_config()).await?;
+    let mut c = clients(&server).await?;
+    create(&mut c, "keyed", 3).await?;
+    let keys: Vec<Vec<u8>> = (0..30).map(|i| format!("user-{i}").into_bytes()).collect();
+    let recs = keys.iter().map(|k| record(Some(k), Some(b"x"))).collect();
+    let resp = c
+        .records
+        .produce(produce_req("keyed", None, recs))
+        .await?
+        .into_inner();
+    for (k, p) in keys.iter().zip(&resp.record_partitions) {
+        ensure!(*p == distlog_broker::partitioner::partition_for_key(k, 3));
+    }
+    let mut total = 0;
+    for p in 0..3 {
+        for r in fetch_all(&mut c, "keyed", p, 0).await? {
+            let key = r.key.context("key")?;
+            ensure!(distlog_broker::partitioner::partition_for_key(&key, 3) == p);
+            total += 1;
+        }
+    }
+    ensure!(total == 30);
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_and_long_poll_wake_on_append() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Running::start(dir.path(), test_config()).await?;
+    let mut c = clients(&server).await?;
+    create(&mut c, "tail", 1).await?;
+
+    // The subscription is established (its first read done) before anything is produced.
+    let mut stream = c
+        .records
+        .subscribe(proto::SubscribeRequest {
+            topic: "tail".into(),
+            partition: 0,
+            offset: 0,
+            max_bytes: 0,
+        })
+        .await?
+        .into_inner();
+
+    // A long poll that can only return because data arrived (its wait is 10 minutes).
+    let mut poller = c.records.clone();
+    let poll = tokio::spawn(async move {
+        poller
+            .fetch(proto::FetchRequest {
+                max_wait_ms: 600_000,
+                ..fetch_req("tail", 0, 0)
+            })
+            .await
+    });
+
+    let mut produced = Vec::new();
+    for i in 0..5u8 {
+        let r = c
+            .records
+            .produce(produce_req(
+                "tail",
+                Some(0),
+                vec![record(None, Some(&[i; 3]))],
+            ))
+            .await?
+            .into_inner();
+        produced.push(r.offsets[0]);
+    }
+    let polled = guarded("long poll", poll).await???.into_inner();
+    ensure!(!polled.records.is_empty() && polled.records[0].value == Some(vec![0; 3]));
+
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        let msg = guarded("subscription", stream.message())
+            .await??
+            .context("stream ended")?;
+        for r in msg.records {
+            ensure!(r.value == Some(vec![u8::try_from(r.offset)?; 3]));
+            seen.push(r.offset);
+        }
+    }
+    ensure!(seen == produced, "subscription saw {seen:?}");
+
+    // A long poll with nothing to wait for answers empty when its time runs out.
+    let empty = c
+        .records
+        .fetch(proto::FetchRequest {
+            max_wait_ms: 20,
+            ..fetch_req("tail", 0, 5)
+        })
+        .await?
+        .into_inner();
+    ensure!(empty.records.is_empty() && empty.next_offset == 5);
+
+    // Deleting the topic ends the subscription with NOT_FOUND.
+    c.topics
+        .delete_topic(proto::DeleteTopicRequest {
+            name: "tail".into(),
+        })
+        .await?;
+    let end = guarded("subscription end", stream.message()).await?;
+    ensure!(
+        matches!(&end, Err(s) if s.code() == Code::NotFound),
+        "{end:?}"
+    );
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_records_and_group_offsets() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data: PathBuf = dir.path().join("data");
+    let sent = varied_records();
+    {
+        let server = Running::start(&data, test_config()).await?;
+        let mut c = clients(&server).await?;
+        c.topics
+            .create_topic(proto::CreateTopicRequest {
+                name: "durable".into(),
+                partitions: 2,
+                config: [("retention.ms".to_owned(), "-1".to_owned())].into(),
+            })
+            .await?;
+        for p in 0..2 {
+            c.records
+                .produce(produce_req("durable", Some(p), sent.clone()))
+                .await?;
+        }
+        c.groups
+            .commit_offsets(proto::CommitOffsetsRequest {
+                group: "billing".into(),
+                offsets: vec![
+                    proto::CommittedOffset {
+                        topic: "durable".into(),
+                        partition: 0,
+                        offset: 4,
+                        metadata: "m".into(),
+                        committed_at_ms: 0,
+                    },
+                    proto::CommittedOffset {
+                        topic: "durable".into(),
+                        partition: 1,
+                        offset: 2,
+                        metadata: String::new(),
+                        committed_at_ms: 0,
+                    },
+                ],
+            })
+            .await?;
+        c.groups
+            .commit_offsets(proto::CommitOffsetsRequest {
+                group: "billing".into(),
+                offsets: vec![proto::CommittedOffset {
+                    topic: "durable".into(),
+                    partition: 0,
+                    offset: 6,
+                    metadata: "later".into(),
+                    committed_at_ms: 0,
+                }],
+            })
+            .await?;
+        server.stop().await?;
+    }
+    let server = Running::start(&data, test_config()).await?;
+    let mut c = clients(&server).await?;
+    let topics = c
+        .topics
+        .list_topics(proto::ListTopicsRequest {})
+        .await?
+        .into_inner()
+        .topics;
+    ensure!(
+        topics
+            == vec![proto::TopicSummary {
+                name: "durable".into(),
+                partitions: 2
+            }]
+    );
+    let d = c
+        .topics
+        .describe_topic(proto::DescribeTopicRequest {
+            name: "durable".into(),
+        })
+        .await?
+        .into_inner()
+        .topic
+        .context("topic")?;
+    ensure!(d.config.get("retention.ms").map(String::as_str) == Some("-1"));
+    for p in 0..2 {
+        let got = fetch_all(&mut c, "durable", p, 0).await?;
+        ensure!(got.len() == sent.len());
+        for (s, g) in sent.iter().zip(&got) {
+            ensure!(g.key == s.key && g.value == s.value && g.headers == s.headers);
+        }
+    }
+    let offsets = c
+        .groups
+        .fetch_offsets(proto::FetchOffsetsRequest {
+            group: "billing".into(),
+            topic: String::new(),
+        })
+        .await?
+        .into_inner()
+        .offsets;
+    let simple: Vec<_> = offsets
+        .iter()
+        .map(|o| (o.partition, o.offset, o.metadata.as_str()))
+        .collect();
+    ensure!(simple == vec![(0, 6, "later"), (1, 2, "")], "{simple:?}");
+    let groups = c
+        .groups
+        .list_groups(proto::ListGroupsRequest {})
+        .await?
+        .into_inner()
+        .groups;
+    ensure!(groups == vec!["billing".to_owned()]);
+    // New appends continue after the recovered end.
+    let r = c
+        .records
+        .produce(produce_req(
+            "durable",
+            Some(0),
+            vec![record(None, Some(b"after"))],
+        ))
+        .await?;
+    ensure!(r.into_inner().offsets == vec![6]);
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_precise_statuses_and_the_server_keeps_serving() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Running::start(dir.path(), test_config()).await?;
+    let mut c = clients(&server).await?;
+    create(&mut c, "ok", 2).await?;
+    c.records
+        .produce(produce_req(
+            "ok",
+            Some(0),
+            vec![record(None, Some(b"a")), record(None, Some(b"b"))],
+        ))
+        .await?;
+    let create_req =
+        |name: &str, partitions: u32, config: &[(&str, &str)]| proto::CreateTopicRequest {
+            name: name.into(),
+            partitions,
+            config: config
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+
+    let mut cases: Vec<(&str, Code, (Code, String))> = Vec::new();
+    cases.push((
+        "unknown topic (produce)",
+        Code::NotFound,
+        status_code(
+            c.records
+                .produce(produce_req("nope", None, vec![record(None, Some(b"x"))]))
+                .await,
+        )?,
+    ));
+    cases.push((
+        "unknown topic (fetch)",
+        Code::NotFound,
+        status_code(c.records.fetch(fetch_req("nope", 0, 0)).await)?,
+    ));
+    cases.push((
+        "unknown partition",
+        Code::NotFound,
+        status_code(c.records.fetch(fetch_req("ok", 9, 0)).await)?,
+    ));
+    cases.push((
+        "unknown partition (produce)",
+        Code::NotFound,
+        status_code(
+            c.records
+                .produce(produce_req("ok", Some(2), vec![record(None, Some(b"x"))]))
+                .await,
+        )?,
+    ));
+    cases.push((
+        "negative offset",
+        Code::InvalidArgument,
+        status_code(c.records.fetch(fetch_req("ok", 0, -1)).await)?,
+    ));
+    let out_of_range = status_code(c.records.fetch(fetch_req("ok", 0, 3)).await)?;
+    ensure!(
+        out_of_range.1.contains("[0, 2)"),
+        "range missing from {:?}",
+        out_of_range.1
+    );
+    cases.push(("offset past the end", Code::OutOfRange, out_of_range));
+    cases.push((
+        "negative subscribe offset",
+        Code::InvalidArgument,
+        status_code(
+            c.records
+                .subscribe(proto::SubscribeRequest {
+                    topic: "ok".into(),
+                    partition: 0,
+                    offset: -5,
+                    max_bytes: 0,
+                })
+                .await,
+        )?,
+    ));
+    cases.push((
+        "subscribe past the end",
+        Code::OutOfRange,
+        status_code(
+            c.records
+                .subscribe(proto::SubscribeRequest {
+                    topic: "ok".into(),
+                    partition: 0,
+                    offset: 99,
+                    max_bytes: 0,
+                })
+                .await,
+        )?,
+    ));
+    cases.push((
+        "empty batch",
+        Code::InvalidArgument,
+        status_code(c.records.produce(produce_req("ok", None, vec![])).await)?,
+    ));
+    cases.push((
+        "oversized record",
+        Code::ResourceExhausted,
+        status_code(
+            c.records
+                .produce(produce_req(
+                    "ok",
+                    None,
+                    vec![record(None, Some(&vec![1; 100 << 10]))],
+                ))
+                .await,
+        )?,
+    ));
+    let many: Vec<_> = (0..10)
+        .map(|_| record(None, Some(&vec![2; 60 << 10])))
+        .collect();
+    cases.push((
+        "oversized request",
+        Code::ResourceExhausted,
+        status_code(c.records.produce(produce_req("ok", None, many)).await)?,
+    ));
+    cases.push((
+        "invalid topic name",
+        Code::InvalidArgument,
+        status_code(c.topics.create_topic(create_req("bad/name", 1, &[])).await)?,
+    ));
+    cases.push((
+        "dot-dot topic name",
+        Code::InvalidArgument,
+        status_code(c.topics.create_topic(create_req("..", 1, &[])).await)?,
+    ));
+    cases.push((
+        "empty topic name",
+        Code::InvalidArgument,
+        status_code(c.topics.create_topic(create_req("", 1, &[])).await)?,
+    ));
+    cases.push((
+        "invalid name on produce",
+        Code::InvalidArgument,
+        status_code(
+            c.records
+                .produce(produce_req("a b", None, vec![record(None, Some(b"x"))]))
+                .await,
+        )?,
+    ));
+    cases.push((
+        "unknown config key",
+        Code::InvalidArgument,
+        status_code(
+            c.topics
+                .create_topic(create_req("t1", 1, &[("retention.mss", "1")]))
+                .await,
+        )?,
+    ));
+    cases.push((
+        "bad config value",
+        Code::InvalidArgument,
+        status_code(
+            c.topics
+                .create_topic(create_req("t2", 1, &[("segment.bytes", "lots")]))
+                .await,
+        )?,
+    ));
+    cases.push((
+        "too many partitions",
+        Code::InvalidArgument,
+        status_code(c.topics.create_topic(create_req("t3", 100_000, &[])).await)?,
+    ));
+    cases.push((
+        "duplicate topic",
+        Code::AlreadyExists,
+        status_code(c.topics.create_topic(create_req("ok", 1, &[])).await)?,
+    ));
+    cases.push((
+        "bad alter",
+        Code::InvalidArgument,
+        status_code(
+            c.topics
+                .alter_topic_config(proto::AlterTopicConfigRequest {
+                    name: "ok".into(),
+                    set: [("cleanup.policy".to_owned(), "never".to_owned())].into(),
+                    reset: vec![],
+                    validate_only: false,
+                })
+                .await,
+        )?,
+    ));
+    cases.push((
+        "unknown group",
+        Code::NotFound,
+        status_code(
+            c.groups
+                .fetch_offsets(proto::FetchOffsetsRequest {
+                    group: "ghost".into(),
+                    topic: String::new(),
+                })
+                .await,
+        )?,
+    ));
+    cases.push((
+        "negative commit",
+        Code::InvalidArgument,
+        status_code(
+            c.groups
+                .commit_offsets(proto::CommitOffsetsRequest {
+                    group: "g".into(),
+                    offsets: vec![proto::CommittedOffset {
+                        topic: "ok".into(),
+                        partition: 0,
+                        offset: -1,
+                        metadata: String::new(),
+                        committed_at_ms: 0,
+                    }],
+                })
+                .await,
+        )?,
+    ));
+    cases.push((
+        "commit to unknown topic",
+        Code::NotFound,
+        status_code(
+            c.groups
+                .commit_offsets(proto::CommitOffsetsRequest {
+                    group: "g".into(),
+                    offsets: vec![proto::CommittedOffset {
+                        topic: "nope".into(),
+                        partition: 0,
+                        offset: 1,
+                        metadata: String::new(),
+                        committed_at_ms: 0,
+                    }],
+                })
+                .await,
+        )?,
+    ));
+    cases.push((
+        "missing offset spec",
+        Code::InvalidArgument,
+        status_code(
+            c.records
+                .list_offsets(proto::ListOffsetsRequest {
+                    topic: "ok".into(),
+                    partitions: vec![],
+                    spec: None,
+                })
+                .await,
+        )?,
+    ));
+    for (what, want, (got, message)) in &cases {
+        ensure!(
+            got == want,
+            "{what}: expected {want:?}, got {got:?} ({message})"
+        );
+        ensure!(!message.is_empty(), "{what}: empty message");
+    }
+
+    // The topic's own max.message.bytes applies too.
+    create(&mut c, "small", 1).await?;
+    c.topics
+        .alter_topic_config(proto::AlterTopicConfigRequest {
+            name: "small".into(),
+            set: [("max.message.bytes".to_owned(), "1024".to_owned())].into(),
+            reset: vec![],
+            validate_only: false,
+        })
+        .await?;
+    let (code, _) = status_code(
+        c.records
+            .produce(produce_req(
+                "small",
+                None,
+                vec![record(None, Some(&[0; 2000]))],
+            ))
+            .await,
+    )?;
+    ensure!(code == Code::ResourceExhausted);
+
+    // Nothing was damaged and the server still serves.
+    let got = fetch_all(&mut c, "ok", 0, 0).await?;
+    ensure!(
+        got.iter().map(|r| r.value.clone()).collect::<Vec<_>>()
+            == vec![Some(b"a".to_vec()), Some(b"b".to_vec())]
+    );
+    c.records
+        .produce(produce_req("ok", Some(0), vec![record(None, Some(b"c"))]))
+        .await?;
+    ensure!(fetch_all(&mut c, "ok", 0, 0).await?.len() == 3);
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_stream_answers_in_order_and_survives_bad_requests() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Running::start(dir.path(), test_config()).await?;
+    let mut c = clients(&server).await?;
+    create(&mut c, "piped", 1).await?;
+    let requests: Vec<proto::ProduceRequest> = (0..20u64)
+        .map(|i| {
+            let topic = if i == 7 { "missing" } else { "piped" };
+            proto::ProduceRequest {
+                sequence: i,
+                ..produce_req(topic, None, vec![record(None, Some(&i.to_le_bytes())); 3])
+            }
+        })
+        .collect();
+    let mut responses = c
+        .records
+        .produce_stream(tokio_stream::iter(requests))
+        .await?
+        .into_inner();
+    let mut next_offset = 0;
+    for i in 0..20u64 {
+        let r = guarded("stream response", responses.message())
+            .await??
+            .context("stream ended")?;
+        ensure!(r.sequence == i);
+        if i == 7 {
+            let e = r.error.context("error for the bad request")?;
+            ensure!(e.code == Code::NotFound as i32, "{e:?}");
+        } else {
+            ensure!(
+                r.error.is_none()
+                    && r.offsets == vec![next_offset, next_offset + 1, next_offset + 2]
+            );
+            next_offset += 3;
+        }
+    }
+    ensure!(guarded("stream end", responses.message()).await??.is_none());
+    ensure!(fetch_all(&mut c, "piped", 0, 0).await?.len() == 57);
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_calls_require_the_token() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut config = test_config();
+    config.admin_token = Some("s3cret".into());
+    let server = Running::start(dir.path(), config).await?;
+    let mut c = clients(&server).await?;
+    // Non-admin calls need no token.
+    create(&mut c, "guarded", 1).await?;
+    let delete = |token: Option<&str>| {
+        let mut r = Request::new(proto::DeleteTopicRequest {
+            name: "guarded".into(),
+        });
+        if let Some(t) = token {
+            r.metadata_mut()
+                .insert("authorization", t.parse().expect("ascii metadata"));
+        }
+        r
+    };
+    let (code, _) = status_code(c.topics.delete_topic(delete(None)).await)?;
+    ensure!(code == Code::Unauthenticated, "{code:?}");
+    let (code, _) = status_code(c.topics.delete_topic(delete(Some("Bearer wrong"))).await)?;
+    ensure!(code == Code::PermissionDenied, "{code:?}");
+    let mut plugins = PluginsClient::new(server.channel().await?);
+    let (code, _) = status_code(
+        plugins
+            .unload_plugin(proto::UnloadPluginRequest { name: "lz4".into() })
+            .await,
+    )?;
+    ensure!(code == Code::Unauthenticated, "{code:?}");
+    ensure!(
+        c.topics
+            .list_topics(proto::ListTopicsRequest {})
+            .await?
+            .into_inner()
+            .topics
+            .len()
+            == 1
+    );
+    c.topics.delete_topic(delete(Some("Bearer s3cret"))).await?;
+    ensure!(
+        c.topics
+            .list_topics(proto::ListTopicsRequest {})
+            .await?
+            .into_inner()
+            .topics
+            .is_empty()
+    );
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_reflection_answer() -> Result<()> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let dir = tempfile::tempdir()?;
+    let server = Running::start(dir.path(), test_config()).await?;
+    let ch = server.channel().await?;
+    let mut health = HealthClient::new(ch.clone());
+    for service in ["", "distlog.v1.Records", "distlog.v1.Topics"] {
+        let r = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await?
+            .into_inner();
+        ensure!(
+            r.status == ServingStatus::Serving as i32,
+            "{service}: {r:?}"
+        );
+    }
+    let mut reflection = ServerReflectionClient::new(ch);
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter(vec![ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        }]))
+        .await?
+        .into_inner();
+    let r = guarded("reflection", responses.message())
+        .await??
+        .context("no reflection answer")?;
+    let Some(MessageResponse::ListServicesResponse(list)) = r.message_response else {
+        anyhow::bail!("unexpected reflection answer {r:?}");
+    };
+    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    for want in [
+        "distlog.v1.Topics",
+        "distlog.v1.Records",
+        "distlog.v1.Groups",
+        "distlog.v1.Plugins",
+    ] {
+        ensure!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
+    }
+    server.stop().await
+}
