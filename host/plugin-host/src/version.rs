@@ -516,3 +516,49 @@ pub(crate) fn check_deletions(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(base: u64, active: bool) -> SegmentInfo {
+        SegmentInfo {
+            base_offset: base,
+            last_offset: base + 9,
+            size_bytes: 1,
+            first_timestamp: 0,
+            max_timestamp: 0,
+            record_count: 10,
+            active,
+        }
+    }
+
+    fn deletion(base: u64) -> Deletion {
+        Deletion {
+            base_offset: base,
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn deletions_must_name_closed_existing_segments_once() {
+        let segments = [segment(0, false), segment(10, false), segment(20, true)];
+        assert!(check_deletions(&segments, &[]).is_ok());
+        assert!(check_deletions(&segments, &[deletion(0), deletion(10)]).is_ok());
+        let active = check_deletions(&segments, &[deletion(20)]).unwrap_err();
+        assert!(active.contains("active"), "{active}");
+        let missing = check_deletions(&segments, &[deletion(5)]).unwrap_err();
+        assert!(missing.contains("does not exist"), "{missing}");
+        let twice = check_deletions(&segments, &[deletion(0), deletion(0)]).unwrap_err();
+        assert!(twice.contains("twice"), "{twice}");
+    }
+
+    #[test]
+    fn deadlines_round_up_to_whole_ticks() {
+        let tick = Duration::from_millis(10);
+        assert_eq!(ticks(Duration::from_millis(100), tick), 11);
+        assert_eq!(ticks(Duration::from_millis(101), tick), 12);
+        assert_eq!(ticks(Duration::ZERO, tick), 1);
+        assert_eq!(ticks(Duration::MAX, tick), u64::MAX);
+    }
+}

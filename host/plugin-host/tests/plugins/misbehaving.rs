@@ -198,3 +198,24 @@ fn a_failed_reload_keeps_the_old_version_serving() {
     ));
     assert_eq!(host.info("c").unwrap().digest, good.digest);
 }
+
+#[test]
+fn fuel_metering_stops_a_loop_before_its_deadline() {
+    let mut config = crate::test_config();
+    config.fuel_metering = true;
+    let host = PluginHost::new(config).unwrap();
+    load_bundled(&host, "codec-lz4");
+    load_unchecked(
+        &host,
+        "loop-forever",
+        PluginLimits::default()
+            .fuel(1_000_000)
+            .timeout(Duration::from_secs(60)),
+    );
+    assert!(matches!(
+        host.compress("loop-forever", b"x"),
+        Err(PluginError::FuelExhausted { .. })
+    ));
+    still_serving(&host);
+    assert_eq!(stats(&host, "loop-forever").fuel_exhausted, 1);
+}
