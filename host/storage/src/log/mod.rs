@@ -13,7 +13,10 @@
 //!   visible to readers only after the whole batch is written.
 //! - Readers never take the writer lock; they take short read locks on the segment list and on
 //!   an index while binary-searching it, never across IO.
-//! - An append error leaves nothing of the batch visible and the log appendable.
+//! - An append error leaves nothing of the batch visible and the log appendable, except
+//!   [`AppendError::Sync`]: the batch is written and visible but not known to be durable.
+//! - Dropping a log without [`Log::close`] loses nothing that was synced; whatever follows the
+//!   last checkpoint is validated on the next open.
 //! - With [`SyncPolicy::EveryBatch`] an append returns only once an fsync covers it.
 
 pub(crate) mod codecs;
@@ -220,6 +223,21 @@ impl Log {
     /// Cost: lists the directory, reads the checkpoint, validates only what follows it.
     pub fn open(storage: Arc<dyn Storage>, config: LogConfig) -> Result<Arc<Self>, OpenError> {
         Self::open_with_clock(storage, config, Arc::new(SystemClock))
+    }
+
+    /// Opens the log in the directory `dir` on the real file system, creating the directory if
+    /// missing. See [`open`](Self::open).
+    pub fn open_dir(
+        dir: impl Into<std::path::PathBuf>,
+        config: LogConfig,
+    ) -> Result<Arc<Self>, OpenError> {
+        let dir = dir.into();
+        let storage = crate::io::FsStorage::create(&dir).map_err(|source| OpenError::Io {
+            op: "create",
+            name: dir.display().to_string(),
+            source,
+        })?;
+        Self::open(Arc::new(storage), config)
     }
 
     /// [`open`](Self::open) with an explicit clock.

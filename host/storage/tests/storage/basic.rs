@@ -259,3 +259,14 @@ fn log_is_send_and_sync() {
     assert_send_sync::<distlog_storage::Log>();
     assert_send_sync::<distlog_storage::LogSnapshot>();
 }
+
+#[test]
+fn open_dir_creates_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("topic-0");
+    let log = distlog_storage::Log::open_dir(&path, small_config()).unwrap();
+    log.append(&mut batch(1, 0, 10, 0)).unwrap();
+    log.close().unwrap();
+    assert!(path.join("00000000000000000000.log").exists());
+    assert!(path.join("recovery-point.checkpoint").exists());
+}
