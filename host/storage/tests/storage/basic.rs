@@ -270,3 +270,43 @@ fn open_dir_creates_the_directory() {
     assert!(path.join("00000000000000000000.log").exists());
     assert!(path.join("recovery-point.checkpoint").exists());
 }
+
+#[test]
+fn opening_reads_nothing_the_checkpoint_covers() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let (_m, s) = mem();
+    let cfg = small_config();
+    let log = open(&s, &cfg);
+    for i in 0..200u64 {
+        log.append(&mut batch(2, i as i64, 100, i)).unwrap();
+    }
+    let segments = log.segments().len() as u64;
+    let total: u64 = log.segments().iter().map(|s| s.size_bytes).sum();
+    log.close().unwrap();
+    drop(log);
+    let counter = Arc::new(AtomicU64::new(0));
+    let counting: Arc<dyn Storage> = Arc::new(CountingStorage {
+        inner: s.clone(),
+        log_bytes_read: counter.clone(),
+    });
+    let log = open(&counting, &cfg);
+    // One 8-byte base offset per segment (the index sanity check), nothing else.
+    let read = counter.load(Ordering::Relaxed);
+    assert!(
+        read <= segments * 8,
+        "open read {read} of {total} log bytes"
+    );
+    // Appending 20 batches without a checkpoint: the next open reads only those.
+    for i in 0..20u64 {
+        log.append(&mut batch(2, i as i64, 100, i)).unwrap();
+    }
+    drop(log);
+    counter.store(0, Ordering::Relaxed);
+    let log = open(&counting, &cfg);
+    let read = counter.load(Ordering::Relaxed);
+    assert!(
+        read < total / 4,
+        "recovery read {read} of {total} log bytes"
+    );
+    assert_eq!(log.log_end_offset(), 440);
+}

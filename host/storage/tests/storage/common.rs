@@ -81,3 +81,61 @@ pub fn read_all(log: &Log) -> Vec<Stored> {
 pub fn body(batch: &[u8]) -> &[u8] {
     &batch[8..]
 }
+
+/// A storage that counts bytes read from `.log` files (to check what opening a log reads).
+#[derive(Debug)]
+pub struct CountingStorage {
+    pub inner: Arc<dyn Storage>,
+    pub log_bytes_read: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[derive(Debug)]
+struct CountingFile {
+    inner: Arc<dyn distlog_storage::io::StorageFile>,
+    counter: Option<Arc<std::sync::atomic::AtomicU64>>,
+}
+
+impl distlog_storage::io::StorageFile for CountingFile {
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        if let Some(c) = &self.counter {
+            c.fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.inner.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.inner.write_at(buf, offset)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        self.inner.sync()
+    }
+}
+
+impl Storage for CountingStorage {
+    fn open(
+        &self,
+        name: &str,
+        mode: distlog_storage::io::OpenMode,
+    ) -> std::io::Result<Arc<dyn distlog_storage::io::StorageFile>> {
+        let inner = self.inner.open(name, mode)?;
+        let counter = name.ends_with(".log").then(|| self.log_bytes_read.clone());
+        Ok(Arc::new(CountingFile { inner, counter }))
+    }
+    fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, name: &str) -> std::io::Result<()> {
+        self.inner.remove(name)
+    }
+    fn list(&self) -> std::io::Result<Vec<String>> {
+        self.inner.list()
+    }
+    fn sync_dir(&self) -> std::io::Result<()> {
+        self.inner.sync_dir()
+    }
+}
