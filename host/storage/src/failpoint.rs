@@ -1,5 +1,5 @@
 //! Failpoints for the places an IO wrapper cannot reach (segment roll, checkpoint rename, index
-//! growth). Compiled only with the `failpoints` feature; without it [`hit`] is an inlined
+//! growth). Compiled only with the `failpoints` feature; without it the check is an inlined
 //! `Ok(())`. Failpoints are per thread, so tests running in parallel do not disturb each other.
 
 use std::io;

@@ -1,8 +1,8 @@
 //! One segment: a `.log` file of whole batches plus its two sparse indexes.
 //!
 //! A segment is appended to by the log's single writer while it is active and is immutable once
-//! sealed. Readers share it through `Arc<Segment>` and only read below its published
-//! [`committed`](Segment::committed) position, so they never see a half-written batch. Removing
+//! sealed. Readers share it through `Arc<Segment>` and only read below its committed position
+//! (published after each write), so they never see a half-written batch. Removing
 //! a segment's files (retention) does not disturb readers that still hold it: the open handles
 //! keep the data readable until the last `Arc` drops.
 
