@@ -10,5 +10,6 @@ mod storage {
     mod enospc;
     #[cfg(feature = "failpoints")]
     mod failpoints;
+    mod io;
     mod model;
 }
