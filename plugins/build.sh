@@ -4,7 +4,11 @@
 #   plugins/build.sh                 build all into plugins/dist/ (+ SHA256SUMS)
 #   plugins/build.sh --check         build all into a temporary directory and
 #                                    compare with the committed artifacts
-#   plugins/build.sh --only rust,wat build some languages (rust wat c python js)
+#   plugins/build.sh --only rust,wat build some languages (rust wat c python js);
+#                                    `--only templates` builds the starter
+#                                    plugins in plugins/templates/ into a
+#                                    temporary directory (a smoke test of the
+#                                    recipes; nothing is written to dist/)
 #   plugins/build.sh --out DIR       build into DIR instead of plugins/dist/
 #   plugins/build.sh --keep          with --check: keep the fresh builds
 #   plugins/build.sh --no-install    fail instead of installing missing tools
@@ -52,7 +56,7 @@ while [[ $# -gt 0 ]]; do
         --no-install) install=0 ;;
         --out) out="$2"; shift ;;
         --only) only="$2"; shift ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -121,7 +125,15 @@ ensure_node_modules() {
     if [[ ! -x "$HERE/js/node_modules/.bin/componentize-js" ]] || \
        ! cmp -s "$HERE/js/package-lock.json" "$HERE/js/node_modules/.package-lock.json.ci" 2>/dev/null; then
         need_install "npm ci in plugins/js"
-        (cd "$HERE/js" && npm ci --no-audit --no-fund --silent)
+        # npm 11 refuses `npm ci` for this lock file (optional per-platform
+        # binaries of jco are listed without entries); `npm install` honours
+        # the same lock file, and the check below proves it left it alone.
+        (cd "$HERE/js" && { npm ci --no-audit --no-fund --silent 2>/dev/null || \
+            npm install --no-audit --no-fund --silent; })
+        if ! git -C "$HERE" diff --quiet -- js/package-lock.json 2>/dev/null; then
+            echo "npm changed plugins/js/package-lock.json: the pinned versions do not resolve" >&2
+            exit 1
+        fi
         cp "$HERE/js/package-lock.json" "$HERE/js/node_modules/.package-lock.json.ci"
     fi
 }
@@ -221,13 +233,37 @@ build_js() {
     no_foreign_imports "$out/key-header.wasm"
 }
 
+# ---- templates (smoke test only) --------------------------------------------
+build_templates() {
+    ensure_apt
+    ensure_wit_bindgen
+    ensure_componentize_py
+    ensure_node_modules
+    local dir="$work/templates"
+    mkdir -p "$dir"
+    (cd "$HERE/templates/rust" && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$HERE/rust/target/templates" \
+        /usr/bin/cargo build --release --quiet)
+    wasm-tools component new "$HERE/rust/target/templates/wasm32-unknown-unknown/release/my_codec.wasm" -o "$dir/rust.wasm"
+    no_foreign_imports "$dir/rust.wasm"
+    make -s -C "$HERE/templates/c" OUT="$dir/c-build" WIT="$WIT" >/dev/null 2>&1
+    mv "$HERE/templates/c/my-retention.wasm" "$dir/c.wasm"
+    no_foreign_imports "$dir/c.wasm"
+    (cd "$HERE/templates/python" && componentize-py -d "$WIT" -w compaction-plugin componentize app -o "$dir/python.wasm" >/dev/null)
+    (cd "$HERE/templates/js" && "$HERE/js/node_modules/.bin/componentize-js" my-retention.js -w "$WIT" \
+        -n retention-plugin -d stdio random clocks http fetch-event -o "$dir/js.wasm" >/dev/null)
+    no_foreign_imports "$dir/js.wasm"
+    log "templates build: $(cd "$dir" && ls -1 *.wasm | tr '\n' ' ')"
+}
+
 ensure_wasm_tools
-for lang in rust wat c python js; do
+for lang in rust wat c python js templates; do
     if wants "$lang"; then
         log "building $lang"
         timed "$lang" "build_$lang"
     fi
 done
+
+if [[ "$only" == "templates" ]]; then exit 0; fi
 
 # ---- checksums and --check --------------------------------------------------
 (cd "$out" && find . -name '*.wasm' | sed 's|^\./||' | LC_ALL=C sort | xargs sha256sum > SHA256SUMS)

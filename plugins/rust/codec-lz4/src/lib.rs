@@ -60,7 +60,10 @@ mod component {
     impl Guest for Lz4 {
         fn init(params: Vec<(String, String)>) -> Result<(), String> {
             super::Params::parse(&params, &[])?;
-            log(Level::Debug, "codec-lz4 ready: lz4 block, u32 LE size prefix");
+            log(
+                Level::Debug,
+                "codec-lz4 ready: lz4 block, u32 LE size prefix",
+            );
             Ok(())
         }
 

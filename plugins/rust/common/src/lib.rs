@@ -61,7 +61,9 @@ pub fn parse_limit(key: &str, value: &str) -> Result<Option<u64>, String> {
     match trimmed.parse::<i64>() {
         Ok(-1) => Ok(None),
         Ok(n) if n >= 0 => Ok(Some(n.unsigned_abs())),
-        Ok(n) => Err(format!("`{key}` = {n}: expected a non-negative integer or -1 (unlimited)")),
+        Ok(n) => Err(format!(
+            "`{key}` = {n}: expected a non-negative integer or -1 (unlimited)"
+        )),
         Err(_) => Err(format!(
             "`{key}` = {value:?}: expected a non-negative integer or -1 (unlimited)"
         )),

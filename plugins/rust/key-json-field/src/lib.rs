@@ -136,7 +136,10 @@ mod tests {
         let p = path("id");
         assert_eq!(p.key(Some(b"k"), None), Some(b"k".to_vec()));
         assert_eq!(p.key(None, None), None);
-        assert_eq!(p.key(Some(b"k"), Some(br#"{"id":"v"}"#)), Some(b"v".to_vec()));
+        assert_eq!(
+            p.key(Some(b"k"), Some(br#"{"id":"v"}"#)),
+            Some(b"v".to_vec())
+        );
     }
 
     #[test]

@@ -46,7 +46,9 @@ pub fn select(
             break;
         }
         let reason = if segment.record_count == 0 || segment.max_timestamp < 0 {
-            format!("empty closed segment before the retention cutoff (retention.ms={retention_ms})")
+            format!(
+                "empty closed segment before the retention cutoff (retention.ms={retention_ms})"
+            )
         } else if segment.max_timestamp < cutoff {
             format!(
                 "newest record at {} ms is older than retention.ms={retention_ms} (cutoff {cutoff} ms)",
@@ -167,15 +169,26 @@ mod tests {
     fn never_names_the_active_segment() {
         let segments = [seg(0, 1, 10, true)];
         let params = parse_params(&[]).unwrap();
-        assert!(select(&cfg("0"), &params, &segments, i64::MAX).unwrap().is_empty());
+        assert!(
+            select(&cfg("0"), &params, &segments, i64::MAX)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
     fn unlimited_and_defaults() {
         let segments = [seg(0, 0, 1, false), seg(1, 0, 0, true)];
         let params = parse_params(&cfg("-1")).unwrap();
-        assert!(select(&[], &params, &segments, i64::MAX).unwrap().is_empty());
-        assert_eq!(select(&cfg("10"), &params, &segments, 100).unwrap().len(), 1);
+        assert!(
+            select(&[], &params, &segments, i64::MAX)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            select(&cfg("10"), &params, &segments, 100).unwrap().len(),
+            1
+        );
         let default = parse_params(&[]).unwrap();
         let week = i64::try_from(DEFAULT_MS).unwrap();
         assert!(select(&[], &default, &segments, week).unwrap().is_empty());
