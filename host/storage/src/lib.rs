@@ -5,9 +5,12 @@
 //! - [`segment`]: segment files, the batch framing the log relies on, segment descriptors.
 //! - [`index`]: the sparse offset and time indexes (memory-mapped caches).
 //! - [`log`]: the partition log (append, read, retention, durability, codec table).
+//! - [`compaction`]: the cleaner (keep the latest record per key, drop expired tombstones) and
+//!   the crash-safe replacement and deletion of segments.
 //! - [`recovery`]: the checkpoint and what opening a log trusts, scans and repairs.
 
 pub mod batch;
+pub mod compaction;
 pub mod failpoint;
 pub mod index;
 pub mod io;

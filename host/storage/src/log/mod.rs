@@ -19,6 +19,7 @@
 //!   last checkpoint is validated on the next open.
 //! - With [`SyncPolicy::EveryBatch`] an append returns only once an fsync covers it.
 
+mod clean;
 pub(crate) mod codecs;
 mod error;
 
@@ -32,6 +33,7 @@ use crate::segment::frame::{Frame, FrameError, HEADER_LEN, LOG_APPEND_TIME};
 use crate::segment::{ChunkReader, IndexCursor, Segment, SegmentInfo, Stats};
 use codecs::CodecTable;
 use parking_lot::{Condvar, Mutex, RwLock};
+use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -207,6 +209,12 @@ pub struct Log {
     codecs: CodecTable,
     closed: AtomicBool,
     flusher: Mutex<Option<Flusher>>,
+    /// Held by a compaction pass and by segment deletion: one at a time.
+    maintenance: Mutex<()>,
+    /// Segments left out of recovery checkpoints while compaction replaces their files.
+    unchecked: Mutex<BTreeSet<u64>>,
+    /// The cleaner checkpoint: the log is clean below this offset.
+    cleaner_offset: AtomicU64,
 }
 
 /// A consistent view of the log's segments, for reading. Holding it keeps its segments readable
@@ -249,6 +257,12 @@ impl Log {
         config.validate()?;
         let recovered = recovery::recover(storage.as_ref(), &config)?;
         let codecs = CodecTable::open(storage.clone())?;
+        let cleaner_offset = crate::compaction::files::read_cleaner_offset(storage.as_ref())
+            .map_err(|source| OpenError::Io {
+                op: "read",
+                name: crate::compaction::files::CLEANER_CHECKPOINT_NAME.into(),
+                source,
+            })?;
         let segments = recovered.segments;
         let active = segments
             .last()
@@ -291,6 +305,9 @@ impl Log {
             codecs,
             closed: AtomicBool::new(false),
             flusher: Mutex::new(None),
+            maintenance: Mutex::new(()),
+            unchecked: Mutex::new(BTreeSet::new()),
+            cleaner_offset: AtomicU64::new(cleaner_offset.min(stats.next_offset)),
             config,
         });
         if let SyncPolicy::IntervalMs(ms) = log.config.sync {
@@ -584,8 +601,12 @@ impl Log {
             return Ok(());
         };
         let segs = self.snapshot_segments();
+        let unchecked = self.unchecked.lock().clone();
         let mut entries = Vec::with_capacity(segs.len());
         for s in segs.iter() {
+            if unchecked.contains(&s.base_offset) {
+                continue;
+            }
             if s.base_offset < point.base_offset {
                 entries.push(checkpoint::Entry {
                     base_offset: s.base_offset,
@@ -685,35 +706,81 @@ impl Log {
     }
 
     /// Deletes the given segments (by base offset; unknown ones are ignored) and returns the
-    /// base offsets actually deleted. The active segment is never deleted. The log start offset
-    /// advances to the first remaining segment. Readers holding a [`LogSnapshot`] that includes
-    /// a deleted segment keep reading it; its space is freed when they drop it.
+    /// base offsets actually deleted, oldest first. The active segment is never deleted. The
+    /// log start offset advances to the first remaining segment. Readers holding a
+    /// [`LogSnapshot`] that includes a deleted segment keep reading it; its space is freed when
+    /// they drop it.
+    ///
+    /// Crash-safe: each segment's files are renamed to `.deleted` (oldest segment first, its
+    /// `.log` first), the directory is synced, then the files are removed; opening a log removes
+    /// leftover `.deleted` files and never brings them back. A segment is deleted once its
+    /// `.log` is renamed: on an error, the segments renamed so far are deleted (and returned in
+    /// the error's place by a retry), the others are untouched. Waits for a running compaction
+    /// pass. Cost: two renames per file, one directory sync, a checkpoint.
     pub fn delete_segments(&self, base_offsets: &[u64]) -> Result<Vec<u64>, DeleteError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(DeleteError::Closed);
         }
-        let deleted = {
+        let _pass = self.maintenance.lock();
+        {
             let w = self.writer.lock();
             if base_offsets.contains(&w.active.base_offset) {
                 return Err(DeleteError::ActiveSegment(w.active.base_offset));
             }
-            let mut segs = self.segments.write();
-            let (deleted, kept): (Vec<_>, Vec<_>) = segs
-                .iter()
-                .cloned()
-                .partition(|s| base_offsets.contains(&s.base_offset));
-            *segs = Arc::new(kept);
-            deleted
-        };
-        for s in &deleted {
-            s.remove_files(self.storage.as_ref())?;
         }
-        if !deleted.is_empty()
+        // Only this method and compaction (both under `maintenance`) remove segments, and the
+        // active segment only moves forward: these stay inactive and present.
+        let targets: Vec<Arc<Segment>> = self
+            .snapshot_segments()
+            .iter()
+            .filter(|s| base_offsets.contains(&s.base_offset))
+            .cloned()
+            .collect();
+        let storage = self.storage.as_ref();
+        let mut renamed = Vec::with_capacity(targets.len());
+        let mut failure = None;
+        for s in &targets {
+            match crate::compaction::files::rename_to_deleted(storage, s.base_offset) {
+                Ok(names) => renamed.push((s.base_offset, names)),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if !renamed.is_empty() {
+            let mut segs = self.segments.write();
+            let kept: Vec<_> = segs
+                .iter()
+                .filter(|s| !renamed.iter().any(|(b, _)| *b == s.base_offset))
+                .cloned()
+                .collect();
+            *segs = Arc::new(kept);
+        }
+        if failure.is_none()
+            && let Err(e) = crate::failpoint::hit("delete::sync").and_then(|()| storage.sync_dir())
+        {
+            failure = Some(e);
+        }
+        if failure.is_none() {
+            for name in renamed.iter().flat_map(|(_, names)| names) {
+                if let Err(e) = crate::failpoint::hit("delete::remove")
+                    .and_then(|()| crate::compaction::files::remove_if_exists(storage, name))
+                {
+                    // The next open removes it.
+                    tracing::warn!(file = %name, error = %e, "removing deleted segment file failed");
+                }
+            }
+        }
+        if !renamed.is_empty()
             && let Err(e) = self.write_checkpoint()
         {
             tracing::warn!(error = %e, "checkpoint after segment deletion failed");
         }
-        Ok(deleted.iter().map(|s| s.base_offset).collect())
+        match failure {
+            Some(e) => Err(DeleteError::Io(e)),
+            None => Ok(renamed.into_iter().map(|(b, _)| b).collect()),
+        }
     }
 
     /// Syncs everything appended so far and writes the checkpoint. Cost: a few fsyncs.

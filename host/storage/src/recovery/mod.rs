@@ -1,5 +1,7 @@
 //! Opening a log directory: what is trusted, what is scanned, what is repaired.
 //!
+//! 0. Compaction and deletion leftovers are settled: committed swaps are completed, every other
+//!    `.cleaned`, `.swap` and `.deleted` file is removed (see [`crate::compaction`]).
 //! 1. Leftover temporary files are removed; index files without a `.log` are removed.
 //! 2. The checkpoint (if valid) gives, per segment, a synced prefix and its summary. That prefix
 //!    is trusted without reading it: only its indexes get a cheap sanity check (entries
@@ -68,6 +70,8 @@ struct Candidate {
 
 /// Recovers the directory; see the module docs.
 pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovered, OpenError> {
+    let finished = crate::compaction::files::finish_pending(storage)
+        .map_err(io_err("finish compaction and deletion", "."))?;
     let names = storage.list().map_err(io_err("list", "."))?;
     let mut bases = BTreeSet::new();
     let mut index_files = Vec::new();
@@ -84,7 +88,7 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
             _ => {}
         }
     }
-    let mut changed = false;
+    let mut changed = finished.changed;
     for (base, name) in &index_files {
         if !bases.contains(base) {
             tracing::warn!(file = %name, "removing index without a segment");
@@ -104,8 +108,10 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
                 changed = true;
                 HashMap::new()
             }
+            // A segment a swap just replaced is not what its entry (if any) describes.
             Some(Ok(entries)) => entries
                 .into_iter()
+                .filter(|e| !finished.swapped.contains(&e.base_offset))
                 .map(|e| (e.base_offset, e.stats))
                 .collect(),
         };
@@ -180,11 +186,13 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
             modified,
         });
     }
-    // Empty segments other than the last carry nothing; drop them.
+    // Empty segments other than the last carry nothing; drop them. An empty first segment
+    // (left by compaction when everything in it was removed) is kept: it holds the log start
+    // offset.
     let last = kept.len().saturating_sub(1);
     let mut segments_in = Vec::with_capacity(kept.len());
     for (i, c) in kept.into_iter().enumerate() {
-        if c.stats.size == 0 && i != last {
+        if c.stats.size == 0 && i != last && i != 0 {
             for name in [
                 log_name(c.base),
                 index_name(c.base),

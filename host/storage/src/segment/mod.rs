@@ -205,22 +205,6 @@ impl Segment {
     pub(crate) fn rel_for_timestamp(&self, ts: i64) -> u32 {
         self.time_index.read().lookup(ts)
     }
-
-    /// Removes the three files. Open handles (readers) keep working.
-    pub(crate) fn remove_files(&self, storage: &dyn Storage) -> io::Result<()> {
-        for name in [
-            log_name(self.base_offset),
-            index_name(self.base_offset),
-            time_index_name(self.base_offset),
-        ] {
-            match storage.remove(&name) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Incremental index maintenance: decides, batch by batch, when to add index entries. Used by the
