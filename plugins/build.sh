@@ -37,12 +37,12 @@ WIT_BINDGEN_VERSION="0.63.0"
 REPRODUCIBLE=(
     codec-lz4 codec-zstd retention-time retention-size key-json-field key-record-key
     codec-rle
-    fixtures/loop-forever fixtures/memory-bomb fixtures/trap fixtures/wrong-exports
+    fixtures/loop-forever fixtures/memory-bomb fixtures/trap fixtures/out-of-bounds fixtures/wrong-exports
     fixtures/codec-garbage fixtures/codec-huge-output fixtures/codec-identity-wat
 )
 
 RUST_PLUGINS=(codec-lz4 codec-zstd retention-time retention-size key-json-field key-record-key)
-WAT_CODEC_FIXTURES=(loop-forever memory-bomb trap codec-garbage codec-huge-output codec-identity-wat)
+WAT_CODEC_FIXTURES=(loop-forever memory-bomb trap out-of-bounds codec-garbage codec-huge-output codec-identity-wat)
 
 check=0
 keep=0
@@ -285,7 +285,8 @@ while read -r _ file; do
         echo "DIFFERENT $file: the committed artifact does not come from the committed sources"
         status=1
     else
-        echo "REBUILT   $file differs (not byte-reproducible): test the fresh build at $out/$file"
+        if [[ $keep == 1 ]]; then where="test the fresh build at $out/$file"; else where="rerun with --keep to test the fresh build"; fi
+        echo "REBUILT   $file differs (not byte-reproducible): $where"
     fi
 done < "$out/SHA256SUMS"
 if [[ $keep == 1 ]]; then log "fresh builds kept in $out"; fi
