@@ -51,10 +51,7 @@ fn builtins_load_and_conform() {
     assert!(builtins.len() >= 6);
     for builtin in builtins {
         let report = host
-            .load(
-                spec_for(builtin.name).kind(builtin.kind),
-                builtin.bytes.to_vec(),
-            )
+            .load(builtin.spec(), builtin.bytes.to_vec())
             .unwrap_or_else(|e| panic!("{}: {e}", builtin.name));
         assert_eq!(report.kind, builtin.kind);
         conformance::suite(&host, builtin.name).expect("conforms");
