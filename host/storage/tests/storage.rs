@@ -4,6 +4,7 @@ mod storage {
     pub mod common;
 
     mod basic;
+    mod compaction;
     mod concurrent;
     mod corrupt;
     mod crash;

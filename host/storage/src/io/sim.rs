@@ -175,6 +175,39 @@ impl CrashStorage {
         }
     }
 
+    /// A directory holding `files`, all durable (names and contents), with unlimited power.
+    pub fn from_files(files: impl IntoIterator<Item = (String, Vec<u8>)>) -> Self {
+        let sim = Self::new();
+        {
+            let mut dir = sim.dir.lock();
+            for (name, data) in files {
+                let file = Arc::new(SimFile {
+                    state: Mutex::new(FileState {
+                        durable: data.clone(),
+                        live: data,
+                        pending: Vec::new(),
+                    }),
+                    power: sim.power.clone(),
+                });
+                dir.live.insert(name.clone(), file.clone());
+                dir.durable.insert(name, file);
+            }
+        }
+        sim
+    }
+
+    /// A directory holding a copy of every file of `image` (for instance a
+    /// [`crash_image`](Self::crash_image)), all durable: to run the next step of a crash test
+    /// from a crashed state.
+    pub fn from_image(image: &MemStorage) -> Self {
+        let names = image.list().unwrap_or_default();
+        Self::from_files(
+            names
+                .into_iter()
+                .filter_map(|n| image.read_file(&n).map(|d| (n, d))),
+        )
+    }
+
     /// After `ops` more mutating operations (write, set_len, sync, create, rename, remove,
     /// sync_dir) every further one fails, as if the power went out. `None` restores power.
     pub fn fail_after(&self, ops: Option<u64>) {
