@@ -225,6 +225,48 @@ pub(crate) fn delete_segments(storage: &dyn Storage, bases: &[u64]) -> io::Resul
     Ok(())
 }
 
+/// A committed swap: the cleaned segment `base` replaces the segments `sources` (`base` first).
+#[derive(Debug, Clone)]
+pub(crate) struct PendingSwap {
+    pub(crate) base: u64,
+    pub(crate) sources: Vec<u64>,
+    /// Whether the cleaned segment stays (false: it is empty and not the log's first).
+    pub(crate) keep: bool,
+}
+
+/// Carries out a committed swap on disk: deletes the other sources (durably), renames the
+/// `.swap` files over the segment's files, syncs the directory, removes the manifest.
+/// Idempotent: a retry after a failure finishes the job. Cost: two or three directory syncs.
+pub(crate) fn complete_swap(storage: &dyn Storage, swap: &PendingSwap) -> io::Result<()> {
+    let base = swap.base;
+    crate::failpoint::hit("compaction::swap")?;
+    // The sources' removal is durable before the swap file takes the segment's name: the
+    // other way round, a crash could bring a source back next to its replacement.
+    let others: Vec<u64> = swap
+        .sources
+        .iter()
+        .copied()
+        .filter(|&s| s != base)
+        .collect();
+    delete_segments(storage, &others)?;
+    for name in [index_name(base), time_index_name(base)] {
+        rename_if_exists(storage, &format!("{name}{SWAP}"), &name)?;
+    }
+    crate::failpoint::hit("compaction::rename_log")?;
+    rename_if_exists(
+        storage,
+        &format!("{}{SWAP}", log_name(base)),
+        &log_name(base),
+    )?;
+    storage.sync_dir()?;
+    crate::failpoint::hit("compaction::swapped")?;
+    remove_if_exists(storage, &format!("{}{SWAP}", manifest_name(base)))?;
+    if !swap.keep {
+        delete_segments(storage, &[base])?;
+    }
+    Ok(())
+}
+
 /// Reads the cleaner checkpoint: `Ok(0)` when there is none or it is unusable (the whole log
 /// counts as dirty then; cleaning it again is safe).
 pub(crate) fn read_cleaner_offset(storage: &dyn Storage) -> io::Result<u64> {

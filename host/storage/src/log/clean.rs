@@ -6,7 +6,7 @@ use super::Log;
 use crate::batch::{
     BatchBuilder, BatchError, BatchHeader, BatchLimits, BatchMeta, BatchView, RecordIter, RecordRef,
 };
-use crate::compaction::files::{self, CLEANED, SWAP, manifest_name};
+use crate::compaction::files::{self, CLEANED, PendingSwap, SWAP, manifest_name};
 use crate::compaction::plan::{self, Horizon, OffsetMap, RecordFacts, Verdict};
 use crate::compaction::{
     CleanableStats, CompactError, CompactOptions, CompactReport, KeyExtractor, PayloadCodec,
@@ -177,6 +177,8 @@ impl Log {
             return Err(CompactError::Closed);
         }
         let _pass = self.maintenance.lock();
+        self.complete_pending_swaps()
+            .map_err(io_err("complete an interrupted swap"))?;
         let snapshot = self.snapshot();
         let segs = snapshot.segments.clone();
         let last = segs.len().saturating_sub(1);
@@ -486,27 +488,32 @@ impl Log {
             next.extend(list[start + sources.len()..].iter().cloned());
             *list = Arc::new(next);
         }
-        let after = GroupFailure::AfterCommit;
-        let r: io::Result<()> = (|| {
-            crate::failpoint::hit("compaction::swap")?;
-            // The sources' removal is durable before the swap file takes the segment's name:
-            // the other way round, a crash could bring a source back next to its replacement.
-            files::delete_segments(storage, &bases[1..])?;
-            for name in [index_name(base), time_index_name(base)] {
-                storage.rename(&format!("{name}{SWAP}"), &name)?;
-            }
-            crate::failpoint::hit("compaction::rename_log")?;
-            storage.rename(&format!("{}{SWAP}", log_name(base)), &log_name(base))?;
-            storage.sync_dir()?;
-            crate::failpoint::hit("compaction::swapped")?;
-            files::remove_if_exists(storage, &format!("{}{SWAP}", manifest_name(base)))?;
-            if !keep {
-                files::delete_segments(storage, &[base])?;
-            }
-            Ok(())
-        })();
-        r.map_err(|e| after(io_err("swap cleaned segment")(e)))?;
+        let pending = PendingSwap {
+            base,
+            sources: bases,
+            keep,
+        };
+        if let Err(e) = files::complete_swap(storage, &pending) {
+            self.pending.lock().push(pending);
+            return Err(GroupFailure::AfterCommit(io_err("swap cleaned segment")(e)));
+        }
         Ok(done)
+    }
+
+    /// Completes swaps whose files a failed pass left half done (they are committed), before
+    /// anything else touches segment files. Called under `maintenance`.
+    pub(super) fn complete_pending_swaps(&self) -> io::Result<()> {
+        let mut pending = self.pending.lock();
+        while let Some(p) = pending.first() {
+            files::complete_swap(self.storage.as_ref(), p)?;
+            let mut unchecked = self.unchecked.lock();
+            for b in &p.sources {
+                unchecked.remove(b);
+            }
+            drop(unchecked);
+            pending.remove(0);
+        }
+        Ok(())
     }
 }
 

@@ -215,6 +215,9 @@ pub struct Log {
     unchecked: Mutex<BTreeSet<u64>>,
     /// The cleaner checkpoint: the log is clean below this offset.
     cleaner_offset: AtomicU64,
+    /// Committed swaps whose files a failed pass left half done; completed before the next
+    /// pass or deletion (or by the next open).
+    pending: Mutex<Vec<crate::compaction::files::PendingSwap>>,
 }
 
 /// A consistent view of the log's segments, for reading. Holding it keeps its segments readable
@@ -307,6 +310,7 @@ impl Log {
             flusher: Mutex::new(None),
             maintenance: Mutex::new(()),
             unchecked: Mutex::new(BTreeSet::new()),
+            pending: Mutex::new(Vec::new()),
             cleaner_offset: AtomicU64::new(cleaner_offset.min(stats.next_offset)),
             config,
         });
@@ -722,6 +726,7 @@ impl Log {
             return Err(DeleteError::Closed);
         }
         let _pass = self.maintenance.lock();
+        self.complete_pending_swaps()?;
         {
             let w = self.writer.lock();
             if base_offsets.contains(&w.active.base_offset) {

@@ -574,3 +574,139 @@ fn a_crash_during_deletion_leaves_a_suffix_and_never_resurrects() {
     }
     assert!(step > 4, "the crash landed in several places ({step})");
 }
+
+/// Failpoints at each step of a pass and of a deletion: the call fails, the live log keeps
+/// serving the same records, the next call completes the work, and a reopen at any of these
+/// points recovers. Run with `--features failpoints`.
+#[cfg(feature = "failpoints")]
+mod failpoints {
+    use super::*;
+    use distlog_storage::failpoint;
+    use distlog_storage::io::MemStorage;
+
+    const COMPACTION_POINTS: [&str; 6] = [
+        "compaction::before_swap",
+        "compaction::commit",
+        "compaction::swap",
+        "compaction::rename_log",
+        "compaction::swapped",
+        "delete::rename",
+    ];
+
+    fn fixture(seed: u64) -> (MemStorage, Arc<Log>, BTreeMap<u64, Rec>, u64) {
+        let (m, s) = mem();
+        let log = open(&s, &config());
+        let all = fill(&log, &mut Rng(seed), 60, 1);
+        log.roll().expect("roll");
+        let end = log.log_end_offset();
+        (m, log, all, end)
+    }
+
+    #[test]
+    fn a_failed_step_of_a_pass_is_finished_by_the_next_pass_or_the_next_open() {
+        for point in COMPACTION_POINTS {
+            for skip in [0, 1] {
+                failpoint::clear();
+                let (m, log, all, end) = fixture(9);
+                let mut o = options(u64::MAX);
+                o.max_group_bytes = Some(3000);
+                failpoint::set(point, skip);
+                let failed = log.compact(&o, &mut RecordKeys, &mut NoCodecs);
+                failpoint::clear();
+                let what = format!("{point} after {skip}");
+                assert!(failed.is_err(), "{what}: the pass fails");
+                check_recovered(&log, &all, end, &what);
+
+                // A copy of the directory now, as a crash would leave it (process crash).
+                let copy: Arc<dyn Storage> = Arc::new(MemStorage::from_files(
+                    m.list()
+                        .expect("list")
+                        .into_iter()
+                        .filter_map(|n| m.read_file(&n).map(|d| (n, d))),
+                ));
+                let reopened = Log::open(copy, config()).expect("reopen");
+                check_recovered(&reopened, &all, end, &format!("{what}, reopened"));
+                compact_all(&reopened, &o);
+                assert_eq!(records(&reopened, &mut NoCodecs), model(&all, end, true));
+
+                // The live log finishes the job itself.
+                compact_all(&log, &o);
+                assert_eq!(
+                    records(&log, &mut NoCodecs),
+                    model(&all, end, true),
+                    "{what}"
+                );
+                let doomed = log.segments()[0].base_offset;
+                log.delete_segments(&[doomed])
+                    .expect("delete after a failed pass");
+                drop(log);
+                let s: Arc<dyn Storage> = Arc::new(m.clone());
+                let log = open(&s, &config());
+                let names = m.list().expect("list");
+                assert!(
+                    names
+                        .iter()
+                        .all(|n| !n.ends_with(".swap") && !n.ends_with(".cleaned")),
+                    "{what}: {names:?}"
+                );
+                let want: Vec<_> = model(&all, end, true)
+                    .into_iter()
+                    .filter(|(o, _)| *o >= log.log_start_offset())
+                    .collect();
+                assert_eq!(records(&log, &mut NoCodecs), want, "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_deletion_deletes_a_prefix_and_a_retry_finishes() {
+        for (point, skip) in [
+            ("delete::rename", 0),
+            ("delete::rename", 2),
+            ("delete::sync", 0),
+            ("delete::remove", 1),
+        ] {
+            failpoint::clear();
+            let (m, log, all, end) = fixture(13);
+            let doomed: Vec<u64> = log.segments()[..4].iter().map(|s| s.base_offset).collect();
+            failpoint::set(point, skip);
+            let first = log.delete_segments(&doomed);
+            failpoint::clear();
+            let what = format!("{point} after {skip}");
+            let start = log.log_start_offset();
+            let want: Vec<_> = all.range(start..).map(|(o, r)| (*o, r.clone())).collect();
+            assert_eq!(records(&log, &mut NoCodecs), want, "{what}");
+            match point {
+                "delete::rename" => {
+                    assert!(first.is_err(), "{what}");
+                    assert_eq!(start, doomed[skip as usize], "{what}: a prefix is deleted");
+                }
+                // Removing a renamed file is left to the next open; the deletion stands.
+                "delete::remove" => assert_eq!(first.expect("deleted"), doomed),
+                _ => assert!(first.is_err(), "{what}"),
+            }
+            log.delete_segments(&doomed).expect("retry");
+            let new_start = log.log_start_offset();
+            assert!(!doomed.contains(&new_start), "{what}");
+            drop(log);
+            let s: Arc<dyn Storage> = Arc::new(m.clone());
+            let log = open(&s, &config());
+            assert_eq!(
+                log.log_start_offset(),
+                new_start,
+                "{what}: nothing resurrected"
+            );
+            let want: Vec<_> = all
+                .range(new_start..)
+                .map(|(o, r)| (*o, r.clone()))
+                .collect();
+            assert_eq!(records(&log, &mut NoCodecs), want, "{what}");
+            assert_eq!(log.log_end_offset(), end);
+            let names = m.list().expect("list");
+            assert!(
+                names.iter().all(|n| !n.ends_with(".deleted")),
+                "{what}: {names:?}"
+            );
+        }
+    }
+}
