@@ -1,6 +1,9 @@
 //! [`Storage`] over a real directory.
 
-use super::{OpenMode, Storage, StorageFile};
+use super::{DirLock, OpenMode, Storage, StorageFile};
+
+/// Name of the lock file [`FsStorage`] creates in its directory.
+pub const LOCK_NAME: &str = "distlog.lock";
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -103,5 +106,34 @@ impl Storage for FsStorage {
 
     fn sync_dir(&self) -> io::Result<()> {
         File::open(&self.root)?.sync_all()
+    }
+
+    /// `flock(LOCK_EX | LOCK_NB)` on `distlog.lock` in the directory, which then holds the
+    /// holder's pid (for the error message of the next one). The kernel releases the lock when
+    /// the process dies, so a crash never leaves a stale lock.
+    fn lock(&self) -> io::Result<Option<DirLock>> {
+        use std::io::{Read, Seek, Write};
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.path(LOCK_NAME)?)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("locked by process {}", holder.trim()),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        write!(file, "{}", std::process::id())?;
+        Ok(Some(DirLock::new(file)))
     }
 }

@@ -24,7 +24,7 @@ mod fs;
 mod mem;
 pub mod sim;
 
-pub use fs::FsStorage;
+pub use fs::{FsStorage, LOCK_NAME};
 pub use mem::MemStorage;
 
 use std::fmt::Debug;
@@ -79,6 +79,26 @@ pub trait Storage: Send + Sync + Debug {
     fn list(&self) -> io::Result<Vec<String>>;
     /// Makes creations, renames and removals durable (`fsync` of the directory). Expensive.
     fn sync_dir(&self) -> io::Result<()>;
+    /// Takes an exclusive lock on the directory, held until the returned guard drops, so that
+    /// two logs (in one process or two) never open the same directory at once. Fails with
+    /// `ErrorKind::WouldBlock` when another holder has it. The default takes no lock (an
+    /// in-memory directory cannot be shared by accident). Cost: one open and one `flock`.
+    fn lock(&self) -> io::Result<Option<DirLock>> {
+        Ok(None)
+    }
+}
+
+/// An exclusive lock on a directory (see [`Storage::lock`]); released when dropped.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: std::fs::File,
+}
+
+impl DirLock {
+    /// Wraps an open, locked file.
+    pub fn new(file: std::fs::File) -> Self {
+        Self { _file: file }
+    }
 }
 
 /// Whether an IO error means the device is out of space (ENOSPC or a quota).

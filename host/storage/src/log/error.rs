@@ -22,6 +22,14 @@ pub enum OpenError {
         #[source]
         source: io::Error,
     },
+    /// Another log (in this process or another) has the directory open.
+    #[error("log directory {dir} is already open ({reason})")]
+    Locked {
+        /// The directory.
+        dir: String,
+        /// Who holds it, as far as known.
+        reason: String,
+    },
     /// The codec table is unreadable.
     #[error(transparent)]
     Codecs(#[from] CodecError),

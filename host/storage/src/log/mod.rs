@@ -218,6 +218,8 @@ pub struct Log {
     /// Committed swaps whose files a failed pass left half done; completed before the next
     /// pass or deletion (or by the next open).
     pending: Mutex<Vec<crate::compaction::files::PendingSwap>>,
+    /// Held for the log's lifetime: no second log opens the directory.
+    _dir_lock: Option<crate::io::DirLock>,
 }
 
 /// A consistent view of the log's segments, for reading. Holding it keeps its segments readable
@@ -258,6 +260,22 @@ impl Log {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, OpenError> {
         config.validate()?;
+        let dir_lock = match storage.lock() {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return Err(OpenError::Locked {
+                    dir: format!("{storage:?}"),
+                    reason: e.to_string(),
+                });
+            }
+            Err(source) => {
+                return Err(OpenError::Io {
+                    op: "lock",
+                    name: crate::io::LOCK_NAME.into(),
+                    source,
+                });
+            }
+        };
         let recovered = recovery::recover(storage.as_ref(), &config)?;
         let codecs = CodecTable::open(storage.clone())?;
         let cleaner_offset = crate::compaction::files::read_cleaner_offset(storage.as_ref())
@@ -311,6 +329,7 @@ impl Log {
             maintenance: Mutex::new(()),
             unchecked: Mutex::new(BTreeSet::new()),
             pending: Mutex::new(Vec::new()),
+            _dir_lock: dir_lock,
             cleaner_offset: AtomicU64::new(cleaner_offset.min(stats.next_offset)),
             config,
         });

@@ -310,3 +310,18 @@ fn opening_reads_nothing_the_checkpoint_covers() {
     );
     assert_eq!(log.log_end_offset(), 440);
 }
+
+#[test]
+fn a_directory_is_opened_by_one_log_at_a_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = distlog_storage::Log::open_dir(dir.path(), small_config()).expect("open");
+    match distlog_storage::Log::open_dir(dir.path(), small_config()) {
+        Err(distlog_storage::OpenError::Locked { reason, .. }) => {
+            assert!(reason.contains(&std::process::id().to_string()), "{reason}");
+        }
+        other => panic!("second open: {other:?}"),
+    }
+    drop(first);
+    distlog_storage::Log::open_dir(dir.path(), small_config())
+        .expect("open once the first is dropped");
+}
