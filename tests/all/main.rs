@@ -1,2 +1,3 @@
 //! One integration-test binary; one module per area.
+mod cli;
 mod grpc;

@@ -1,1 +1,205 @@
-fn main() {}
+//! `distlog`: the DistributedLog broker (`distlog serve`) and its operator CLI.
+//!
+//! The binary wires the crates together and owns everything process-wide: configuration
+//! layering, logging, the Prometheus endpoint, signals. Client subcommands are thin
+//! gRPC calls over the generated `distlog.v1` client.
+
+mod client;
+mod config;
+mod logging;
+mod metrics_http;
+mod output;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use client::consume::ConsumeArgs;
+use client::group::GroupCmd;
+use client::plugin::PluginCmd;
+use client::produce::ProduceArgs;
+use client::topic::TopicCmd;
+use client::{ClientOpts, Conn};
+use logging::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "distlog",
+    version,
+    about = "DistributedLog: a commit-log broker with WebAssembly policy plugins"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the broker.
+    #[command(after_long_help = config::DEFAULT_TOML)]
+    Serve(ServeArgs),
+    /// Create, list, describe, delete and alter topics.
+    Topic {
+        #[command(flatten)]
+        client: ClientOpts,
+        #[command(subcommand)]
+        cmd: TopicCmd,
+    },
+    /// Append lines from stdin or a file as records.
+    Produce {
+        #[command(flatten)]
+        client: ClientOpts,
+        #[command(flatten)]
+        args: ProduceArgs,
+    },
+    /// Print records of a topic.
+    Consume {
+        #[command(flatten)]
+        client: ClientOpts,
+        #[command(flatten)]
+        args: ConsumeArgs,
+    },
+    /// List, load, reload, unload and describe WebAssembly plugins.
+    Plugin {
+        #[command(flatten)]
+        client: ClientOpts,
+        #[command(subcommand)]
+        cmd: PluginCmd,
+    },
+    /// Consumer-group offsets.
+    Group {
+        #[command(flatten)]
+        client: ClientOpts,
+        #[command(subcommand)]
+        cmd: GroupCmd,
+    },
+}
+
+/// Flags of `distlog serve`. Each overrides the setting of the same name; the full list of
+/// settings (with defaults) follows in `--help`, and any of them can be set with `--set`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (overrides the embedded defaults).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory [setting: broker.data_dir].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// gRPC listen address, IP:PORT [setting: server.listen].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+    /// Prometheus listen address, IP:PORT; "" disables [setting: metrics.listen].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_listen: Option<String>,
+    /// Admin token [setting: server.admin_token].
+    #[arg(long, value_name = "TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Allow a non-loopback listen address without an admin token
+    /// [setting: server.allow_unauthenticated_admin].
+    #[arg(long)]
+    pub insecure: bool,
+    /// Log format [setting: log.format].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. `info` or `distlog_broker=debug,info` [setting: log.level].
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Set any setting, KEY=VALUE with a dotted key (repeatable), e.g.
+    /// `--set server.max_record_bytes=2097152`.
+    #[arg(long = "set", short = 's', value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Check the configuration, print the effective settings and exit.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+impl ServeArgs {
+    /// The flags as `(key, value)` overrides in precedence order (`--set` last); keys are
+    /// dotted or short names from [`config::ALIASES`].
+    fn overrides(&self) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        if let Some(dir) = &self.data_dir {
+            out.push(("data_dir".into(), dir.display().to_string()));
+        }
+        if let Some(v) = &self.listen {
+            out.push(("listen".into(), v.clone()));
+        }
+        if let Some(v) = &self.metrics_listen {
+            out.push(("metrics_listen".into(), v.clone()));
+        }
+        if let Some(v) = &self.admin_token {
+            out.push(("admin_token".into(), v.clone()));
+        }
+        if self.insecure {
+            out.push(("insecure".into(), "true".into()));
+        }
+        if let Some(v) = self.log_format {
+            let name = match v {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            };
+            out.push(("log_format".into(), name.into()));
+        }
+        if let Some(v) = &self.log_level {
+            out.push(("log_level".into(), v.clone()));
+        }
+        for pair in &self.set {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--set {pair:?}: expected KEY=VALUE"))?;
+            out.push((k.trim().to_owned(), v.to_owned()));
+        }
+        Ok(out)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Topic { client, cmd } => client_runtime(client, |conn| async move {
+            client::topic::run(&conn, cmd).await
+        }),
+        Command::Produce { client, args } => client_runtime(client, |conn| async move {
+            client::produce::run(&conn, args).await
+        }),
+        Command::Consume { client, args } => client_runtime(client, |conn| async move {
+            client::consume::run(&conn, args).await
+        }),
+        Command::Plugin { client, cmd } => client_runtime(client, |conn| async move {
+            client::plugin::run(&conn, cmd).await
+        }),
+        Command::Group { client, cmd } => client_runtime(client, |conn| async move {
+            client::group::run(&conn, cmd).await
+        }),
+    }
+}
+
+/// Runs one client subcommand on a small current-thread runtime.
+fn client_runtime<F, Fut>(opts: ClientOpts, body: F) -> Result<()>
+where
+    F: FnOnce(Conn) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let conn = Conn::connect(&opts).await?;
+        body(conn).await
+    })
+}

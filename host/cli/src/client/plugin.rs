@@ -1,0 +1,201 @@
+//! `distlog plugin list|load|reload|unload|describe`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Subcommand, ValueEnum};
+use distlog_server::proto::{
+    DescribePluginRequest, ListPluginsRequest, LoadPluginRequest, Plugin, PluginKind,
+    ReloadPluginRequest, UnloadPluginRequest,
+};
+use serde_json::json;
+
+use super::{Conn, status};
+use crate::output::{Table, emit};
+
+/// The WIT world a plugin implements.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Kind {
+    Codec,
+    Retention,
+    Compaction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCmd {
+    /// List plugins with their active version and call statistics.
+    List,
+    /// Load a new plugin from a WebAssembly component file (admin call).
+    Load {
+        /// Path to the component (`.wasm`).
+        file: PathBuf,
+        /// Name for the plugin.
+        #[arg(long)]
+        name: String,
+        /// The world it implements.
+        #[arg(long, value_enum)]
+        kind: Kind,
+    },
+    /// Replace a plugin's component with a new version, atomically (admin call).
+    Reload { name: String, file: PathBuf },
+    /// Unload a plugin (admin call).
+    Unload { name: String },
+    /// Show one plugin's versions and statistics.
+    Describe { name: String },
+}
+
+pub async fn run(conn: &Conn, cmd: PluginCmd) -> Result<()> {
+    let mut client = conn.plugins();
+    match cmd {
+        PluginCmd::List => {
+            let plugins = client
+                .list_plugins(conn.request(ListPluginsRequest {})?)
+                .await
+                .map_err(status("list plugins"))?
+                .into_inner()
+                .plugins;
+            let value: Vec<_> = plugins.iter().map(plugin_json).collect();
+            emit(conn.output, &value, || {
+                let mut table = Table::new([
+                    "NAME", "KIND", "BUILTIN", "DIGEST", "VERSIONS", "CALLS", "ERRORS", "TIMEOUTS",
+                ]);
+                for p in &plugins {
+                    let stats = p.stats.unwrap_or_default();
+                    table.row([
+                        p.name.clone(),
+                        kind_name(p.kind).to_owned(),
+                        p.builtin.to_string(),
+                        short_digest(p),
+                        p.versions.len().to_string(),
+                        stats.calls.to_string(),
+                        stats.errors.to_string(),
+                        stats.timeouts.to_string(),
+                    ]);
+                }
+                table.render()
+            })
+        }
+        PluginCmd::Load { file, name, kind } => {
+            let request = LoadPluginRequest {
+                name,
+                kind: match kind {
+                    Kind::Codec => PluginKind::Codec,
+                    Kind::Retention => PluginKind::Retention,
+                    Kind::Compaction => PluginKind::Compaction,
+                } as i32,
+                component: read(&file)?,
+            };
+            let plugin = client
+                .load_plugin(conn.request(request)?)
+                .await
+                .map_err(status("load plugin"))?
+                .into_inner()
+                .plugin
+                .context("broker returned no plugin")?;
+            show(conn, &plugin, "loaded")
+        }
+        PluginCmd::Reload { name, file } => {
+            let request = ReloadPluginRequest {
+                name,
+                component: read(&file)?,
+            };
+            let plugin = client
+                .reload_plugin(conn.request(request)?)
+                .await
+                .map_err(status("reload plugin"))?
+                .into_inner()
+                .plugin
+                .context("broker returned no plugin")?;
+            show(conn, &plugin, "reloaded")
+        }
+        PluginCmd::Unload { name } => {
+            client
+                .unload_plugin(conn.request(UnloadPluginRequest { name: name.clone() })?)
+                .await
+                .map_err(status("unload plugin"))?;
+            emit(conn.output, &json!({"unloaded": name}), || {
+                format!("unloaded plugin {name}\n")
+            })
+        }
+        PluginCmd::Describe { name } => {
+            let plugin = client
+                .describe_plugin(conn.request(DescribePluginRequest { name })?)
+                .await
+                .map_err(status("describe plugin"))?
+                .into_inner()
+                .plugin
+                .context("broker returned no plugin")?;
+            show(conn, &plugin, "plugin")
+        }
+    }
+}
+
+fn read(file: &Path) -> Result<Vec<u8>> {
+    std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))
+}
+
+fn kind_name(kind: i32) -> &'static str {
+    match PluginKind::try_from(kind) {
+        Ok(PluginKind::Codec) => "codec",
+        Ok(PluginKind::Retention) => "retention",
+        Ok(PluginKind::Compaction) => "compaction",
+        _ => "unknown",
+    }
+}
+
+fn short_digest(plugin: &Plugin) -> String {
+    plugin
+        .versions
+        .iter()
+        .find(|v| v.active)
+        .map(|v| v.digest.chars().take(12).collect())
+        .unwrap_or_default()
+}
+
+fn plugin_json(p: &Plugin) -> serde_json::Value {
+    let stats = p.stats.unwrap_or_default();
+    json!({
+        "name": p.name,
+        "kind": kind_name(p.kind),
+        "builtin": p.builtin,
+        "versions": p.versions.iter().map(|v| json!({
+            "digest": v.digest,
+            "active": v.active,
+            "size_bytes": v.size_bytes,
+            "loaded_at_ms": v.loaded_at_ms,
+        })).collect::<Vec<_>>(),
+        "stats": {
+            "calls": stats.calls,
+            "errors": stats.errors,
+            "timeouts": stats.timeouts,
+            "total_micros": stats.total_micros,
+        },
+    })
+}
+
+fn show(conn: &Conn, plugin: &Plugin, verb: &str) -> Result<()> {
+    emit(conn.output, &plugin_json(plugin), || {
+        let mut out = format!(
+            "{verb} {} ({}{})\n\n",
+            plugin.name,
+            kind_name(plugin.kind),
+            if plugin.builtin { ", builtin" } else { "" }
+        );
+        let mut table = Table::new(["DIGEST", "ACTIVE", "BYTES", "LOADED_AT_MS"]);
+        for v in &plugin.versions {
+            table.row([
+                v.digest.clone(),
+                v.active.to_string(),
+                v.size_bytes.to_string(),
+                v.loaded_at_ms.to_string(),
+            ]);
+        }
+        out.push_str(&table.render());
+        let stats = plugin.stats.unwrap_or_default();
+        out.push_str(&format!(
+            "\ncalls {}  errors {}  timeouts {}  total {} us\n",
+            stats.calls, stats.errors, stats.timeouts, stats.total_micros
+        ));
+        out
+    })
+}

@@ -1,0 +1,159 @@
+//! `distlog serve`: configuration, logging, metrics endpoint, broker recovery, the gRPC
+//! server, and graceful shutdown on SIGINT/SIGTERM.
+//!
+//! Startup order: configuration (errors exit before anything is opened) → exposure check →
+//! logging → metrics recorder → bind both listeners (a port in use fails fast) → open the
+//! broker, which recovers every partition log → log `grpc listening on ADDR` and
+//! `metrics listening on ADDR` (tests and scripts wait for these lines) → serve.
+//!
+//! Shutdown: the first SIGINT/SIGTERM stops accepting and lets in-flight requests finish;
+//! the server then closes the broker (sync and checkpoint of every log). If that takes
+//! longer than `shutdown.grace_ms`, or a second signal arrives, the broker is closed
+//! directly and the process exits with an error.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use distlog_server::Broker;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::config::{self, Config};
+use crate::{ServeArgs, logging, metrics_http};
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    let config = config::load(args.config.as_deref(), std::env::vars(), &args.overrides()?)?;
+    if args.check_config {
+        let mut shown = config.clone();
+        if shown.server.admin_token.is_some() {
+            shown.server.admin_token = Some("<redacted>".into());
+        }
+        println!("{shown:#?}");
+        return Ok(());
+    }
+    config.check_exposure()?;
+    let level = Some(config.log.level.as_str()).filter(|l| !l.trim().is_empty());
+    logging::init(config.log.format, level)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("distlog")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> Result<()> {
+    info!(version = env!("CARGO_PKG_VERSION"), "distlog starting");
+    let prometheus = metrics_http::install_recorder()?;
+    let grpc = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (server.listen)", config.server.listen))?;
+    let metrics = match config.metrics_addr()? {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (metrics.listen)"))?,
+        ),
+        None => None,
+    };
+
+    let data_dir = config.broker.data_dir.clone();
+    info!(data_dir = %data_dir.display(), "opening the broker (recovering logs)");
+    let broker_config = config.broker.clone();
+    let broker = tokio::task::spawn_blocking(move || Broker::open(broker_config))
+        .await
+        .context("broker open task failed")?
+        .with_context(|| format!("cannot open the broker in {}", data_dir.display()))?;
+    info!(topics = broker.list_topics().len(), "broker recovered");
+
+    let (stop_tx, stop_rx) = watch::channel(0u32);
+    tokio::spawn(watch_signals(stop_tx));
+
+    let grpc_addr = grpc.local_addr()?;
+    let metrics_task = match metrics {
+        Some(listener) => {
+            let addr = listener.local_addr()?;
+            info!("metrics listening on {addr}");
+            Some(tokio::spawn(metrics_http::serve(
+                listener,
+                prometheus,
+                stopped(stop_rx.clone(), 1),
+            )))
+        }
+        None => None,
+    };
+    info!("grpc listening on {grpc_addr}");
+
+    let server = distlog_server::serve_with_listener(
+        grpc,
+        config.server.clone(),
+        broker.clone(),
+        stopped(stop_rx.clone(), 1),
+    );
+    tokio::pin!(server);
+    let grace = Duration::from_millis(config.shutdown.grace_ms);
+    let forced = async {
+        stopped(stop_rx.clone(), 1).await;
+        tokio::select! {
+            () = tokio::time::sleep(grace) => "the shutdown grace period expired",
+            () = stopped(stop_rx.clone(), 2) => "a second signal arrived",
+        }
+    };
+    let result = tokio::select! {
+        served = &mut server => served.map_err(|e| anyhow!(e).context("the gRPC server failed")),
+        reason = forced => {
+            warn!("{reason}: closing the broker with requests still in flight");
+            let closing = broker.clone();
+            tokio::task::spawn_blocking(move || closing.close())
+                .await
+                .context("broker close task failed")?
+                .context("closing the broker failed")?;
+            Err(anyhow!("forced shutdown: {reason}"))
+        }
+    };
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
+    if result.is_ok() {
+        info!("shut down cleanly");
+    }
+    result
+}
+
+/// Resolves once at least `count` shutdown signals were received.
+async fn stopped(mut rx: watch::Receiver<u32>, count: u32) {
+    // An error means the sender is gone: treat as stopped.
+    let _ = rx.wait_for(|n| *n >= count).await;
+}
+
+/// Counts SIGINT and SIGTERM into `tx`.
+async fn watch_signals(tx: watch::Sender<u32>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            warn!("cannot install signal handlers; stop the broker with SIGKILL");
+            return;
+        };
+        loop {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            info!("received {name}, shutting down");
+            tx.send_modify(|n| *n += 1);
+        }
+    }
+    #[cfg(not(unix))]
+    loop {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        info!("received Ctrl-C, shutting down");
+        tx.send_modify(|n| *n += 1);
+    }
+}
