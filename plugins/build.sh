@@ -56,7 +56,7 @@ while [[ $# -gt 0 ]]; do
         --no-install) install=0 ;;
         --out) out="$2"; shift ;;
         --only) only="$2"; shift ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
