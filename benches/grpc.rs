@@ -1,0 +1,511 @@
+//! gRPC produce and consume throughput and latency of the real server, against a bare
+//! tonic service with the same messages as the transport ceiling, in one run.
+//!
+//! The ceiling implements the same generated `Records` service with no broker behind
+//! it: `Produce` answers with made-up offsets, `Fetch` returns pre-built records of the
+//! requested size. Both servers run in this process on 127.0.0.1 (port 0) and are driven
+//! by the same client code, so `broker / ceiling` is the cost of the broker itself
+//! (validation, batch encoding, storage append and fsync, reads and decoding).
+//!
+//! Run: `cargo bench -p distlog-benches --bench grpc`. Environment:
+//! - `DISTLOG_BENCH_QUICK=1`: short runs and fewer scenarios (a smoke test, ~15 s);
+//! - `DISTLOG_BENCH_SECS` (default 2): seconds per measurement;
+//! - `DISTLOG_BENCH_SIZES` (default `100,1024`): record value sizes in bytes;
+//! - `DISTLOG_BENCH_BATCH_BYTES` (default 262144): records per request = this / size;
+//! - `DISTLOG_BENCH_CONCURRENCY` (default `1,4`): concurrent clients, one connection each;
+//! - `DISTLOG_BENCH_SYNC` (default `os,batch`): topic `flush.policy` values.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use distlog_server::proto::records_client::RecordsClient;
+use distlog_server::proto::records_server::{Records, RecordsServer};
+use distlog_server::proto::{
+    CreateTopicRequest, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+    ProduceRequest, ProduceResponse, Record, StoredRecord, SubscribeRequest,
+    topics_client::TopicsClient,
+};
+use distlog_server::{Broker, BrokerConfig, ServerConfig};
+use tokio::net::TcpListener;
+use tokio_stream::Stream;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status, Streaming};
+
+const MAX_MESSAGE: usize = 256 << 20;
+
+struct Settings {
+    secs: f64,
+    sizes: Vec<usize>,
+    batch_bytes: usize,
+    concurrency: Vec<usize>,
+    sync: Vec<String>,
+}
+
+fn env_list<T: std::str::FromStr>(name: &str, default: &str) -> Vec<T> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.to_owned())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
+}
+
+impl Settings {
+    fn from_env() -> Self {
+        let quick = std::env::var_os("DISTLOG_BENCH_QUICK").is_some();
+        let secs = std::env::var("DISTLOG_BENCH_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(if quick { 0.4 } else { 2.0 });
+        Self {
+            secs,
+            sizes: env_list(
+                "DISTLOG_BENCH_SIZES",
+                if quick { "1024" } else { "100,1024" },
+            ),
+            batch_bytes: env_list("DISTLOG_BENCH_BATCH_BYTES", "262144")
+                .first()
+                .copied()
+                .unwrap_or(262_144),
+            concurrency: env_list("DISTLOG_BENCH_CONCURRENCY", if quick { "2" } else { "1,4" }),
+            sync: env_list("DISTLOG_BENCH_SYNC", if quick { "os" } else { "os,batch" }),
+        }
+    }
+}
+
+/// Latency samples of one measurement, in microseconds.
+#[derive(Default)]
+struct Measured {
+    records: u64,
+    bytes: u64,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+}
+
+impl Measured {
+    fn merge(&mut self, other: Measured) {
+        self.records += other.records;
+        self.bytes += other.bytes;
+        self.latencies_us.extend(other.latencies_us);
+    }
+
+    fn mb_per_sec(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.elapsed.as_secs_f64()
+    }
+
+    fn records_per_sec(&self) -> f64 {
+        self.records as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile_ms(&mut self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        self.latencies_us.sort_unstable();
+        let last = self.latencies_us.len() - 1;
+        let at = ((last as f64) * p).round() as usize;
+        self.latencies_us[at.min(last)] as f64 / 1000.0
+    }
+
+    fn line(&mut self, label: &str) -> String {
+        format!(
+            "{label:<44} {:>11.0} rec/s {:>9.1} MB/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p999 {:>7.2} ms",
+            self.records_per_sec(),
+            self.mb_per_sec(),
+            self.percentile_ms(0.50),
+            self.percentile_ms(0.99),
+            self.percentile_ms(0.999),
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The ceiling: the same Records service with nothing behind it.
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Default)]
+struct Ceiling;
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Records for Ceiling {
+    async fn produce(
+        &self,
+        request: Request<ProduceRequest>,
+    ) -> Result<Response<ProduceResponse>, Status> {
+        let request = request.into_inner();
+        let n = request.records.len();
+        Ok(Response::new(ProduceResponse {
+            partitions: Vec::new(),
+            offsets: (0..n as i64).collect(),
+            record_partitions: vec![0; n],
+            sequence: request.sequence,
+            error: None,
+        }))
+    }
+
+    type ProduceStreamStream = BoxStream<ProduceResponse>;
+
+    async fn produce_stream(
+        &self,
+        _request: Request<Streaming<ProduceRequest>>,
+    ) -> Result<Response<Self::ProduceStreamStream>, Status> {
+        Err(Status::unimplemented("ceiling: unary produce only"))
+    }
+
+    async fn fetch(
+        &self,
+        request: Request<FetchRequest>,
+    ) -> Result<Response<FetchResponse>, Status> {
+        let request = request.into_inner();
+        // max_bytes carries the record size, the offset the batch's first offset.
+        let size = request.max_wait_ms as usize;
+        let count = (request.max_bytes as usize / size.max(1)).max(1);
+        let value = vec![b'x'; size];
+        let records = (0..count as i64)
+            .map(|i| StoredRecord {
+                offset: request.offset + i,
+                timestamp_ms: 1_700_000_000_000,
+                key: None,
+                value: Some(value.clone()),
+                headers: Vec::new(),
+            })
+            .collect();
+        Ok(Response::new(FetchResponse {
+            records,
+            log_start_offset: 0,
+            log_end_offset: i64::MAX,
+            next_offset: request.offset + count as i64,
+        }))
+    }
+
+    type SubscribeStream = BoxStream<FetchResponse>;
+
+    async fn subscribe(
+        &self,
+        _request: Request<SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        Err(Status::unimplemented("ceiling"))
+    }
+
+    async fn list_offsets(
+        &self,
+        _request: Request<ListOffsetsRequest>,
+    ) -> Result<Response<ListOffsetsResponse>, Status> {
+        Err(Status::unimplemented("ceiling"))
+    }
+}
+
+async fn start_ceiling() -> Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let service = RecordsServer::new(Ceiling)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    Ok(addr)
+}
+
+// ---------------------------------------------------------------------------------------
+// Load generators, shared by both targets.
+// ---------------------------------------------------------------------------------------
+
+async fn channel(addr: SocketAddr) -> Result<Channel> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+        .tcp_nodelay(true)
+        .initial_connection_window_size(Some(8 << 20))
+        .initial_stream_window_size(Some(4 << 20))
+        .connect()
+        .await?)
+}
+
+fn records_client(channel: Channel) -> RecordsClient<Channel> {
+    RecordsClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE)
+}
+
+/// `concurrency` clients, each sending `Produce` requests of `per_request` records of
+/// `size` bytes back to back for `secs`, to partition `client index % partitions`.
+async fn produce_load(
+    addr: SocketAddr,
+    topic: &str,
+    size: usize,
+    per_request: usize,
+    concurrency: usize,
+    partitions: u32,
+    secs: f64,
+) -> Result<Measured> {
+    let template: Vec<Record> = (0..per_request)
+        .map(|_| Record {
+            key: None,
+            value: Some(vec![b'v'; size]),
+            headers: Vec::new(),
+            timestamp_ms: None,
+        })
+        .collect();
+    let template = Arc::new(template);
+    let deadline = Duration::from_secs_f64(secs);
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for i in 0..concurrency {
+        let mut client = records_client(channel(addr).await?);
+        let topic = topic.to_owned();
+        let template = template.clone();
+        workers.push(tokio::spawn(async move {
+            let mut measured = Measured::default();
+            let partition = (i as u32) % partitions.max(1);
+            while started.elapsed() < deadline {
+                let request = ProduceRequest {
+                    topic: topic.clone(),
+                    partition: Some(partition),
+                    records: (*template).clone(),
+                    sequence: 0,
+                };
+                let t = Instant::now();
+                let response = client.produce(request).await?.into_inner();
+                measured.latencies_us.push(t.elapsed().as_micros() as u64);
+                anyhow::ensure!(response.offsets.len() == per_request, "short produce");
+                measured.records += per_request as u64;
+                measured.bytes += (per_request * size) as u64;
+            }
+            anyhow::Ok(measured)
+        }));
+    }
+    let mut total = Measured::default();
+    for worker in workers {
+        total.merge(worker.await??);
+    }
+    total.elapsed = started.elapsed();
+    Ok(total)
+}
+
+/// One client fetching `topic`/`partition` from offset 0 in `max_bytes` responses until
+/// `end` (wrapping around) for `secs`. For the ceiling, `size` rides in `max_wait_ms`.
+async fn consume_load(
+    addr: SocketAddr,
+    topic: &str,
+    size: usize,
+    max_bytes: usize,
+    end: i64,
+    secs: f64,
+    ceiling: bool,
+) -> Result<Measured> {
+    let mut client = records_client(channel(addr).await?);
+    let deadline = Duration::from_secs_f64(secs);
+    let started = Instant::now();
+    let mut measured = Measured::default();
+    let mut offset = 0i64;
+    while started.elapsed() < deadline {
+        let request = FetchRequest {
+            topic: topic.to_owned(),
+            partition: 0,
+            offset,
+            max_bytes: max_bytes as u32,
+            max_wait_ms: if ceiling { size as u32 } else { 0 },
+            isolation: 0,
+        };
+        let t = Instant::now();
+        let response = client.fetch(request).await?.into_inner();
+        measured.latencies_us.push(t.elapsed().as_micros() as u64);
+        let n = response.records.len() as u64;
+        anyhow::ensure!(n > 0, "empty fetch at offset {offset}");
+        measured.records += n;
+        measured.bytes += response
+            .records
+            .iter()
+            .map(|r| r.value.as_ref().map_or(0, Vec::len) as u64)
+            .sum::<u64>();
+        offset = response.next_offset;
+        if offset >= end {
+            offset = 0;
+        }
+    }
+    measured.elapsed = started.elapsed();
+    Ok(measured)
+}
+
+// ---------------------------------------------------------------------------------------
+// The broker under test.
+// ---------------------------------------------------------------------------------------
+
+struct BrokerUnderTest {
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Opens a broker in a fresh temporary directory and serves it on 127.0.0.1:0.
+async fn start_broker() -> Result<BrokerUnderTest> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let broker =
+        tokio::task::spawn_blocking(move || Broker::open(BrokerConfig::new(data))).await??;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let mut config = ServerConfig::default();
+    config.max_request_bytes = MAX_MESSAGE / 2;
+    config.max_fetch_bytes = 64 << 20;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = rx.await;
+        };
+        if let Err(error) =
+            distlog_server::serve_with_listener(listener, config, broker, shutdown).await
+        {
+            eprintln!("broker server failed: {error}");
+        }
+    });
+    Ok(BrokerUnderTest {
+        addr,
+        _dir: dir,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+impl BrokerUnderTest {
+    /// Stops the server and waits for the broker to close (every log synced).
+    async fn stop(mut self) -> Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await?;
+        Ok(())
+    }
+}
+
+async fn create_topic(addr: SocketAddr, name: &str, partitions: u32, sync: &str) -> Result<()> {
+    let mut topics = TopicsClient::new(channel(addr).await?);
+    topics
+        .create_topic(CreateTopicRequest {
+            name: name.to_owned(),
+            partitions,
+            config: [("flush.policy".to_owned(), sync.to_owned())].into(),
+        })
+        .await
+        .with_context(|| format!("create topic {name}"))?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_lines)]
+async fn run(settings: Settings) -> Result<()> {
+    let broker = start_broker().await?;
+    let ceiling = start_ceiling().await?;
+    println!(
+        "grpc bench: broker {} ceiling {} ({} s per measurement)",
+        broker.addr, ceiling, settings.secs
+    );
+    let mut summary = Vec::new();
+    let mut topic_seq = 0;
+    for &size in &settings.sizes {
+        let per_request = (settings.batch_bytes / size).max(1);
+        for &concurrency in &settings.concurrency {
+            let partitions = concurrency as u32;
+            let mut ceiling_run = produce_load(
+                ceiling,
+                "ceiling",
+                size,
+                per_request,
+                concurrency,
+                partitions,
+                settings.secs,
+            )
+            .await?;
+            let label = format!("produce ceiling {size}B x{per_request} c{concurrency}");
+            println!("{}", ceiling_run.line(&label));
+            for sync in &settings.sync {
+                topic_seq += 1;
+                let topic = format!("bench-{topic_seq}");
+                create_topic(broker.addr, &topic, partitions, sync).await?;
+                let mut run = produce_load(
+                    broker.addr,
+                    &topic,
+                    size,
+                    per_request,
+                    concurrency,
+                    partitions,
+                    settings.secs,
+                )
+                .await?;
+                let label = format!("produce broker  {size}B x{per_request} c{concurrency} {sync}");
+                println!("{}", run.line(&label));
+                summary.push(format!(
+                    "produce {size:>5}B x{per_request:<5} c{concurrency} sync={sync:<5}  broker/ceiling MB/s = {:.2}",
+                    run.mb_per_sec() / ceiling_run.mb_per_sec()
+                ));
+            }
+        }
+        // Consume: fill one partition, then read it back in request-sized responses.
+        topic_seq += 1;
+        let topic = format!("bench-{topic_seq}");
+        create_topic(broker.addr, &topic, 1, "os").await?;
+        let fill = produce_load(
+            broker.addr,
+            &topic,
+            size,
+            per_request,
+            1,
+            1,
+            settings.secs.min(1.0),
+        )
+        .await?;
+        let end = fill.records as i64;
+        let max_bytes = settings.batch_bytes;
+        let mut ceiling_run = consume_load(
+            ceiling,
+            "ceiling",
+            size,
+            max_bytes,
+            i64::MAX,
+            settings.secs,
+            true,
+        )
+        .await?;
+        println!(
+            "{}",
+            ceiling_run.line(&format!("fetch   ceiling {size}B {max_bytes}B/resp"))
+        );
+        let mut run = consume_load(
+            broker.addr,
+            &topic,
+            size,
+            max_bytes,
+            end,
+            settings.secs,
+            false,
+        )
+        .await?;
+        println!(
+            "{}",
+            run.line(&format!("fetch   broker  {size}B {max_bytes}B/resp"))
+        );
+        summary.push(format!(
+            "fetch   {size:>5}B {max_bytes}B/resp            broker/ceiling MB/s = {:.2}",
+            run.mb_per_sec() / ceiling_run.mb_per_sec()
+        ));
+    }
+    println!("\nratios (aim: produce at 1 KiB >= 0.70):");
+    for line in summary {
+        println!("  {line}");
+    }
+    broker.stop().await
+}
+
+fn main() -> Result<()> {
+    // `cargo bench` passes `--bench`; a filter argument is not supported.
+    let settings = Settings::from_env();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(settings))
+}
