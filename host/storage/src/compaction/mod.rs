@@ -13,9 +13,9 @@
 //!    [`plan::decide`] keeps. A batch whose records are all kept is copied byte for byte (a
 //!    compressed one stays compressed); a batch whose records are all dropped disappears; any
 //!    other batch is rewritten **uncompressed** (codec_ref 0) with the kept records at their
-//!    original offsets, and keeps its original last offset, so segment ends never move.
-//! 4. Each group is swapped in crash-safely (see [`files`] and docs/FORMAT.md, "Compaction and
-//!    deletion"); readers holding the old segments keep reading them.
+//!    original offsets, and keeps its original last offset.
+//! 4. Each group is swapped in crash-safely (see `compaction/files.rs` and docs/FORMAT.md,
+//!    "Compaction and deletion"); readers holding the old segments keep reading them.
 //! 5. The cleaner checkpoint advances to the end of the dirty range.
 //!
 //! No lock is held while reading and writing; each group's final swap takes the segment-list
