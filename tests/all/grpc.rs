@@ -41,8 +41,14 @@ struct Running {
 }
 
 impl Running {
+    /// A server without a plugin host (most tests do not need one).
     async fn start(data: &Path, config: ServerConfig) -> Result<Self> {
-        let broker_config = BrokerConfig::new(data);
+        let mut broker_config = BrokerConfig::new(data);
+        broker_config.plugins.enabled = false;
+        Self::start_with(broker_config, config).await
+    }
+
+    async fn start_with(broker_config: BrokerConfig, config: ServerConfig) -> Result<Self> {
         let broker = tokio::task::spawn_blocking(move || Broker::open(broker_config)).await??;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -968,5 +974,181 @@ async fn health_and_reflection_answer() -> Result<()> {
             "{want} missing from {names:?}"
         );
     }
+    server.stop().await
+}
+
+fn bundled(name: &str) -> Result<Vec<u8>> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/dist")
+        .join(format!("{name}.wasm"));
+    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// A broker with the built-in plugins; compiled artifacts are cached across runs.
+fn plugin_broker_config(data: &Path) -> BrokerConfig {
+    let mut c = BrokerConfig::new(data);
+    c.plugins.cache_dir = Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("grpc-plugin-cache"));
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_list_load_reload_unload_and_persist() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let server = Running::start_with(plugin_broker_config(&data), test_config()).await?;
+    let ch = server.channel().await?;
+    let mut plugins = PluginsClient::new(ch.clone());
+    let mut c = clients(&server).await?;
+
+    let listed = plugins
+        .list_plugins(proto::ListPluginsRequest {})
+        .await?
+        .into_inner()
+        .plugins;
+    let lz4 = listed
+        .iter()
+        .find(|p| p.name == "codec-lz4")
+        .context("built-in codec-lz4 listed")?;
+    ensure!(lz4.builtin && lz4.kind == proto::PluginKind::Codec as i32);
+    ensure!(
+        lz4.versions.len() == 1 && lz4.versions[0].digest.len() == 64 && lz4.versions[0].active
+    );
+
+    let load = |name: &str, kind: proto::PluginKind, component: Vec<u8>| proto::LoadPluginRequest {
+        name: name.into(),
+        kind: kind as i32,
+        component,
+    };
+    let (code, _) = status_code(
+        plugins
+            .load_plugin(load("junk", proto::PluginKind::Codec, b"not wasm".to_vec()))
+            .await,
+    )?;
+    ensure!(code == Code::InvalidArgument, "{code:?}");
+    let (code, _) = status_code(
+        plugins
+            .load_plugin(load(
+                "wrong",
+                proto::PluginKind::Retention,
+                bundled("codec-lz4")?,
+            ))
+            .await,
+    )?;
+    ensure!(code == Code::InvalidArgument, "{code:?}");
+
+    let loaded = plugins
+        .load_plugin(load(
+            "my-codec",
+            proto::PluginKind::Codec,
+            bundled("codec-lz4")?,
+        ))
+        .await?
+        .into_inner()
+        .plugin
+        .context("plugin")?;
+    ensure!(!loaded.builtin && loaded.versions.len() == 1);
+    let first = loaded.versions[0].digest.clone();
+    let (code, _) = status_code(
+        plugins
+            .load_plugin(load(
+                "my-codec",
+                proto::PluginKind::Codec,
+                bundled("codec-lz4")?,
+            ))
+            .await,
+    )?;
+    ensure!(code == Code::AlreadyExists, "{code:?}");
+
+    let reloaded = plugins
+        .reload_plugin(proto::ReloadPluginRequest {
+            name: "my-codec".into(),
+            component: bundled("codec-zstd")?,
+        })
+        .await?
+        .into_inner()
+        .plugin
+        .context("plugin")?;
+    let active: Vec<_> = reloaded.versions.iter().filter(|v| v.active).collect();
+    ensure!(
+        active.len() == 1 && active[0].digest != first,
+        "{reloaded:?}"
+    );
+    let (code, _) = status_code(
+        plugins
+            .reload_plugin(proto::ReloadPluginRequest {
+                name: "ghost".into(),
+                component: bundled("codec-zstd")?,
+            })
+            .await,
+    )?;
+    ensure!(code == Code::NotFound, "{code:?}");
+    let (code, _) = status_code(
+        plugins
+            .describe_plugin(proto::DescribePluginRequest {
+                name: "ghost".into(),
+            })
+            .await,
+    )?;
+    ensure!(code == Code::NotFound, "{code:?}");
+
+    // A topic naming the plugin keeps it loaded.
+    c.topics
+        .create_topic(proto::CreateTopicRequest {
+            name: "squeezed".into(),
+            partitions: 1,
+            config: [("compression".to_owned(), "my-codec".to_owned())].into(),
+        })
+        .await?;
+    let (code, message) = status_code(
+        plugins
+            .unload_plugin(proto::UnloadPluginRequest {
+                name: "my-codec".into(),
+            })
+            .await,
+    )?;
+    ensure!(
+        code == Code::FailedPrecondition && message.contains("squeezed"),
+        "{code:?} {message}"
+    );
+    c.topics
+        .delete_topic(proto::DeleteTopicRequest {
+            name: "squeezed".into(),
+        })
+        .await?;
+
+    // A user-loaded plugin survives a restart; an unloaded one does not come back.
+    plugins
+        .load_plugin(load(
+            "my-retention",
+            proto::PluginKind::Unspecified,
+            bundled("retention-time")?,
+        ))
+        .await?;
+    plugins
+        .unload_plugin(proto::UnloadPluginRequest {
+            name: "my-codec".into(),
+        })
+        .await?;
+    server.stop().await?;
+
+    let server = Running::start_with(plugin_broker_config(&data), test_config()).await?;
+    let mut plugins = PluginsClient::new(server.channel().await?);
+    let kept = plugins
+        .describe_plugin(proto::DescribePluginRequest {
+            name: "my-retention".into(),
+        })
+        .await?
+        .into_inner()
+        .plugin
+        .context("plugin")?;
+    ensure!(kept.kind == proto::PluginKind::Retention as i32 && !kept.builtin);
+    let (code, _) = status_code(
+        plugins
+            .describe_plugin(proto::DescribePluginRequest {
+                name: "my-codec".into(),
+            })
+            .await,
+    )?;
+    ensure!(code == Code::NotFound, "{code:?}");
     server.stop().await
 }

@@ -4,8 +4,10 @@ use crate::config::{BrokerConfig, TopicConfig};
 use crate::groups::{CommittedOffset, GroupStore};
 use crate::names::{validate_group_name, validate_topic_name};
 use crate::partitioner::partition_for_key;
+use crate::plugins::{PluginDescription, Plugins};
 use crate::topic::{META_FILE, Partition, Topic, TopicMeta, open_log, sync_dir};
 use crate::{BrokerError, SegmentInfo};
+use distlog_plugin_host::{PluginHost, PluginKind};
 use distlog_storage::batch::{BatchBuilder, BatchView, Header, Record, TimestampType};
 use distlog_storage::{AppendError, ReadError};
 use parking_lot::{Mutex, RwLock};
@@ -167,9 +169,11 @@ struct Inner {
     closed: AtomicBool,
     /// Unique suffix for directories moved to trash.
     trash_seq: AtomicU64,
+    /// `None` when plugins are disabled.
+    plugins: Option<Plugins>,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -198,6 +202,11 @@ impl Broker {
             clear_dir(&root.join(sub))?;
         }
         let groups = GroupStore::open(&root.join("groups"))?;
+        let plugins = if config.plugins.enabled {
+            Some(Plugins::open(&config.plugins, root)?)
+        } else {
+            None
+        };
         let mut topics = BTreeMap::new();
         let topics_dir = root.join("topics");
         let entries =
@@ -222,6 +231,7 @@ impl Broker {
                 groups,
                 closed: AtomicBool::new(false),
                 trash_seq: AtomicU64::new(0),
+                plugins,
             }),
         })
     }
@@ -734,6 +744,77 @@ impl Broker {
         }
         tracing::info!("broker closed");
         first.map_or(Ok(()), Err)
+    }
+
+    fn plugins(&self) -> Result<&Plugins, BrokerError> {
+        self.check_open()?;
+        self.inner
+            .plugins
+            .as_ref()
+            .ok_or(BrokerError::PluginsDisabled)
+    }
+
+    /// The plugin runtime, when plugins are enabled (for the data path and metrics).
+    pub fn plugin_host(&self) -> Option<&PluginHost> {
+        self.inner.plugins.as_ref().map(Plugins::host)
+    }
+
+    /// Every loaded plugin, sorted by name. Cost: in-memory only.
+    pub fn list_plugins(&self) -> Result<Vec<PluginDescription>, BrokerError> {
+        Ok(self.plugins()?.list())
+    }
+
+    /// One plugin; `PluginNotFound` if none has this name.
+    pub fn describe_plugin(&self, name: &str) -> Result<PluginDescription, BrokerError> {
+        self.plugins()?.describe(name)
+    }
+
+    /// Loads a new plugin from a component's bytes (`kind`: required world, or detected) and
+    /// persists it so it is loaded again at the next open. `PluginExists` if the name is
+    /// taken; `InvalidPlugin` if the component is rejected.
+    /// Cost: a compile and a self-test (milliseconds to seconds); blocking.
+    pub fn load_plugin(
+        &self,
+        name: &str,
+        kind: Option<PluginKind>,
+        bytes: Vec<u8>,
+    ) -> Result<PluginDescription, BrokerError> {
+        self.plugins()?.load(name, kind, bytes)
+    }
+
+    /// Replaces a plugin's version atomically; calls in flight finish on the old one.
+    pub fn reload_plugin(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<PluginDescription, BrokerError> {
+        self.plugins()?.reload(name, bytes)
+    }
+
+    /// Unloads a plugin. `PluginInUse` while a topic's configuration names it
+    /// (`compression`, `retention.policy`, `compaction.key`) or stored data pins it.
+    pub fn unload_plugin(&self, name: &str) -> Result<(), BrokerError> {
+        let plugins = self.plugins()?;
+        let users: Vec<String> = self
+            .inner
+            .topics
+            .read()
+            .values()
+            .filter(|t| {
+                let c = t.config();
+                ["compression", "retention.policy", "compaction.key"]
+                    .iter()
+                    .any(|k| c.get(k) == Some(name))
+            })
+            .map(|t| t.name.clone())
+            .collect();
+        if !users.is_empty() {
+            return Err(BrokerError::PluginInUse {
+                name: name.to_owned(),
+                reason: format!("named by the configuration of topics {users:?}"),
+            });
+        }
+        plugins.unload(name)
     }
 
     /// Whether [`close`](Self::close) was called.

@@ -29,6 +29,8 @@ pub struct BrokerConfig {
     pub checkpoint_interval_ms: u64,
     /// Bytes between two offset-index entries.
     pub index_interval_bytes: u32,
+    /// The plugin runtime.
+    pub plugins: crate::plugins::PluginsConfig,
 }
 
 impl Default for BrokerConfig {
@@ -40,6 +42,7 @@ impl Default for BrokerConfig {
             topic_defaults: BTreeMap::new(),
             checkpoint_interval_ms: 60_000,
             index_interval_bytes: 4096,
+            plugins: crate::plugins::PluginsConfig::default(),
         }
     }
 }

@@ -115,6 +115,29 @@ pub enum BrokerError {
         /// The storage error.
         message: String,
     },
+    /// No plugin has this name.
+    #[error("plugin {0:?} is not loaded")]
+    PluginNotFound(String),
+    /// A plugin with this name is already loaded (use reload to replace it).
+    #[error("plugin {0:?} is already loaded; reload it to replace its version")]
+    PluginExists(String),
+    /// The component was rejected: not a component, wrong world, failed self-test, bad name.
+    #[error("plugin rejected: {0}")]
+    InvalidPlugin(String),
+    /// The plugin is still used (by a topic's configuration, or by stored data).
+    #[error("plugin {name:?} is in use: {reason}")]
+    PluginInUse {
+        /// Plugin name.
+        name: String,
+        /// Who uses it.
+        reason: String,
+    },
+    /// The broker runs without a plugin host.
+    #[error("plugins are disabled on this broker (broker.plugins.enabled = false)")]
+    PluginsDisabled,
+    /// The plugin runtime failed to start.
+    #[error("plugin host: {0}")]
+    PluginHost(String),
     /// A metadata file operation failed.
     #[error("{op} {path}: {source}")]
     Io {

@@ -6,6 +6,8 @@
 //! <data_dir>/topics/<topic>/topic.json     name, partition count, the topic's own config
 //! <data_dir>/topics/<topic>/<partition>/   one storage log per partition (distlog-storage)
 //! <data_dir>/groups/offsets.log            consumer-group commits, append-only, fsynced
+//! <data_dir>/plugins/<name>.{wasm,kind}    plugins loaded through the API
+//! <data_dir>/plugin-cache/                 compiled plugin artifacts
 //! <data_dir>/staging/, <data_dir>/trash/   topic creation and deletion in progress
 //! ```
 //!
@@ -24,6 +26,7 @@ mod error;
 pub mod groups;
 pub mod names;
 pub mod partitioner;
+pub mod plugins;
 mod topic;
 
 pub use broker::{
@@ -32,7 +35,9 @@ pub use broker::{
     TopicSummary,
 };
 pub use config::{BrokerConfig, TopicConfig};
+pub use distlog_plugin_host::{PluginDigest, PluginHost, PluginKind, PluginStats};
 pub use distlog_storage::SegmentInfo;
 pub use distlog_storage::batch::Header;
 pub use error::BrokerError;
 pub use groups::CommittedOffset;
+pub use plugins::{PluginDescription, PluginVersion, PluginsConfig};

@@ -2,8 +2,8 @@
 
 use crate::proto;
 use distlog_broker::{
-    CommittedOffset, Header, PartitionDescription, ProduceRecord, ProduceResult, SegmentInfo,
-    StoredRecord, TopicDescription,
+    CommittedOffset, Header, PartitionDescription, PluginDescription, PluginKind, ProduceRecord,
+    ProduceResult, SegmentInfo, StoredRecord, TopicDescription,
 };
 
 fn to_i64(v: u64) -> i64 {
@@ -111,5 +111,51 @@ pub(crate) fn committed(o: CommittedOffset) -> proto::CommittedOffset {
         offset: to_i64(o.offset),
         metadata: o.metadata,
         committed_at_ms: o.committed_at_ms,
+    }
+}
+
+pub(crate) fn plugin_kind(kind: PluginKind) -> proto::PluginKind {
+    match kind {
+        PluginKind::Codec => proto::PluginKind::Codec,
+        PluginKind::Retention => proto::PluginKind::Retention,
+        PluginKind::Compaction => proto::PluginKind::Compaction,
+        _ => proto::PluginKind::Unspecified,
+    }
+}
+
+/// `None` for UNSPECIFIED (detect the kind from the component); `Err` for unknown numbers.
+pub(crate) fn kind_from_proto(kind: i32) -> Result<Option<PluginKind>, i32> {
+    match proto::PluginKind::try_from(kind) {
+        Ok(proto::PluginKind::Unspecified) => Ok(None),
+        Ok(proto::PluginKind::Codec) => Ok(Some(PluginKind::Codec)),
+        Ok(proto::PluginKind::Retention) => Ok(Some(PluginKind::Retention)),
+        Ok(proto::PluginKind::Compaction) => Ok(Some(PluginKind::Compaction)),
+        Err(_) => Err(kind),
+    }
+}
+
+pub(crate) fn plugin(p: PluginDescription) -> proto::Plugin {
+    let mut stats = proto::PluginStats::default();
+    for v in &p.versions {
+        stats.calls += v.stats.calls;
+        stats.errors += v.stats.errors;
+        stats.timeouts += v.stats.timeouts;
+        stats.total_micros += u64::try_from(v.stats.total_latency.as_micros()).unwrap_or(u64::MAX);
+    }
+    proto::Plugin {
+        name: p.name,
+        kind: plugin_kind(p.kind) as i32,
+        versions: p
+            .versions
+            .into_iter()
+            .map(|v| proto::PluginVersion {
+                digest: v.digest.to_hex(),
+                active: v.current,
+                size_bytes: v.size_bytes,
+                loaded_at_ms: v.loaded_at_ms,
+            })
+            .collect(),
+        stats: Some(stats),
+        builtin: p.builtin,
     }
 }

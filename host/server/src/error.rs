@@ -61,8 +61,11 @@ fn broker_code(e: &BrokerError) -> Code {
     match e {
         BrokerError::TopicNotFound(_)
         | BrokerError::PartitionNotFound { .. }
-        | BrokerError::GroupNotFound(_) => Code::NotFound,
-        BrokerError::TopicExists(_) => Code::AlreadyExists,
+        | BrokerError::GroupNotFound(_)
+        | BrokerError::PluginNotFound(_) => Code::NotFound,
+        BrokerError::TopicExists(_) | BrokerError::PluginExists(_) => Code::AlreadyExists,
+        BrokerError::InvalidPlugin(_) => Code::InvalidArgument,
+        BrokerError::PluginInUse { .. } | BrokerError::PluginsDisabled => Code::FailedPrecondition,
         BrokerError::InvalidName { .. }
         | BrokerError::InvalidPartitionCount { .. }
         | BrokerError::InvalidConfig { .. }

@@ -15,8 +15,10 @@
 //! Metrics (through the `metrics` facade; the binary installs an exporter):
 //! `distlog_requests_total{method,code}`, `distlog_request_duration_seconds{method}`,
 //! `distlog_produce_{records,bytes}_total{topic}`, `distlog_fetch_{records,bytes}_total{topic}`,
-//! `distlog_admin_denied_total`, and per partition the gauges
-//! `distlog_partition_{log_start_offset,log_end_offset,size_bytes,segments}{topic,partition}`.
+//! `distlog_admin_denied_total`, per partition the gauges
+//! `distlog_partition_{log_start_offset,log_end_offset,size_bytes,segments}{topic,partition}`,
+//! and per plugin version `distlog_plugin_{calls,errors,timeouts}_total{plugin,version}`,
+//! `distlog_plugin_call_microseconds_total` and `distlog_plugin_call_max_seconds`.
 
 mod auth;
 mod config;
@@ -227,6 +229,19 @@ async fn refresh_gauges(broker: Broker, every: Duration) {
                     metrics::gauge!("distlog_partition_segments", &labels)
                         .set(p.segments.len() as f64);
                 }
+            }
+        }
+        if let Some(host) = broker.plugin_host() {
+            for v in host.stats() {
+                let labels = [("plugin", v.name.clone()), ("version", v.digest.short())];
+                metrics::counter!("distlog_plugin_calls_total", &labels).absolute(v.stats.calls);
+                metrics::counter!("distlog_plugin_errors_total", &labels).absolute(v.stats.errors);
+                metrics::counter!("distlog_plugin_timeouts_total", &labels)
+                    .absolute(v.stats.timeouts);
+                metrics::counter!("distlog_plugin_call_microseconds_total", &labels)
+                    .absolute(u64::try_from(v.stats.total_latency.as_micros()).unwrap_or(u64::MAX));
+                metrics::gauge!("distlog_plugin_call_max_seconds", &labels)
+                    .set(v.stats.max_latency.as_secs_f64());
             }
         }
     }

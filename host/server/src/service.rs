@@ -544,8 +544,10 @@ impl Groups for DistLogService {
     }
 }
 
-fn no_plugin_host() -> ApiError {
-    ApiError::FailedPrecondition("this broker has no plugin host configured".into())
+fn plugin_response(p: distlog_broker::PluginDescription) -> proto::PluginResponse {
+    proto::PluginResponse {
+        plugin: Some(convert::plugin(p)),
+    }
 }
 
 #[tonic::async_trait]
@@ -555,36 +557,78 @@ impl Plugins for DistLogService {
         _request: Request<proto::ListPluginsRequest>,
     ) -> Result<Response<proto::ListPluginsResponse>, Status> {
         observe("ListPlugins", async {
-            Ok(proto::ListPluginsResponse { plugins: vec![] })
+            Ok(proto::ListPluginsResponse {
+                plugins: self
+                    .broker
+                    .list_plugins()?
+                    .into_iter()
+                    .map(convert::plugin)
+                    .collect(),
+            })
         })
         .await
     }
 
     async fn load_plugin(
         &self,
-        _request: Request<proto::LoadPluginRequest>,
+        request: Request<proto::LoadPluginRequest>,
     ) -> Result<Response<proto::PluginResponse>, Status> {
-        observe("LoadPlugin", async { Err(no_plugin_host()) }).await
+        observe("LoadPlugin", async {
+            let req = request.into_inner();
+            let kind = convert::kind_from_proto(req.kind)
+                .map_err(|k| ApiError::InvalidArgument(format!("unknown plugin kind {k}")))?;
+            if req.component.is_empty() {
+                return Err(ApiError::InvalidArgument(
+                    "component bytes are empty".into(),
+                ));
+            }
+            let broker = self.broker.clone();
+            let p = blocking(move || broker.load_plugin(&req.name, kind, req.component)).await?;
+            Ok(plugin_response(p))
+        })
+        .await
     }
 
     async fn reload_plugin(
         &self,
-        _request: Request<proto::ReloadPluginRequest>,
+        request: Request<proto::ReloadPluginRequest>,
     ) -> Result<Response<proto::PluginResponse>, Status> {
-        observe("ReloadPlugin", async { Err(no_plugin_host()) }).await
+        observe("ReloadPlugin", async {
+            let req = request.into_inner();
+            if req.component.is_empty() {
+                return Err(ApiError::InvalidArgument(
+                    "component bytes are empty".into(),
+                ));
+            }
+            let broker = self.broker.clone();
+            let p = blocking(move || broker.reload_plugin(&req.name, req.component)).await?;
+            Ok(plugin_response(p))
+        })
+        .await
     }
 
     async fn unload_plugin(
         &self,
-        _request: Request<proto::UnloadPluginRequest>,
+        request: Request<proto::UnloadPluginRequest>,
     ) -> Result<Response<proto::UnloadPluginResponse>, Status> {
-        observe("UnloadPlugin", async { Err(no_plugin_host()) }).await
+        observe("UnloadPlugin", async {
+            let name = request.into_inner().name;
+            let broker = self.broker.clone();
+            blocking(move || broker.unload_plugin(&name)).await?;
+            Ok(proto::UnloadPluginResponse {})
+        })
+        .await
     }
 
     async fn describe_plugin(
         &self,
-        _request: Request<proto::DescribePluginRequest>,
+        request: Request<proto::DescribePluginRequest>,
     ) -> Result<Response<proto::PluginResponse>, Status> {
-        observe("DescribePlugin", async { Err(no_plugin_host()) }).await
+        observe("DescribePlugin", async {
+            Ok(plugin_response(
+                self.broker.describe_plugin(&request.into_inner().name)?,
+            ))
+        })
+        .await
     }
 }

@@ -1,0 +1,341 @@
+//! Plugin administration: the broker's view of its [`PluginHost`].
+//!
+//! The built-in plugins are loaded at open (unless disabled). Plugins loaded through the
+//! API are persisted under `<data_dir>/plugins/` (`<name>.wasm` and `<name>.kind`, each
+//! written atomically) and loaded again at the next open, so topics that name them keep
+//! working across restarts.
+
+use crate::BrokerError;
+use crate::topic::sync_dir;
+use distlog_plugin_host::{
+    HostConfig, LoadError, PluginDigest, PluginHost, PluginKind, PluginSpec, PluginStats,
+    RegistryError,
+};
+use parking_lot::Mutex;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Plugin runtime settings (the `[broker.plugins]` table).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PluginsConfig {
+    /// Run a plugin host at all. Off: plugin calls fail with FAILED_PRECONDITION and topics
+    /// cannot name plugins.
+    pub enabled: bool,
+    /// Load the built-in plugins (codecs, retention policies, key extractors) at open.
+    pub builtins: bool,
+    /// Compiled-artifact cache; default `<data_dir>/plugin-cache`.
+    pub cache_dir: Option<PathBuf>,
+    /// Maximum live plugin instances across all plugins.
+    pub max_instances: u32,
+    /// Largest linear memory of one instance, in bytes.
+    pub max_memory_bytes: u64,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            builtins: true,
+            cache_dir: None,
+            max_instances: 64,
+            max_memory_bytes: 512 << 20,
+        }
+    }
+}
+
+/// One version of a plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginVersion {
+    /// sha256 of the component.
+    pub digest: PluginDigest,
+    /// Whether it serves the name (replaced codec versions stay to decode old data).
+    pub current: bool,
+    /// Component size in bytes, when known (0 otherwise).
+    pub size_bytes: u64,
+    /// Load time (ms since the Unix epoch), when known (0 otherwise).
+    pub loaded_at_ms: i64,
+    /// Call counters.
+    pub stats: PluginStats,
+}
+
+/// A loaded plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginDescription {
+    /// Name.
+    pub name: String,
+    /// World.
+    pub kind: PluginKind,
+    /// Whether it is bundled with the broker.
+    pub builtin: bool,
+    /// Versions, current first.
+    pub versions: Vec<PluginVersion>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Loaded {
+    size_bytes: u64,
+    loaded_at_ms: i64,
+}
+
+/// The broker's plugin registry.
+#[derive(Debug)]
+pub(crate) struct Plugins {
+    host: PluginHost,
+    dir: PathBuf,
+    builtin: Vec<String>,
+    loaded: Mutex<BTreeMap<PluginDigest, Loaded>>,
+    /// Serializes load, reload and unload with the persisted files.
+    admin: Mutex<()>,
+}
+
+fn kind_name(kind: PluginKind) -> &'static str {
+    match kind {
+        PluginKind::Codec => "codec",
+        PluginKind::Retention => "retention",
+        _ => "compaction",
+    }
+}
+
+fn parse_kind(s: &str) -> Option<PluginKind> {
+    match s.trim() {
+        "codec" => Some(PluginKind::Codec),
+        "retention" => Some(PluginKind::Retention),
+        "compaction" => Some(PluginKind::Compaction),
+        _ => None,
+    }
+}
+
+fn load_error(e: LoadError) -> BrokerError {
+    match e {
+        LoadError::NotFound(name) => BrokerError::PluginNotFound(name),
+        LoadError::Superseded { name } => BrokerError::FailedPrecondition(format!(
+            "the reload of plugin {name:?} was superseded by a newer one"
+        )),
+        e => BrokerError::InvalidPlugin(e.to_string()),
+    }
+}
+
+fn registry_error(e: RegistryError) -> BrokerError {
+    match e {
+        RegistryError::NotFound(name) => BrokerError::PluginNotFound(name),
+        RegistryError::CodecInUse { name, digests } => BrokerError::PluginInUse {
+            name,
+            reason: format!("stored batches reference codec versions {digests:?}"),
+        },
+        e => BrokerError::FailedPrecondition(e.to_string()),
+    }
+}
+
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(name))
+}
+
+impl Plugins {
+    /// Starts the host, loads the built-ins and the persisted user plugins.
+    /// Cost: one compile per plugin on an artifact-cache miss (milliseconds on a hit).
+    pub(crate) fn open(config: &PluginsConfig, data_dir: &Path) -> Result<Self, BrokerError> {
+        let mut host_config = HostConfig::with_cache_dir(
+            config
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join("plugin-cache")),
+        );
+        host_config.max_instances = config.max_instances;
+        host_config.max_memory_bytes = config.max_memory_bytes;
+        let host =
+            PluginHost::new(host_config).map_err(|e| BrokerError::PluginHost(e.to_string()))?;
+        let dir = data_dir.join("plugins");
+        std::fs::create_dir_all(&dir).map_err(|e| BrokerError::io("create", &dir, e))?;
+        let plugins = Self {
+            host,
+            dir,
+            builtin: Vec::new(),
+            loaded: Mutex::new(BTreeMap::new()),
+            admin: Mutex::new(()),
+        };
+        let mut builtin = Vec::new();
+        if config.builtins {
+            for b in distlog_plugin_host::builtins() {
+                // Built-ins whose `init` requires parameters (e.g. key-json-field's `field`)
+                // cannot serve without them; they are loaded per use with parameters instead.
+                match plugins.load_into_host(b.name, Some(b.kind), b.bytes.to_vec(), false) {
+                    Ok(_) => builtin.push(b.name.to_owned()),
+                    Err(e) => {
+                        tracing::info!(plugin = b.name, reason = %e, "built-in plugin not preloaded");
+                    }
+                }
+            }
+        }
+        let entries = std::fs::read_dir(&plugins.dir)
+            .map_err(|e| BrokerError::io("list", &plugins.dir, e))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".wasm"))
+            else {
+                continue;
+            };
+            let kind = std::fs::read_to_string(plugins.dir.join(format!("{name}.kind")))
+                .ok()
+                .and_then(|k| parse_kind(&k));
+            let bytes = std::fs::read(&path).map_err(|e| BrokerError::io("read", &path, e))?;
+            if let Err(e) = plugins.load_into_host(name, kind, bytes, false) {
+                tracing::error!(plugin = name, error = %e, "persisted plugin failed to load");
+            }
+        }
+        Ok(Self { builtin, ..plugins })
+    }
+
+    pub(crate) fn host(&self) -> &PluginHost {
+        &self.host
+    }
+
+    fn load_into_host(
+        &self,
+        name: &str,
+        kind: Option<PluginKind>,
+        bytes: Vec<u8>,
+        reload: bool,
+    ) -> Result<PluginDigest, BrokerError> {
+        let size = bytes.len() as u64;
+        let report = if reload {
+            self.host.reload(name, bytes)
+        } else {
+            let mut spec = PluginSpec::new(name);
+            if let Some(k) = kind {
+                spec = spec.kind(k);
+            }
+            self.host.load(spec, bytes)
+        }
+        .map_err(load_error)?;
+        self.loaded.lock().entry(report.digest).or_insert(Loaded {
+            size_bytes: size,
+            loaded_at_ms: crate::broker::now_ms(),
+        });
+        tracing::info!(plugin = name, digest = %report.digest.short(), kind = %report.kind, "plugin loaded");
+        Ok(report.digest)
+    }
+
+    /// Loads a new plugin; `PluginExists` if the name is taken.
+    pub(crate) fn load(
+        &self,
+        name: &str,
+        kind: Option<PluginKind>,
+        bytes: Vec<u8>,
+    ) -> Result<PluginDescription, BrokerError> {
+        crate::names::validate_topic_name(name).map_err(|_| {
+            BrokerError::InvalidPlugin(format!(
+                "invalid plugin name {name:?}: use 1 to 128 of [a-zA-Z0-9._-]"
+            ))
+        })?;
+        let _admin = self.admin.lock();
+        if self.host.info(name).is_some() {
+            return Err(BrokerError::PluginExists(name.to_owned()));
+        }
+        let wasm = bytes.clone();
+        self.load_into_host(name, kind, bytes, false)?;
+        let actual = self
+            .host
+            .info(name)
+            .map(|i| i.kind)
+            .ok_or_else(|| BrokerError::PluginNotFound(name.to_owned()))?;
+        self.persist(name, actual, &wasm)?;
+        self.describe(name)
+    }
+
+    /// Replaces a plugin's version (built-ins included; a replaced built-in is persisted
+    /// like a user plugin).
+    pub(crate) fn reload(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<PluginDescription, BrokerError> {
+        let _admin = self.admin.lock();
+        let kind = self
+            .host
+            .info(name)
+            .map(|i| i.kind)
+            .ok_or_else(|| BrokerError::PluginNotFound(name.to_owned()))?;
+        let wasm = bytes.clone();
+        self.load_into_host(name, Some(kind), bytes, true)?;
+        self.persist(name, kind, &wasm)?;
+        self.describe(name)
+    }
+
+    /// Unloads a plugin. The caller has checked that no topic names it.
+    pub(crate) fn unload(&self, name: &str) -> Result<(), BrokerError> {
+        let _admin = self.admin.lock();
+        self.host.unload(name).map_err(registry_error)?;
+        for file in [format!("{name}.wasm"), format!("{name}.kind")] {
+            let path = self.dir.join(file);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(BrokerError::io("remove", &path, e)),
+            }
+        }
+        sync_dir(&self.dir).map_err(|e| BrokerError::io("sync", &self.dir, e))
+    }
+
+    fn persist(&self, name: &str, kind: PluginKind, bytes: &[u8]) -> Result<(), BrokerError> {
+        let write = || -> std::io::Result<()> {
+            write_atomic(&self.dir, &format!("{name}.wasm"), bytes)?;
+            write_atomic(
+                &self.dir,
+                &format!("{name}.kind"),
+                kind_name(kind).as_bytes(),
+            )?;
+            sync_dir(&self.dir)
+        };
+        write().map_err(|e| BrokerError::io("write", self.dir.join(name), e))
+    }
+
+    pub(crate) fn describe(&self, name: &str) -> Result<PluginDescription, BrokerError> {
+        let info = self
+            .host
+            .info(name)
+            .ok_or_else(|| BrokerError::PluginNotFound(name.to_owned()))?;
+        let loaded = self.loaded.lock().clone();
+        let mut versions: Vec<PluginVersion> = self
+            .host
+            .stats()
+            .into_iter()
+            .filter(|s| s.name == name)
+            .map(|s| {
+                let l = loaded.get(&s.digest);
+                PluginVersion {
+                    digest: s.digest,
+                    current: s.current,
+                    size_bytes: l.map_or(0, |l| l.size_bytes),
+                    loaded_at_ms: l.map_or(0, |l| l.loaded_at_ms),
+                    stats: s.stats,
+                }
+            })
+            .collect();
+        versions.sort_by_key(|v| (!v.current, -v.loaded_at_ms));
+        Ok(PluginDescription {
+            name: info.name,
+            kind: info.kind,
+            builtin: self.builtin.iter().any(|b| b == name),
+            versions,
+        })
+    }
+
+    pub(crate) fn list(&self) -> Vec<PluginDescription> {
+        self.host
+            .plugins()
+            .into_iter()
+            .filter_map(|i| self.describe(&i.name).ok())
+            .collect()
+    }
+}
