@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex};
 use wasmtime::component::{Component, HasSelf, Linker, types::ComponentItem};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -48,7 +48,8 @@ pub struct LoadReport {
     pub compile_time: Duration,
     /// Self-test time (includes creating the first instance).
     pub self_test_time: Duration,
-    /// Time the registry was locked for the swap itself.
+    /// Time of the swap itself (an atomic pointer swap for a reload; a
+    /// copy-on-write map insert for a new name).
     pub swap_latency: Duration,
     /// The version that served before, if any.
     pub replaced: Option<PluginDigest>,
@@ -101,11 +102,13 @@ impl std::fmt::Debug for PluginHost {
             .field("config", &self.inner.config)
             .field(
                 "plugins",
-                &self.inner.names.read().keys().collect::<Vec<_>>(),
+                &self.inner.names.load().keys().collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }
 }
+
+type Names = HashMap<String, Arc<ArcSwap<PluginVersion>>>;
 
 struct Inner {
     engine: Engine,
@@ -113,10 +116,14 @@ struct Inner {
     config: HostConfig,
     cache: Option<ArtifactCache>,
     budget: Arc<Budget>,
-    /// The version serving each name.
-    names: RwLock<HashMap<String, Arc<ArcSwap<PluginVersion>>>>,
+    /// The version serving each name. Copy-on-write: calls read it without
+    /// a lock; writers (new names, unloads) hold `registry`.
+    names: ArcSwap<Names>,
     /// Every loaded codec version, current or replaced, by digest.
-    codecs: RwLock<HashMap<PluginDigest, Arc<PluginVersion>>>,
+    /// Copy-on-write like `names`.
+    codecs: ArcSwap<HashMap<PluginDigest, Arc<PluginVersion>>>,
+    /// Serialises every change to `names`, `codecs` and `pins`.
+    registry: Mutex<()>,
     /// Codec versions that stored data references, with reference counts.
     pins: Mutex<HashMap<PluginDigest, u64>>,
     /// Per-name reload queues (merging).
@@ -176,8 +183,9 @@ impl PluginHost {
                 config,
                 cache,
                 budget,
-                names: RwLock::new(HashMap::new()),
-                codecs: RwLock::new(HashMap::new()),
+                names: ArcSwap::default(),
+                codecs: ArcSwap::default(),
+                registry: Mutex::new(()),
                 pins: Mutex::new(HashMap::new()),
                 reloads: Mutex::new(HashMap::new()),
             }),
@@ -273,7 +281,7 @@ impl PluginHost {
     fn install(&self, request: Request) -> Result<LoadReport, LoadError> {
         let Request { spec, name, bytes } = request;
         let inner = &self.inner;
-        let current = inner.names.read().get(&name).map(|slot| slot.load_full());
+        let current = inner.names.load().get(&name).map(|slot| slot.load_full());
         let spec = match (spec, &current) {
             (Some(spec), _) => spec,
             (None, Some(current)) => current.spec.clone(),
@@ -340,21 +348,28 @@ impl PluginHost {
         }
         let self_test_time = started.elapsed();
 
+        let registry = inner.registry.lock();
         let started = Instant::now();
         let replaced = {
             if kind == PluginKind::Codec {
-                inner.codecs.write().insert(digest, Arc::clone(&version));
+                let mut codecs = HashMap::clone(&inner.codecs.load());
+                codecs.insert(digest, Arc::clone(&version));
+                inner.codecs.store(Arc::new(codecs));
             }
-            let mut names = inner.names.write();
-            match names.get(&name) {
+            let slot = inner.names.load().get(&name).cloned();
+            match slot {
+                // The common case, a reload: one atomic pointer swap.
                 Some(slot) => Some(slot.swap(Arc::clone(&version))),
                 None => {
+                    let mut names = HashMap::clone(&inner.names.load());
                     names.insert(name.clone(), Arc::new(ArcSwap::new(Arc::clone(&version))));
+                    inner.names.store(Arc::new(names));
                     None
                 }
             }
         };
         let swap_latency = started.elapsed();
+        drop(registry);
         if let Some(old) = &replaced {
             // A replaced codec stays loaded (by digest) to decode old data,
             // but keeps no instance warm.
@@ -451,7 +466,7 @@ impl PluginHost {
     fn current(&self, name: &str) -> Result<Arc<PluginVersion>, PluginError> {
         self.inner
             .names
-            .read()
+            .load()
             .get(name)
             .map(|slot| slot.load_full())
             .ok_or_else(|| PluginError::NotFound(name.to_owned()))
@@ -463,7 +478,7 @@ impl PluginHost {
     ) -> Result<Arc<PluginVersion>, PluginError> {
         self.inner
             .codecs
-            .read()
+            .load()
             .get(digest)
             .cloned()
             .ok_or(PluginError::UnknownVersion(*digest))
@@ -538,7 +553,7 @@ impl PluginHost {
         let mut all: Vec<_> = self
             .inner
             .names
-            .read()
+            .load()
             .values()
             .map(|slot| info(&slot.load()))
             .collect();
@@ -552,13 +567,13 @@ impl PluginHost {
         let current: Vec<Arc<PluginVersion>> = self
             .inner
             .names
-            .read()
+            .load()
             .values()
             .map(|slot| slot.load_full())
             .collect();
         let mut out: Vec<PluginVersionStats> =
             current.iter().map(|v| version_stats(v, true)).collect();
-        for version in self.inner.codecs.read().values() {
+        for version in self.inner.codecs.load().values() {
             if !current.iter().any(|c| Arc::ptr_eq(c, version)) {
                 out.push(version_stats(version, false));
             }
@@ -571,7 +586,9 @@ impl PluginHost {
     /// counted: call [`unpin`](Self::unpin) once per `pin` when the data is
     /// deleted. A pinned version cannot be unloaded.
     pub fn pin(&self, codec: &PluginDigest) -> Result<(), RegistryError> {
-        if !self.inner.codecs.read().contains_key(codec) {
+        // Under the registry lock, so an unload cannot slip in between.
+        let _registry = self.inner.registry.lock();
+        if !self.inner.codecs.load().contains_key(codec) {
             return Err(RegistryError::UnknownVersion(*codec));
         }
         *self.inner.pins.lock().entry(*codec).or_insert(0) += 1;
@@ -601,9 +618,10 @@ impl PluginHost {
     /// flight finish.
     pub fn unload(&self, name: &str) -> Result<(), RegistryError> {
         let inner = &self.inner;
+        let _registry = inner.registry.lock();
         let pins = inner.pins.lock();
-        let mut codecs = inner.codecs.write();
-        let mut names = inner.names.write();
+        let mut codecs = HashMap::clone(&inner.codecs.load());
+        let mut names = HashMap::clone(&inner.names.load());
         if !names.contains_key(name) {
             return Err(RegistryError::NotFound(name.to_owned()));
         }
@@ -621,6 +639,8 @@ impl PluginHost {
         }
         codecs.retain(|_, v| v.name() != name);
         names.remove(name);
+        inner.codecs.store(Arc::new(codecs));
+        inner.names.store(Arc::new(names));
         Ok(())
     }
 
@@ -628,9 +648,10 @@ impl PluginHost {
     /// it is the version serving its name.
     pub fn unload_version(&self, codec: &PluginDigest) -> Result<(), RegistryError> {
         let inner = &self.inner;
+        let _registry = inner.registry.lock();
         let pins = inner.pins.lock();
-        let mut codecs = inner.codecs.write();
-        let names = inner.names.read();
+        let mut codecs = HashMap::clone(&inner.codecs.load());
+        let names = inner.names.load();
         let Some(version) = codecs.get(codec) else {
             return Err(RegistryError::UnknownVersion(*codec));
         };
@@ -649,6 +670,7 @@ impl PluginHost {
             });
         }
         codecs.remove(codec);
+        inner.codecs.store(Arc::new(codecs));
         Ok(())
     }
 }

@@ -219,3 +219,29 @@ fn fuel_metering_stops_a_loop_before_its_deadline() {
     still_serving(&host);
     assert_eq!(stats(&host, "loop-forever").fuel_exhausted, 1);
 }
+
+#[test]
+fn out_of_bounds_access_is_contained() {
+    let host = host();
+    load_bundled(&host, "codec-lz4");
+    load_unchecked(&host, "out-of-bounds", PluginLimits::default());
+    // A store far outside its memory traps.
+    match host.compress("out-of-bounds", b"x") {
+        Err(PluginError::Trap { message, .. }) => {
+            assert!(message.contains("out of bounds"), "{message}")
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    still_serving(&host);
+    // A result pointing outside its memory cannot be read.
+    let digest = host.info("out-of-bounds").unwrap().digest;
+    match host.decompress(&digest, b"x", 1) {
+        Err(PluginError::InvalidOutput { reason, .. }) => {
+            assert!(reason.contains("out of bounds"), "{reason}")
+        }
+        other => panic!("expected invalid output, got {other:?}"),
+    }
+    still_serving(&host);
+    let s = stats(&host, "out-of-bounds");
+    assert_eq!((s.traps, s.invalid_outputs, s.instantiations), (1, 1, 2));
+}
