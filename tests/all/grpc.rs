@@ -308,6 +308,32 @@ async fn produce_then_fetch_is_byte_identical() -> Result<()> {
     ensure!(d.partitions.len() == 1 && d.partitions[0].log_end_offset == 6);
     ensure!(!d.partitions[0].segments.is_empty() && d.partitions[0].size_bytes > 10_000);
     ensure!(d.config.get("cleanup.policy").map(String::as_str) == Some("delete"));
+
+    // Storage settings change live (the partition logs are reopened); nothing is lost.
+    let altered = c
+        .topics
+        .alter_topic_config(proto::AlterTopicConfigRequest {
+            name: "orders".into(),
+            set: [
+                ("segment.bytes".to_owned(), "1048576".to_owned()),
+                ("flush.policy".to_owned(), "os".to_owned()),
+            ]
+            .into(),
+            reset: vec![],
+            validate_only: false,
+        })
+        .await?
+        .into_inner();
+    ensure!(altered.config.get("flush.policy").map(String::as_str) == Some("os"));
+    c.records
+        .produce(produce_req(
+            "orders",
+            None,
+            vec![record(None, Some(b"after alter"))],
+        ))
+        .await?;
+    let all = fetch_all(&mut c, "orders", 0, 0).await?;
+    ensure!(all.len() == 7 && all[6].value.as_deref() == Some(&b"after alter"[..]));
     server.stop().await
 }
 

@@ -534,7 +534,7 @@ impl Broker {
         };
         for (p, mut batch) in batches {
             let partition = t.partition(p)?;
-            let log = partition.log();
+            let log = partition.log()?;
             let info = log
                 .append(&mut batch)
                 .map_err(|e| append_error(&t.name, p, e))?;
@@ -568,7 +568,7 @@ impl Broker {
     ) -> Result<FetchResult, BrokerError> {
         let t = self.topic(topic)?;
         let p = t.partition(partition)?;
-        let snapshot = p.log().snapshot();
+        let snapshot = p.log()?.snapshot();
         let start = snapshot.log_start_offset();
         let end = snapshot.log_end_offset();
         let fetched = snapshot
@@ -644,7 +644,7 @@ impl Broker {
     ) -> Result<(u64, Option<i64>), BrokerError> {
         let t = self.topic(topic)?;
         let p = t.partition(partition)?;
-        let log = p.log();
+        let log = p.log()?;
         match query {
             OffsetQuery::Earliest => Ok((log.log_start_offset(), None)),
             OffsetQuery::Latest => Ok((log.log_end_offset(), None)),
@@ -837,12 +837,12 @@ fn describe(t: &Topic) -> TopicDescription {
             .partitions
             .iter()
             .map(|p| {
-                let log = p.log();
+                let log = p.log().ok();
                 let segments = p.segments();
                 PartitionDescription {
                     partition: p.index,
-                    log_start_offset: log.log_start_offset(),
-                    log_end_offset: log.log_end_offset(),
+                    log_start_offset: log.as_ref().map_or(0, |l| l.log_start_offset()),
+                    log_end_offset: log.as_ref().map_or(0, |l| l.log_end_offset()),
                     size_bytes: segments.iter().map(|s| s.size_bytes).sum(),
                     segments,
                 }
@@ -857,13 +857,46 @@ fn reopen(
     config: distlog_storage::LogConfig,
 ) -> Result<(), BrokerError> {
     let mut slot = p.log.write();
-    slot.close().map_err(|e| BrokerError::Storage {
-        topic: topic.to_owned(),
-        partition: p.index,
-        message: e.to_string(),
-    })?;
-    *slot = open_log(&p.dir, config)?;
-    Ok(())
+    let Some(old) = slot.take() else {
+        *slot = Some(open_with_retry(p, config)?);
+        return Ok(());
+    };
+    let old_config = old.config().clone();
+    let closed = old.close();
+    drop(old);
+    if let Err(e) = closed {
+        tracing::warn!(topic, partition = p.index, error = %e, "closing log before reopen failed");
+    }
+    match open_with_retry(p, config) {
+        Ok(log) => {
+            *slot = Some(log);
+            Ok(())
+        }
+        Err(e) => {
+            // Keep the partition serving with its previous settings.
+            *slot = open_with_retry(p, old_config).ok();
+            Err(e)
+        }
+    }
+}
+
+/// Opens a partition's log, waiting briefly for calls that still hold the previous (closed)
+/// log, which keeps the directory lock until its last reference drops.
+fn open_with_retry(
+    p: &Partition,
+    config: distlog_storage::LogConfig,
+) -> Result<Arc<distlog_storage::Log>, BrokerError> {
+    let mut attempt = 0;
+    loop {
+        match open_log(&p.dir, config.clone()) {
+            Ok(log) => return Ok(log),
+            Err(e) if attempt >= 200 => return Err(e),
+            Err(_) => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
 }
 
 fn clear_dir(dir: &std::path::Path) -> Result<(), BrokerError> {

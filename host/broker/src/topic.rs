@@ -95,8 +95,9 @@ pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
 pub(crate) struct Partition {
     pub index: u32,
     pub dir: PathBuf,
-    /// Replaced (closed and reopened) only when storage settings change.
-    pub log: RwLock<Arc<Log>>,
+    /// Replaced (closed and reopened) only when storage settings change; `None` only while
+    /// that happens (or if reopening failed).
+    pub log: RwLock<Option<Arc<Log>>>,
     /// The log end offset, published after appends become visible.
     pub end: watch::Sender<u64>,
 }
@@ -108,14 +109,14 @@ impl Partition {
         Ok(Self {
             index,
             dir,
-            log: RwLock::new(log),
+            log: RwLock::new(Some(log)),
             end,
         })
     }
 
-    /// The current log (cheap: clones an `Arc`).
-    pub(crate) fn log(&self) -> Arc<Log> {
-        self.log.read().clone()
+    /// The current log (cheap: clones an `Arc`); `ShuttingDown` while it is being reopened.
+    pub(crate) fn log(&self) -> Result<Arc<Log>, BrokerError> {
+        self.log.read().clone().ok_or(BrokerError::ShuttingDown)
     }
 
     /// Publishes a new end offset to long polls and subscribers.
@@ -131,7 +132,7 @@ impl Partition {
     }
 
     pub(crate) fn segments(&self) -> Vec<SegmentInfo> {
-        self.log().segments()
+        self.log().map(|l| l.segments()).unwrap_or_default()
     }
 }
 
@@ -213,7 +214,8 @@ impl Topic {
     pub(crate) fn close(&self) -> Result<(), BrokerError> {
         let mut first = None;
         for p in &self.partitions {
-            if let Err(e) = p.log().close() {
+            let Ok(log) = p.log() else { continue };
+            if let Err(e) = log.close() {
                 tracing::error!(topic = %self.name, partition = p.index, error = %e, "closing log failed");
                 first.get_or_insert(BrokerError::Storage {
                     topic: self.name.clone(),
