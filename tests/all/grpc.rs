@@ -1178,3 +1178,44 @@ async fn plugins_list_load_reload_unload_and_persist() -> Result<()> {
     ensure!(code == Code::NotFound, "{code:?}");
     server.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_open_subscriptions_and_long_polls() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Running::start(dir.path(), test_config()).await?;
+    let mut c = clients(&server).await?;
+    create(&mut c, "open", 1).await?;
+    let mut stream = c
+        .records
+        .subscribe(proto::SubscribeRequest {
+            topic: "open".into(),
+            partition: 0,
+            offset: 0,
+            max_bytes: 0,
+        })
+        .await?
+        .into_inner();
+    let mut poller = c.records.clone();
+    let poll = tokio::spawn(async move {
+        poller
+            .fetch(proto::FetchRequest {
+                max_wait_ms: 600_000,
+                ..fetch_req("open", 0, 0)
+            })
+            .await
+    });
+    // Shutdown completes (drained, broker closed) although both calls were waiting.
+    server.stop().await?;
+    let end = guarded("subscription end", stream.message()).await?;
+    ensure!(
+        matches!(&end, Err(s) if s.code() == Code::Unavailable) || matches!(end, Ok(None)),
+        "{end:?}"
+    );
+    let polled = guarded("long poll end", poll).await??;
+    ensure!(
+        polled
+            .map(|r| r.into_inner().records.is_empty())
+            .unwrap_or(true)
+    );
+    Ok(())
+}
