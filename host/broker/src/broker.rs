@@ -486,7 +486,21 @@ impl Broker {
         let mut records: Vec<Option<ProduceRecord>> = records.into_iter().map(Some).collect();
         let mut batches = Vec::with_capacity(by_partition.len());
         for (&p, indices) in &by_partition {
-            let mut builder = BatchBuilder::new().timestamp_type(ts_type);
+            // Room for every record plus per-record framing: one allocation per batch.
+            let estimate: usize = indices
+                .iter()
+                .filter_map(|&i| records.get(i).and_then(Option::as_ref))
+                .map(|r| {
+                    32 + r.key.as_ref().map_or(0, Vec::len)
+                        + r.value.as_ref().map_or(0, Vec::len)
+                        + r.headers
+                            .iter()
+                            .map(|h| 8 + h.key.len() + h.value.len())
+                            .sum::<usize>()
+                })
+                .sum();
+            let mut builder =
+                BatchBuilder::with_capacity(estimate.min(max + 1024)).timestamp_type(ts_type);
             for &i in indices {
                 let Some(r) = records.get_mut(i).and_then(Option::take) else {
                     continue;

@@ -167,7 +167,11 @@ pub async fn serve_with_listener(
 
     tracing::info!(addr = %local, "serving distlog.v1");
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    // Windows sized for batched produce: a 1 MiB request is not throttled by 64 KiB
+    // flow-control round trips.
     let served = tonic::transport::Server::builder()
+        .initial_stream_window_size(2 << 20)
+        .initial_connection_window_size(8 << 20)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
