@@ -350,11 +350,15 @@ impl PluginHost {
 
         let registry = inner.registry.lock();
         let started = Instant::now();
+        // Whatever the swap replaces is dropped after it (dropping a version
+        // frees its instances, which takes tens of microseconds).
+        let mut retired_codecs = None;
+        let mut retired_names = None;
         let replaced = {
             if kind == PluginKind::Codec {
                 let mut codecs = HashMap::clone(&inner.codecs.load());
                 codecs.insert(digest, Arc::clone(&version));
-                inner.codecs.store(Arc::new(codecs));
+                retired_codecs = Some(inner.codecs.swap(Arc::new(codecs)));
             }
             let slot = inner.names.load().get(&name).cloned();
             match slot {
@@ -363,13 +367,14 @@ impl PluginHost {
                 None => {
                     let mut names = HashMap::clone(&inner.names.load());
                     names.insert(name.clone(), Arc::new(ArcSwap::new(Arc::clone(&version))));
-                    inner.names.store(Arc::new(names));
+                    retired_names = Some(inner.names.swap(Arc::new(names)));
                     None
                 }
             }
         };
         let swap_latency = started.elapsed();
         drop(registry);
+        drop((retired_codecs, retired_names));
         if let Some(old) = &replaced {
             // A replaced codec stays loaded (by digest) to decode old data,
             // but keeps no instance warm.
