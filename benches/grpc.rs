@@ -31,6 +31,7 @@ use distlog_server::proto::{
 use distlog_server::{Broker, BrokerConfig, ServerConfig};
 use tokio::net::TcpListener;
 use tokio_stream::Stream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -208,7 +209,7 @@ async fn start_ceiling() -> Result<SocketAddr> {
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true))),
     );
     Ok(addr)
 }
