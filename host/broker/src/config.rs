@@ -31,6 +31,13 @@ pub struct BrokerConfig {
     pub index_interval_bytes: u32,
     /// The plugin runtime.
     pub plugins: crate::plugins::PluginsConfig,
+    /// Interval of the maintenance thread, which runs every partition's retention policy and
+    /// the cleaner of `compact` topics (`retention.check.interval.ms`); 0 disables the thread
+    /// (passes then run only through `Broker::run_retention_once` / `run_compaction_once`).
+    pub retention_check_interval_ms: u64,
+    /// Bytes of dirty segments one compaction pass reads per partition: bounds the cleaner's
+    /// work and memory per pass so it does not starve produce and fetch.
+    pub cleaner_max_dirty_bytes: u64,
 }
 
 impl Default for BrokerConfig {
@@ -43,6 +50,8 @@ impl Default for BrokerConfig {
             checkpoint_interval_ms: 60_000,
             index_interval_bytes: 4096,
             plugins: crate::plugins::PluginsConfig::default(),
+            retention_check_interval_ms: 30_000,
+            cleaner_max_dirty_bytes: 128 << 20,
         }
     }
 }

@@ -20,20 +20,25 @@
 //! its key ([`partitioner`]); unkeyed records of one request go together to a partition
 //! chosen round-robin.
 
-mod broker;
+pub(crate) mod broker;
+mod codec;
+mod compaction;
 pub mod config;
 mod error;
 pub mod groups;
 pub mod names;
 pub mod partitioner;
 pub mod plugins;
+mod retention;
 mod topic;
 
+pub use broker::maintenance::{CleanerSummary, RawBatch, RawFetchResult, RetentionSummary};
 pub use broker::{
     Broker, FetchResult, MAX_COMMIT_METADATA, OffsetCommit, OffsetQuery, PartitionAppend,
     PartitionDescription, ProduceRecord, ProduceResult, StoredRecord, TopicDescription,
     TopicSummary,
 };
+pub use codec::CodecIdentity;
 pub use config::{BrokerConfig, TopicConfig};
 pub use distlog_plugin_host::{PluginDigest, PluginHost, PluginKind, PluginStats};
 pub use distlog_storage::SegmentInfo;
