@@ -1,7 +1,5 @@
 //! The broker: a registry of topics, each a set of partition logs, plus group offsets.
 
-pub(crate) mod maintenance;
-
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::groups::{CommittedOffset, GroupStore};
 use crate::names::{validate_group_name, validate_topic_name};
@@ -10,7 +8,7 @@ use crate::plugins::{PluginDescription, Plugins};
 use crate::topic::{META_FILE, Partition, Topic, TopicMeta, open_log, sync_dir};
 use crate::{BrokerError, SegmentInfo};
 use distlog_plugin_host::{PluginHost, PluginKind};
-use distlog_storage::batch::{BatchBuilder, BatchView, Header, Record, RecordIter, TimestampType};
+use distlog_storage::batch::{BatchBuilder, BatchView, Header, Record, TimestampType};
 use distlog_storage::{AppendError, ReadError};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
@@ -173,8 +171,6 @@ struct Inner {
     trash_seq: AtomicU64,
     /// `None` when plugins are disabled.
     plugins: Option<Plugins>,
-    /// Background retention and compaction.
-    maintenance: maintenance::Maintenance,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -227,7 +223,7 @@ impl Broker {
             tracing::info!(topic = %topic.name, partitions = topic.partitions.len(), "opened topic");
             topics.insert(topic.name.clone(), Arc::new(topic));
         }
-        let broker = Self {
+        Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 topics: RwLock::new(topics),
@@ -236,12 +232,8 @@ impl Broker {
                 closed: AtomicBool::new(false),
                 trash_seq: AtomicU64::new(0),
                 plugins,
-                maintenance: maintenance::Maintenance::default(),
             }),
-        };
-        broker.pin_stored_codecs();
-        broker.start_maintenance();
-        Ok(broker)
+        })
     }
 
     /// The configuration the broker was opened with.
@@ -543,17 +535,9 @@ impl Broker {
                     });
                 }
             }
-            let log = t.partition(p)?.log()?;
-            let batch = crate::codec::encode(
-                self.plugin_host(),
-                &log,
-                config
-                    .get("compression")
-                    .unwrap_or(crate::codec::NO_COMPRESSION),
-                builder,
-                &t.name,
-                p,
-            )?;
+            let batch = builder
+                .finish()
+                .map_err(|e| BrokerError::InvalidArgument(e.to_string()))?;
             batches.push((p, batch));
         }
         let mut result = ProduceResult {
@@ -598,8 +582,7 @@ impl Broker {
     ) -> Result<FetchResult, BrokerError> {
         let t = self.topic(topic)?;
         let p = t.partition(partition)?;
-        let log = p.log()?;
-        let snapshot = log.snapshot();
+        let snapshot = p.log()?.snapshot();
         let start = snapshot.log_start_offset();
         let end = snapshot.log_end_offset();
         let fetched = snapshot
@@ -611,9 +594,15 @@ impl Broker {
             let view = BatchView::parse(&fetched.bytes[pos..])
                 .map_err(|e| corrupt(&t.name, partition, &e))?;
             pos += view.total_len();
-            let payload = crate::codec::payload(self.plugin_host(), &log, &view)?;
-            let iter = RecordIter::new(&payload, view.header())
-                .map_err(|e| corrupt(&t.name, partition, &e))?;
+            let iter = view.records().map_err(|e| match e {
+                distlog_storage::batch::BatchError::Compressed { codec_ref } => {
+                    BrokerError::FailedPrecondition(format!(
+                        "batch at offset {} is compressed with codec {codec_ref}, which this broker cannot decode",
+                        view.base_offset()
+                    ))
+                }
+                e => corrupt(&t.name, partition, &e),
+            })?;
             for r in iter {
                 let r = r.map_err(|e| corrupt(&t.name, partition, &e))?;
                 if r.offset() < offset {
@@ -686,8 +675,7 @@ impl Broker {
                     .read(base, 1)
                     .map_err(|e| read_error(&t.name, partition, e))?;
                 if let Ok(view) = BatchView::parse(&fetched.bytes)
-                    && let Ok(payload) = crate::codec::payload(self.plugin_host(), &log, &view)
-                    && let Ok(iter) = RecordIter::new(&payload, view.header())
+                    && let Ok(iter) = view.records()
                 {
                     for r in iter.flatten() {
                         if r.offset() >= base && r.timestamp() >= ts {
@@ -755,7 +743,6 @@ impl Broker {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        self.inner.maintenance.stop();
         let _admin = self.inner.admin.lock();
         let mut first = None;
         for topic in self.inner.topics.read().values() {
@@ -973,5 +960,82 @@ fn corrupt(topic: &str, partition: u32, e: &distlog_storage::batch::BatchError) 
         topic: topic.to_owned(),
         partition,
         message: format!("corrupt batch: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &std::path::Path) -> BrokerConfig {
+        let mut c = BrokerConfig::new(dir);
+        c.plugins.enabled = false;
+        c
+    }
+
+    fn rec(key: Option<&[u8]>, value: &[u8]) -> ProduceRecord {
+        ProduceRecord {
+            key: key.map(<[u8]>::to_vec),
+            value: Some(value.to_vec()),
+            ..ProduceRecord::default()
+        }
+    }
+
+    #[test]
+    fn interrupted_create_and_delete_leave_nothing_visible() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let b = Broker::open(config(dir.path())).expect("open");
+            b.create_topic("kept", 2, BTreeMap::new()).expect("create");
+            b.produce("kept", Some(1), vec![rec(None, b"v")])
+                .expect("produce");
+            b.close().expect("close");
+        }
+        // A crash mid-create leaves a staging directory; mid-delete, a trash directory.
+        std::fs::create_dir_all(dir.path().join("staging/half/0")).expect("mkdir");
+        std::fs::create_dir_all(dir.path().join("trash/gone.1.0/0")).expect("mkdir");
+        let b = Broker::open(config(dir.path())).expect("reopen");
+        let names: Vec<_> = b.list_topics().into_iter().map(|t| t.name).collect();
+        assert_eq!(names, vec!["kept".to_owned()]);
+        assert!(!dir.path().join("staging/half").exists());
+        assert!(!dir.path().join("trash/gone.1.0").exists());
+        let r = b.fetch("kept", 1, 0, 1 << 20).expect("fetch");
+        assert_eq!(r.records.len(), 1);
+        // The name is free again after a delete, and the new topic starts empty.
+        b.delete_topic("kept").expect("delete");
+        b.create_topic("kept", 1, BTreeMap::new())
+            .expect("recreate");
+        assert_eq!(
+            b.fetch("kept", 0, 0, 1 << 20).expect("fetch").records.len(),
+            0
+        );
+    }
+
+    #[test]
+    fn corrupt_topic_metadata_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let b = Broker::open(config(dir.path())).expect("open");
+            b.create_topic("t", 1, BTreeMap::new()).expect("create");
+            b.close().expect("close");
+        }
+        std::fs::write(dir.path().join("topics/t/topic.json"), b"{not json").expect("write");
+        assert!(matches!(
+            Broker::open(config(dir.path())),
+            Err(BrokerError::CorruptMetadata { .. })
+        ));
+    }
+
+    #[test]
+    fn closed_broker_refuses_work() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = Broker::open(config(dir.path())).expect("open");
+        b.create_topic("t", 1, BTreeMap::new()).expect("create");
+        b.close().expect("close");
+        assert!(matches!(
+            b.produce("t", None, vec![rec(Some(b"k"), b"v")]),
+            Err(BrokerError::ShuttingDown)
+        ));
+        assert!(b.close().is_ok(), "close is idempotent");
     }
 }
