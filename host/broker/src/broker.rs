@@ -1,5 +1,7 @@
 //! The broker: a registry of topics, each a set of partition logs, plus group offsets.
 
+pub(crate) mod maintenance;
+
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::groups::{CommittedOffset, GroupStore};
 use crate::names::{validate_group_name, validate_topic_name};
@@ -8,7 +10,7 @@ use crate::plugins::{PluginDescription, Plugins};
 use crate::topic::{META_FILE, Partition, Topic, TopicMeta, open_log, sync_dir};
 use crate::{BrokerError, SegmentInfo};
 use distlog_plugin_host::{PluginHost, PluginKind};
-use distlog_storage::batch::{BatchBuilder, BatchView, Header, Record, TimestampType};
+use distlog_storage::batch::{BatchBuilder, BatchView, Header, Record, RecordIter, TimestampType};
 use distlog_storage::{AppendError, ReadError};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
@@ -171,6 +173,8 @@ struct Inner {
     trash_seq: AtomicU64,
     /// `None` when plugins are disabled.
     plugins: Option<Plugins>,
+    /// Background retention and compaction.
+    maintenance: maintenance::Maintenance,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -223,7 +227,7 @@ impl Broker {
             tracing::info!(topic = %topic.name, partitions = topic.partitions.len(), "opened topic");
             topics.insert(topic.name.clone(), Arc::new(topic));
         }
-        Ok(Self {
+        let broker = Self {
             inner: Arc::new(Inner {
                 config,
                 topics: RwLock::new(topics),
@@ -232,8 +236,12 @@ impl Broker {
                 closed: AtomicBool::new(false),
                 trash_seq: AtomicU64::new(0),
                 plugins,
+                maintenance: maintenance::Maintenance::default(),
             }),
-        })
+        };
+        broker.pin_stored_codecs();
+        broker.start_maintenance();
+        Ok(broker)
     }
 
     /// The configuration the broker was opened with.
@@ -535,9 +543,17 @@ impl Broker {
                     });
                 }
             }
-            let batch = builder
-                .finish()
-                .map_err(|e| BrokerError::InvalidArgument(e.to_string()))?;
+            let log = t.partition(p)?.log()?;
+            let batch = crate::codec::encode(
+                self.plugin_host(),
+                &log,
+                config
+                    .get("compression")
+                    .unwrap_or(crate::codec::NO_COMPRESSION),
+                builder,
+                &t.name,
+                p,
+            )?;
             batches.push((p, batch));
         }
         let mut result = ProduceResult {
@@ -582,7 +598,8 @@ impl Broker {
     ) -> Result<FetchResult, BrokerError> {
         let t = self.topic(topic)?;
         let p = t.partition(partition)?;
-        let snapshot = p.log()?.snapshot();
+        let log = p.log()?;
+        let snapshot = log.snapshot();
         let start = snapshot.log_start_offset();
         let end = snapshot.log_end_offset();
         let fetched = snapshot
@@ -594,15 +611,9 @@ impl Broker {
             let view = BatchView::parse(&fetched.bytes[pos..])
                 .map_err(|e| corrupt(&t.name, partition, &e))?;
             pos += view.total_len();
-            let iter = view.records().map_err(|e| match e {
-                distlog_storage::batch::BatchError::Compressed { codec_ref } => {
-                    BrokerError::FailedPrecondition(format!(
-                        "batch at offset {} is compressed with codec {codec_ref}, which this broker cannot decode",
-                        view.base_offset()
-                    ))
-                }
-                e => corrupt(&t.name, partition, &e),
-            })?;
+            let payload = crate::codec::payload(self.plugin_host(), &log, &view)?;
+            let iter = RecordIter::new(&payload, view.header())
+                .map_err(|e| corrupt(&t.name, partition, &e))?;
             for r in iter {
                 let r = r.map_err(|e| corrupt(&t.name, partition, &e))?;
                 if r.offset() < offset {
@@ -675,7 +686,8 @@ impl Broker {
                     .read(base, 1)
                     .map_err(|e| read_error(&t.name, partition, e))?;
                 if let Ok(view) = BatchView::parse(&fetched.bytes)
-                    && let Ok(iter) = view.records()
+                    && let Ok(payload) = crate::codec::payload(self.plugin_host(), &log, &view)
+                    && let Ok(iter) = RecordIter::new(&payload, view.header())
                 {
                     for r in iter.flatten() {
                         if r.offset() >= base && r.timestamp() >= ts {
@@ -743,6 +755,7 @@ impl Broker {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        self.inner.maintenance.stop();
         let _admin = self.inner.admin.lock();
         let mut first = None;
         for topic in self.inner.topics.read().values() {
