@@ -1219,3 +1219,57 @@ async fn shutdown_ends_open_subscriptions_and_long_polls() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_offsets_by_timestamp_uses_record_times() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Running::start(dir.path(), test_config()).await?;
+    let mut c = clients(&server).await?;
+    create(&mut c, "timed", 1).await?;
+    // Two batches: [1000, 2000] and [3000].
+    let at = |ts: i64| proto::Record {
+        timestamp_ms: Some(ts),
+        ..record(None, Some(b"x"))
+    };
+    c.records
+        .produce(produce_req("timed", Some(0), vec![at(1000), at(2000)]))
+        .await?;
+    c.records
+        .produce(produce_req("timed", Some(0), vec![at(3000)]))
+        .await?;
+    let lookup = |ts: i64| proto::ListOffsetsRequest {
+        topic: "timed".into(),
+        partitions: vec![0],
+        spec: Some(proto::OffsetSpec {
+            spec: Some(Spec::TimestampMs(ts)),
+        }),
+    };
+    for (ts, offset, found) in [
+        (0, 0, 1000),
+        (1500, 1, 2000),
+        (2000, 1, 2000),
+        (2500, 2, 3000),
+    ] {
+        let r = c
+            .records
+            .list_offsets(lookup(ts))
+            .await?
+            .into_inner()
+            .offsets;
+        ensure!(
+            r.len() == 1 && r[0].offset == offset && r[0].timestamp_ms == found,
+            "timestamp {ts}: {r:?}"
+        );
+    }
+    let past = c
+        .records
+        .list_offsets(lookup(4000))
+        .await?
+        .into_inner()
+        .offsets;
+    ensure!(
+        past[0].offset == 3 && past[0].timestamp_ms == -1,
+        "{past:?}"
+    );
+    server.stop().await
+}
