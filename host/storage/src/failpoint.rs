@@ -1,6 +1,15 @@
 //! Failpoints for the places an IO wrapper cannot reach (segment roll, checkpoint rename, index
 //! growth). Compiled only with the `failpoints` feature; without it the check is an inlined
 //! `Ok(())`. Failpoints are per thread, so tests running in parallel do not disturb each other.
+//!
+//! Points: `segment::roll`, `segment::create`, `index::grow`, `checkpoint::rename`; compaction
+//! (in protocol order, see docs/FORMAT.md "Compaction and deletion"):
+//! `compaction::before_swap` (cleaned files written and synced, nothing renamed),
+//! `compaction::commit` (indexes and manifest renamed to `.swap`, the log not yet),
+//! `compaction::swap` (committed, sources untouched), `compaction::rename_log` (sources deleted,
+//! indexes swapped in, the log not yet), `compaction::swapped` (all renamed, manifest left);
+//! deletion: `delete::rename` (before each segment's renames), `delete::sync` (before the
+//! directory sync), `delete::remove` (before each removal of a `.deleted` file).
 
 use std::io;
 
