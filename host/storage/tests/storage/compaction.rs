@@ -14,6 +14,7 @@ use distlog_storage::compaction::{
 use distlog_storage::io::Storage;
 use distlog_storage::io::sim::{Crash, CrashStorage};
 use distlog_storage::{Clock, CodecEntry, Log, LogConfig};
+use proptest::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -573,6 +574,119 @@ fn a_crash_during_deletion_leaves_a_suffix_and_never_resurrects() {
         assert!(step < 1000, "deletion finishes with enough power");
     }
     assert!(step > 4, "the crash landed in several places ({step})");
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append(Vec<(Option<u8>, bool)>),
+    Roll,
+    Compact { max_dirty_bytes: u64 },
+    DeleteOldest,
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => prop::collection::vec((prop::option::of(0u8..5), prop::bool::weighted(0.15)), 1..5)
+            .prop_map(Op::Append),
+        2 => Just(Op::Roll),
+        2 => (1u64..3000).prop_map(|max_dirty_bytes| Op::Compact { max_dirty_bytes }),
+        1 => Just(Op::DeleteOldest),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+/// The invariants any mix of appends, rolls, partial compaction passes, retention deletions and
+/// reopens keeps: only original records are served, each once, in offset order; the latest
+/// record of every key and every record without a key (from the log start on) is never
+/// removed; the end offset is the model's.
+fn check_invariants(log: &Log, all: &BTreeMap<u64, Rec>, what: &str) {
+    let start = log.log_start_offset();
+    let got = records(log, &mut NoCodecs);
+    let mut previous = None;
+    for (o, r) in &got {
+        assert_eq!(all.get(o), Some(r), "{what}: record at {o} is an original");
+        assert!(previous < Some(*o), "{what}: offsets increase");
+        previous = Some(*o);
+    }
+    let got: BTreeMap<u64, Rec> = got.into_iter().collect();
+    let mut latest = HashMap::new();
+    for (o, (k, _)) in all.range(start..) {
+        if let Some(k) = k {
+            latest.insert(k.clone(), *o);
+        }
+    }
+    for (o, r) in all.range(start..) {
+        if r.0.as_ref().is_none_or(|k| latest[k] == *o) {
+            assert_eq!(got.get(o), Some(r), "{what}: record {o} must stay");
+        }
+    }
+    assert_eq!(
+        log.log_end_offset(),
+        all.keys().next_back().map_or(0, |o| o + 1),
+        "{what}"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn compaction_with_appends_retention_and_reopens_keeps_the_invariants(
+        ops in prop::collection::vec(op(), 1..60),
+    ) {
+        let (_m, s) = mem();
+        let mut cfg = config();
+        cfg.segment_bytes = 400;
+        let mut log = Log::open(s.clone(), cfg.clone()).expect("open");
+        let mut all = BTreeMap::new();
+        for (i, op) in ops.iter().enumerate() {
+            match op {
+                Op::Append(recs) => {
+                    let recs: Vec<Rec> = recs
+                        .iter()
+                        .map(|(k, tomb)| {
+                            let key = k.map(|k| vec![b'k', k]);
+                            let value = (key.is_none() || !tomb).then(|| format!("v{i}").into_bytes());
+                            (key, value)
+                        })
+                        .collect();
+                    let mut b = keyed_batch(&recs, 1);
+                    let info = log.append(&mut b).expect("append");
+                    for (o, r) in (info.base_offset..).zip(recs) {
+                        all.insert(o, r);
+                    }
+                }
+                Op::Roll => {
+                    log.roll().expect("roll");
+                }
+                Op::Compact { max_dirty_bytes } => {
+                    let mut o = options(u64::MAX);
+                    o.max_dirty_bytes = *max_dirty_bytes;
+                    o.max_group_bytes = Some(900);
+                    log.compact(&o, &mut RecordKeys, &mut NoCodecs).expect("compact");
+                }
+                Op::DeleteOldest => {
+                    let segs = log.segments();
+                    if segs.len() > 1 {
+                        log.delete_segments(&[segs[0].base_offset]).expect("delete");
+                    }
+                }
+                Op::Reopen => {
+                    drop(log);
+                    log = Log::open(s.clone(), cfg.clone()).expect("reopen");
+                }
+            }
+            check_invariants(&log, &all, &format!("after op {i} {op:?}"));
+        }
+        // A roll and full compaction leave exactly the model from the log start on.
+        log.roll().expect("roll");
+        compact_all(&log, &options(u64::MAX));
+        let start = log.log_start_offset();
+        let end = log.log_end_offset();
+        let rest: BTreeMap<u64, Rec> = all.range(start..).map(|(o, r)| (*o, r.clone())).collect();
+        prop_assert_eq!(records(&log, &mut NoCodecs), model(&rest, end, true));
+    }
 }
 
 /// Failpoints at each step of a pass and of a deletion: the call fails, the live log keeps
