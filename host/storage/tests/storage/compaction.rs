@@ -4,7 +4,8 @@
 //! next batch. Readers running during a pass only ever see original records, in offset order.
 //! A power loss at every IO step of a pass (or of a retention deletion) leaves a log that opens,
 //! loses no record the pass keeps, serves no record twice, and keeps every offset; a deleted
-//! segment never comes back.
+//! segment never comes back. A property test mixes appends, rolls, partial passes, retention
+//! deletions and reopens and checks those invariants after every step.
 
 use super::common::*;
 use distlog_storage::batch::{BatchBuilder, BatchMeta, BatchView, Compression, Record, RecordIter};
