@@ -52,6 +52,7 @@ impl Output {
         base: u64,
         source_bytes: u64,
         interval: u32,
+        max_index_bytes: u64,
         max_batch: u32,
     ) -> io::Result<Self> {
         let open = |name: String| -> io::Result<Arc<dyn StorageFile>> {
@@ -60,10 +61,13 @@ impl Output {
             Ok(f)
         };
         let log = open(log_name(base))?;
-        // Room for an entry per interval of the sources (the output is rarely larger); a full
-        // index only makes lookups scan further. Trimmed when finished.
+        // Room for an entry per interval of the sources (the output is rarely larger), at most
+        // what an active segment's index gets; a full index only makes lookups scan further.
+        // Trimmed when finished.
         let entries = source_bytes / u64::from(interval.max(1)) + 2;
-        let cap = entries * TIME_ENTRY as u64;
+        let cap = entries
+            .saturating_mul(TIME_ENTRY as u64)
+            .min(max_index_bytes.max(2 * TIME_ENTRY as u64));
         let index = OffsetIndex(IndexFile::open(
             open(index_name(base))?,
             OFFSET_ENTRY,
@@ -392,6 +396,7 @@ impl Log {
             base,
             source_bytes,
             self.config.index_interval_bytes,
+            self.config.index_max_bytes,
             self.config.max_batch_bytes,
         )
         .map_err(|e| before(io_err("create cleaned segment")(e)))?;
