@@ -225,6 +225,25 @@ pub(crate) fn delete_segments(storage: &dyn Storage, bases: &[u64]) -> io::Resul
     Ok(())
 }
 
+/// Removes the files of cleaned segment `base` whose swap did not commit (`.cleaned`, and the
+/// `.swap` files renamed before the commit point). Best effort: errors are logged, and the next
+/// open removes whatever is left.
+pub(crate) fn discard_uncommitted(storage: &dyn Storage, base: u64) {
+    let [log, index, time_index] = segment_names(base);
+    for name in [&log, &index, &time_index, &manifest_name(base)] {
+        for suffix in [CLEANED, SWAP] {
+            if suffix == SWAP && *name == log {
+                // `.log.swap` is the commit: never removed here.
+                continue;
+            }
+            let file = format!("{name}{suffix}");
+            if let Err(e) = remove_if_exists(storage, &file) {
+                tracing::warn!(file = %file, error = %e, "removing unfinished compaction output failed");
+            }
+        }
+    }
+}
+
 /// A committed swap: the cleaned segment `base` replaces the segments `sources` (`base` first).
 #[derive(Debug, Clone)]
 pub(crate) struct PendingSwap {
@@ -234,12 +253,15 @@ pub(crate) struct PendingSwap {
     pub(crate) keep: bool,
 }
 
-/// Carries out a committed swap on disk: deletes the other sources (durably), renames the
-/// `.swap` files over the segment's files, syncs the directory, removes the manifest.
+/// Carries out a committed swap on disk: syncs the directory (making the commit durable),
+/// deletes the other sources (durably), renames the `.swap` files over the segment's files,
+/// syncs the directory, removes the manifest.
 /// Idempotent: a retry after a failure finishes the job. Cost: two or three directory syncs.
 pub(crate) fn complete_swap(storage: &dyn Storage, swap: &PendingSwap) -> io::Result<()> {
     let base = swap.base;
     crate::failpoint::hit("compaction::swap")?;
+    // Makes the commit (the `.log.swap` rename) durable.
+    storage.sync_dir()?;
     // The sources' removal is durable before the swap file takes the segment's name: the
     // other way round, a crash could bring a source back next to its replacement.
     let others: Vec<u64> = swap

@@ -261,6 +261,9 @@ impl Log {
                     release(&rest);
                     let e = match failure {
                         GroupFailure::BeforeCommit(e) => {
+                            // Free the space of the unfinished output now (a full disk is a
+                            // likely cause); whatever stays is removed by the next open.
+                            files::discard_uncommitted(self.storage.as_ref(), bases[0]);
                             release(&bases);
                             e
                         }
@@ -463,11 +466,13 @@ impl Log {
             }
             storage.sync_dir()?;
             crate::failpoint::hit("compaction::commit")?;
+            // Once this rename is done the swap may become durable at any moment: from here on
+            // it is treated as committed (the directory sync that makes it certain is the first
+            // step of `complete_swap`).
             storage.rename(
                 &format!("{}{CLEANED}", log_name(base)),
                 &format!("{}{SWAP}", log_name(base)),
-            )?;
-            storage.sync_dir()
+            )
         })();
         r.map_err(|e| before(io_err("commit cleaned segment")(e)))?;
 
