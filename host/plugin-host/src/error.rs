@@ -106,6 +106,9 @@ pub enum LoadError {
     /// A reload named a plugin that is not loaded and gave no kind.
     #[error("no plugin named {0:?} is loaded")]
     NotFound(String),
+    /// A bug in the host interrupted the load; nothing was swapped in.
+    #[error("internal error while loading a plugin: {0}")]
+    Internal(String),
 }
 
 /// A registry operation (unload, pin) was refused.

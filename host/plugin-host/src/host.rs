@@ -263,7 +263,16 @@ impl PluginHost {
             state.running = true;
             while let Some((t, request)) = state.pending.take() {
                 drop(state);
-                let result = self.install(request);
+                // A panic here would be a bug in the host; contain it so the
+                // queue keeps working and the caller gets an error.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.install(request)
+                }))
+                .unwrap_or_else(|_| {
+                    Err(LoadError::Internal(
+                        "the plugin load panicked; see the log".into(),
+                    ))
+                });
                 state = queue.state.lock();
                 state.results.insert(t, result);
                 queue.done.notify_all();

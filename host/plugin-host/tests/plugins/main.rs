@@ -16,8 +16,14 @@ use std::path::{Path, PathBuf};
 
 use distlog_plugin_host::{HostConfig, LoadReport, PluginHost, PluginSpec};
 
+/// The built components under test: `plugins/dist/`, or the directory named by
+/// `DISTLOG_PLUGIN_DIST` (CI points it at components freshly rebuilt from source, so the
+/// whole suite also runs against builds that are not byte-reproducible).
 pub fn dist_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/dist")
+    match std::env::var_os("DISTLOG_PLUGIN_DIST") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/dist"),
+    }
 }
 
 pub fn shared_cache_dir() -> PathBuf {
