@@ -3,10 +3,15 @@
 //! instantiation never fails for lack of a slot.
 
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::version::PluginVersion;
+
+/// How long a waiting caller sleeps before looking for an idle instance to
+/// evict again.
+const RETRY: Duration = Duration::from_millis(5);
 
 #[derive(Debug)]
 pub(crate) struct Budget {
@@ -18,6 +23,8 @@ pub(crate) struct Budget {
 #[derive(Debug, Default)]
 struct BudgetState {
     live: usize,
+    /// Callers waiting for a permit.
+    waiting: usize,
     /// Every version that may hold idle instances, to evict from when the
     /// budget is spent.
     versions: Vec<Weak<PluginVersion>>,
@@ -45,6 +52,12 @@ impl Budget {
             state: Mutex::new(BudgetState::default()),
             released: Condvar::new(),
         })
+    }
+
+    /// Whether callers wait for a permit: an instance finishing its call
+    /// should then be dropped (freeing its permit) rather than pooled.
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.state.lock().waiting > 0
     }
 
     pub(crate) fn register(&self, version: &Arc<PluginVersion>) {
@@ -75,7 +88,13 @@ impl Budget {
             if !evicted {
                 let mut state = self.state.lock();
                 if state.live >= self.max {
-                    self.released.wait(&mut state);
+                    // Busy instances are returned to their pools, not
+                    // dropped, unless someone waits (see `has_waiters`); the
+                    // timeout covers an instance pooled just before we
+                    // started waiting: we retry eviction then.
+                    state.waiting += 1;
+                    self.released.wait_for(&mut state, RETRY);
+                    state.waiting -= 1;
                 }
             }
         }

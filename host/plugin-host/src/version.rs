@@ -359,6 +359,10 @@ impl PluginVersion {
     }
 
     fn release(&self, instance: Instance) {
+        if self.budget.has_waiters() {
+            // Someone waits for an instance slot: free this one.
+            return;
+        }
         let mut idle = self.idle.lock();
         if idle.len() < self.max_idle {
             idle.push(instance);
