@@ -180,6 +180,7 @@ impl Records for Ceiling {
             log_start_offset: 0,
             log_end_offset: i64::MAX,
             next_offset: request.offset + count as i64,
+            batches: Vec::new(),
         }))
     }
 

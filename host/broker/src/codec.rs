@@ -98,7 +98,11 @@ fn register(
     name: &str,
     digest: &PluginDigest,
 ) -> Result<CodecRef, String> {
-    if let Some(e) = log.codecs().into_iter().find(|e| e.digest == digest.0) {
+    if let Some(e) = log
+        .codecs()
+        .into_iter()
+        .find(|e| e.digest == digest.0 && e.name == name)
+    {
         return Ok(CodecRef(e.id));
     }
     // Pin before the entry becomes durable: a batch may reference it right after. Two racing

@@ -164,9 +164,9 @@ impl Plugins {
         let mut builtin = Vec::new();
         if config.builtins {
             for b in distlog_plugin_host::builtins() {
-                // Built-ins whose `init` requires parameters (e.g. key-json-field's `field`)
-                // cannot serve without them; they are loaded per use with parameters instead.
-                match plugins.load_into_host(b.name, Some(b.kind), b.bytes.to_vec(), false) {
+                // With the parameters their `init` needs (key-json-field's `field`, `id` by
+                // default: load it again under another name for another field).
+                match plugins.load_builtin(&b) {
                     Ok(_) => builtin.push(b.name.to_owned()),
                     Err(e) => {
                         tracing::info!(plugin = b.name, reason = %e, "built-in plugin not preloaded");
@@ -198,6 +198,18 @@ impl Plugins {
 
     pub(crate) fn host(&self) -> &PluginHost {
         &self.host
+    }
+
+    fn load_builtin(&self, b: &distlog_plugin_host::Builtin) -> Result<PluginDigest, BrokerError> {
+        let report = self
+            .host
+            .load(b.spec(), b.bytes.to_vec())
+            .map_err(load_error)?;
+        self.loaded.lock().entry(report.digest).or_insert(Loaded {
+            size_bytes: b.bytes.len() as u64,
+            loaded_at_ms: crate::broker::now_ms(),
+        });
+        Ok(report.digest)
     }
 
     fn load_into_host(

@@ -53,6 +53,19 @@ pub(crate) fn stored_record(r: StoredRecord) -> proto::StoredRecord {
     }
 }
 
+pub(crate) fn stored_batch(b: distlog_broker::RawBatch) -> proto::StoredBatch {
+    let (codec_name, codec_digest) = b.codec.map_or((String::new(), String::new()), |c| {
+        (c.name, c.digest.to_hex())
+    });
+    proto::StoredBatch {
+        base_offset: to_i64(b.base_offset),
+        last_offset: to_i64(b.last_offset),
+        data: b.bytes,
+        codec_name,
+        codec_digest,
+    }
+}
+
 pub(crate) fn produce_response(r: ProduceResult, sequence: u64) -> proto::ProduceResponse {
     proto::ProduceResponse {
         partitions: r
