@@ -367,6 +367,62 @@ async fn codec_reload_and_switch_keep_every_batch_byte_identical() -> Result<()>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_user_codec_versions_still_decode_after_restart() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(dir.path()).await?;
+    let mut c = server.clients().await?;
+    c.plugins
+        .load_plugin(proto::LoadPluginRequest {
+            name: "mine".into(),
+            kind: proto::PluginKind::Codec as i32,
+            component: bundled("codec-rle.wasm")?,
+        })
+        .await?;
+    c.create("runs", &[("compression", "mine")]).await?;
+    let first = vec![rec(Some("k"), Some(&"a".repeat(4000)), 1)];
+    c.produce("runs", first.clone()).await?;
+    // A new version of the user's codec: the previous one survives only as a kept copy.
+    c.plugins
+        .reload_plugin(proto::ReloadPluginRequest {
+            name: "mine".into(),
+            component: bundled("codec-lz4.wasm")?,
+        })
+        .await?;
+    let second = vec![rec(Some("k"), Some(&"ab".repeat(2000)), 2)];
+    c.produce("runs", second.clone()).await?;
+    let raw = c.fetch_raw_all("runs", 0).await?;
+    ensure!(
+        raw.len() == 2
+            && raw[0].codec_digest != raw[1].codec_digest
+            && !raw[1].codec_digest.is_empty(),
+        "{raw:?}"
+    );
+    server.stop().await?;
+    let server = Server::start(dir.path()).await?;
+    let mut c = server.clients().await?;
+    let want = expected(&[first, second].concat());
+    ensure!(c.fetch_all("runs", 0).await? == want);
+    // The name still serves the newest version.
+    let info = c
+        .plugins
+        .describe_plugin(proto::DescribePluginRequest {
+            name: "mine".into(),
+        })
+        .await?
+        .into_inner();
+    let newest = PluginDigest::of(&bundled("codec-lz4.wasm")?).to_hex();
+    let active: Vec<String> = info
+        .plugin
+        .iter()
+        .flat_map(|p| &p.versions)
+        .filter(|v| v.active)
+        .map(|v| v.digest.clone())
+        .collect();
+    ensure!(active == vec![newest], "{info:?}");
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_codec_version_is_a_precise_error() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = Server::start(dir.path()).await?;
@@ -386,8 +442,10 @@ async fn unknown_codec_version_is_a_precise_error() -> Result<()> {
     ensure!(raw.len() == 1 && raw[0].codec_name == "rle", "{raw:?}");
     server.stop().await?;
 
-    // The component disappears: the batch can no longer be decoded, and says so.
+    // The component and the broker's kept copy disappear: the batch can no longer be decoded,
+    // and says so.
     std::fs::remove_file(dir.path().join("plugins/rle.wasm"))?;
+    std::fs::remove_dir_all(dir.path().join("plugins/versions"))?;
     let server = Server::start(dir.path()).await?;
     let mut c = server.clients().await?;
     let err = c

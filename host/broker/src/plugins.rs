@@ -17,6 +17,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// Subdirectory of `<data_dir>/plugins/` keeping every codec version ever loaded.
+const VERSIONS_DIR: &str = "versions";
+
 /// Plugin runtime settings (the `[broker.plugins]` table).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -167,7 +170,12 @@ impl Plugins {
                 // With the parameters their `init` needs (key-json-field's `field`, `id` by
                 // default: load it again under another name for another field).
                 match plugins.load_builtin(&b) {
-                    Ok(_) => builtin.push(b.name.to_owned()),
+                    Ok(digest) => {
+                        builtin.push(b.name.to_owned());
+                        if b.kind == PluginKind::Codec {
+                            plugins.keep_version(&digest, b.bytes);
+                        }
+                    }
                     Err(e) => {
                         tracing::info!(plugin = b.name, reason = %e, "built-in plugin not preloaded");
                     }
@@ -189,7 +197,9 @@ impl Plugins {
                 .ok()
                 .and_then(|k| parse_kind(&k));
             let bytes = std::fs::read(&path).map_err(|e| BrokerError::io("read", &path, e))?;
-            if let Err(e) = plugins.load_into_host(name, kind, bytes, false) {
+            // A persisted replacement of a built-in is a reload of the built-in's name.
+            let reload = plugins.host.info(name).is_some();
+            if let Err(e) = plugins.load_into_host(name, kind, bytes, reload) {
                 tracing::error!(plugin = name, error = %e, "persisted plugin failed to load");
             }
         }
@@ -309,7 +319,72 @@ impl Plugins {
             )?;
             sync_dir(&self.dir)
         };
-        write().map_err(|e| BrokerError::io("write", self.dir.join(name), e))
+        write().map_err(|e| BrokerError::io("write", self.dir.join(name), e))?;
+        if kind == PluginKind::Codec {
+            self.keep_version(&PluginDigest::of(bytes), bytes);
+        }
+        Ok(())
+    }
+
+    fn versions_dir(&self) -> PathBuf {
+        self.dir.join(VERSIONS_DIR)
+    }
+
+    /// Keeps a copy of a codec version's component in `plugins/versions/<sha256>.wasm`, so
+    /// that batches it wrote still decode after it is replaced and the broker restarts.
+    /// Best effort (logged): the current version is persisted separately.
+    /// Cost: one write and fsync the first time a version is seen; a `stat` after.
+    fn keep_version(&self, digest: &PluginDigest, bytes: &[u8]) {
+        let dir = self.versions_dir();
+        let file = format!("{}.wasm", digest.to_hex());
+        if dir.join(&file).exists() {
+            return;
+        }
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            write_atomic(&dir, &file, bytes)?;
+            sync_dir(&dir)
+        };
+        if let Err(e) = write() {
+            tracing::warn!(digest = %digest.short(), error = %e, "could not keep a copy of a codec version");
+        }
+    }
+
+    /// Loads codec version `digest` (kept by [`keep_version`](Self::keep_version)) as a
+    /// replaced version of `name`, so stored batches it wrote decode again; the version
+    /// serving `name` stays as it was. `Ok(false)` when no copy was kept.
+    /// Cost: up to two reloads (compile or cache hit, self-test); for broker open.
+    pub(crate) fn restore_codec(
+        &self,
+        name: &str,
+        digest: &PluginDigest,
+    ) -> Result<bool, BrokerError> {
+        let path = self
+            .versions_dir()
+            .join(format!("{}.wasm", digest.to_hex()));
+        let Ok(old) = std::fs::read(&path) else {
+            return Ok(false);
+        };
+        if PluginDigest::of(&old) != *digest {
+            tracing::warn!(file = %path.display(), "kept codec version does not match its digest; ignored");
+            return Ok(false);
+        }
+        let _admin = self.admin.lock();
+        let Some(current) = self.host.info(name) else {
+            self.load_into_host(name, Some(PluginKind::Codec), old, false)?;
+            return Ok(true);
+        };
+        if current.kind != PluginKind::Codec {
+            return Ok(false);
+        }
+        let current_path = self
+            .versions_dir()
+            .join(format!("{}.wasm", current.digest.to_hex()));
+        let current_bytes =
+            std::fs::read(&current_path).map_err(|e| BrokerError::io("read", &current_path, e))?;
+        self.load_into_host(name, None, old, true)?;
+        self.load_into_host(name, None, current_bytes, true)?;
+        Ok(true)
     }
 
     pub(crate) fn describe(&self, name: &str) -> Result<PluginDescription, BrokerError> {

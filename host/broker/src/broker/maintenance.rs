@@ -143,16 +143,32 @@ impl Broker {
             .start(Arc::downgrade(&self.inner), interval);
     }
 
-    /// Pins every codec version referenced by stored batches (see [`crate::codec`]).
+    /// Pins every codec version referenced by stored batches (see [`crate::codec`]), first
+    /// loading replaced versions from the copies kept under `plugins/versions/`.
     pub(super) fn pin_stored_codecs(&self) {
-        let Some(host) = self.plugin_host() else {
+        let Some(plugins) = self.inner.plugins.as_ref() else {
             return;
         };
+        let host = plugins.host();
         for t in self.inner.topics.read().values() {
             for p in &t.partitions {
-                if let Ok(log) = p.log() {
-                    codec::pin_table(host, &log, &t.name, p.index);
+                let Ok(log) = p.log() else { continue };
+                for entry in log.codecs() {
+                    let digest = distlog_plugin_host::PluginDigest(entry.digest);
+                    let loaded = host.stats().iter().any(|v| v.digest == digest);
+                    if !loaded {
+                        match plugins.restore_codec(&entry.name, &digest) {
+                            Ok(true) => {
+                                tracing::info!(codec = %entry.name, digest = %digest.short(), "restored a replaced codec version for stored batches")
+                            }
+                            Ok(false) => {}
+                            Err(e) => {
+                                tracing::warn!(codec = %entry.name, digest = %digest.short(), error = %e, "restoring a codec version failed")
+                            }
+                        }
+                    }
                 }
+                codec::pin_table(host, &log, &t.name, p.index);
             }
         }
     }
