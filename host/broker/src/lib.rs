@@ -7,6 +7,7 @@
 //! <data_dir>/topics/<topic>/<partition>/   one storage log per partition (distlog-storage)
 //! <data_dir>/groups/offsets.log            consumer-group commits, append-only, fsynced
 //! <data_dir>/plugins/<name>.{wasm,kind}    plugins loaded through the API
+//! <data_dir>/plugins/versions/<sha256>.wasm every codec version loaded (stored batches need them)
 //! <data_dir>/plugin-cache/                 compiled plugin artifacts
 //! <data_dir>/staging/, <data_dir>/trash/   topic creation and deletion in progress
 //! ```
