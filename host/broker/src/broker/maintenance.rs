@@ -408,3 +408,138 @@ impl Broker {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The passes without plugins (native time/size retention, native record keys) and the
+    //! maintenance thread. The plugin paths are covered end to end in `tests/all/policies.rs`.
+    use super::*;
+    use crate::{BrokerConfig, ProduceRecord};
+    use std::collections::BTreeMap;
+
+    fn open(dir: &std::path::Path, interval_ms: u64) -> Broker {
+        let mut c = BrokerConfig::new(dir);
+        c.plugins.enabled = false;
+        c.retention_check_interval_ms = interval_ms;
+        Broker::open(c).expect("open")
+    }
+
+    fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn rec(key: &str, value: Option<&str>, ts: i64) -> ProduceRecord {
+        ProduceRecord {
+            key: Some(key.as_bytes().to_vec()),
+            value: value.map(|v| v.as_bytes().to_vec()),
+            timestamp_ms: Some(ts),
+            ..ProduceRecord::default()
+        }
+    }
+
+    /// Produces one record per segment: `n` closed segments and an empty active one.
+    fn segments(b: &Broker, topic: &str, n: usize, ts: impl Fn(usize) -> i64) {
+        for i in 0..n {
+            b.produce(topic, Some(0), vec![rec("k", Some("v"), ts(i))])
+                .expect("produce");
+            assert!(b.roll_partition(topic, 0).expect("roll"));
+        }
+    }
+
+    #[test]
+    fn native_retention_deletes_the_expired_prefix_and_never_the_active_segment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = open(dir.path(), 0);
+        b.create_topic("t", 1, config(&[("retention.ms", "3600000")]))
+            .expect("create");
+        let now = now_ms();
+        // Three old segments, then two recent ones.
+        segments(&b, "t", 5, |i| if i < 3 { 1_000 } else { now });
+        let s = b.run_retention_once();
+        assert_eq!((s.segments_deleted, s.rejected, s.errors), (3, 0, 0));
+        let p = &b.describe_topic("t").expect("describe").partitions[0];
+        assert_eq!(p.log_start_offset, 3);
+        assert_eq!(p.segments.len(), 3);
+        // Everything expired: the closed segments go, the active one stays.
+        b.alter_topic_config("t", config(&[("retention.ms", "0")]), vec![], false)
+            .expect("alter");
+        assert_eq!(b.run_retention_once().segments_deleted, 2);
+        let p = &b.describe_topic("t").expect("describe").partitions[0];
+        assert_eq!((p.log_start_offset, p.segments.len()), (5, 1));
+        assert!(p.segments[0].active);
+        b.close().expect("close");
+    }
+
+    #[test]
+    fn compact_topics_are_cleaned_and_delete_only_topics_are_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = open(dir.path(), 0);
+        b.create_topic(
+            "c",
+            1,
+            config(&[("cleanup.policy", "compact"), ("retention.ms", "0")]),
+        )
+        .expect("create");
+        b.create_topic("d", 1, config(&[("retention.ms", "-1")]))
+            .expect("create");
+        for t in ["c", "d"] {
+            segments(&b, t, 3, |i| 1_000 + i as i64);
+        }
+        // A compact-only topic ignores retention.ms=0.
+        assert_eq!(b.run_retention_once().segments_deleted, 0);
+        let s = b.run_compaction_once();
+        assert_eq!((s.partitions_cleaned, s.errors), (1, 0), "{s:?}");
+        let r = b.fetch("c", 0, 0, 1 << 20).expect("fetch");
+        let offsets: Vec<u64> = r.records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, vec![2], "only the latest record of key k stays");
+        let d = &b.describe_topic("d").expect("describe").partitions[0];
+        assert_eq!((d.log_start_offset, d.segments.len()), (0, 4));
+        assert!(b.compact_partition("d", 0).expect("not compact").is_none());
+        b.close().expect("close");
+    }
+
+    #[test]
+    fn a_codec_without_plugins_stores_uncompressed_and_fetches_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = open(dir.path(), 0);
+        b.create_topic("z", 1, config(&[("compression", "codec-lz4")]))
+            .expect("create");
+        b.produce("z", Some(0), vec![rec("k", Some(&"x".repeat(1000)), 1)])
+            .expect("produce never fails because of a codec");
+        let raw = b.fetch_raw("z", 0, 0, 1 << 20).expect("raw");
+        assert_eq!(raw.batches.len(), 1);
+        assert_eq!(raw.batches[0].codec, None);
+        let r = b.fetch("z", 0, 0, 1 << 20).expect("fetch");
+        assert_eq!(
+            r.records[0].value.as_deref(),
+            Some("x".repeat(1000).as_bytes())
+        );
+        b.close().expect("close");
+    }
+
+    #[test]
+    fn the_maintenance_thread_applies_retention_and_stops_at_close() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = open(dir.path(), 5);
+        b.create_topic("t", 1, config(&[("retention.ms", "0")]))
+            .expect("create");
+        segments(&b, "t", 2, |_| 1_000);
+        // Wait (bounded) for a pass of the thread to advance the log start.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while b.describe_topic("t").expect("describe").partitions[0].log_start_offset < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no retention pass ran"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        b.close().expect("close");
+        assert!(
+            b.inner.maintenance.thread.lock().is_none(),
+            "joined at close"
+        );
+    }
+}
