@@ -419,6 +419,29 @@ async fn replaced_user_codec_versions_still_decode_after_restart() -> Result<()>
         .map(|v| v.digest.clone())
         .collect();
     ensure!(active == vec![newest], "{info:?}");
+    // Pinned while stored batches reference it (even once no topic names it); free once the
+    // topic is deleted.
+    c.alter("runs", &[("compression", "none")]).await?;
+    let refused = c
+        .plugins
+        .unload_plugin(proto::UnloadPluginRequest {
+            name: "mine".into(),
+        })
+        .await;
+    ensure!(
+        matches!(&refused, Err(s) if s.code() == Code::FailedPrecondition),
+        "{refused:?}"
+    );
+    c.topics
+        .delete_topic(proto::DeleteTopicRequest {
+            name: "runs".into(),
+        })
+        .await?;
+    c.plugins
+        .unload_plugin(proto::UnloadPluginRequest {
+            name: "mine".into(),
+        })
+        .await?;
     server.stop().await
 }
 

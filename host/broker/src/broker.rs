@@ -350,6 +350,8 @@ impl Broker {
             .join("trash")
             .join(format!("{name}.{}.{seq}", now_ms()));
         std::fs::rename(&topic.dir, &trash).map_err(|e| BrokerError::io("rename", &trash, e))?;
+        // Its batches are gone: the codec versions they pinned may be unloaded again.
+        self.unpin_codecs(&topic);
         let topics_dir = self.inner.config.data_dir.join("topics");
         sync_dir(&topics_dir).map_err(|e| BrokerError::io("sync", &topics_dir, e))?;
         for p in &topic.partitions {

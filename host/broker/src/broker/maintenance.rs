@@ -173,6 +173,22 @@ impl Broker {
         }
     }
 
+    /// Drops the pins a deleted topic's codec tables held (one per table entry, as taken by
+    /// [`codec::pin_table`] and at first registration).
+    pub(super) fn unpin_codecs(&self, topic: &Topic) {
+        let Some(host) = self.plugin_host() else {
+            return;
+        };
+        for p in &topic.partitions {
+            let Some(log) = p.log.read().clone() else {
+                continue;
+            };
+            for entry in log.codecs() {
+                host.unpin(&distlog_plugin_host::PluginDigest(entry.digest));
+            }
+        }
+    }
+
     fn topics_snapshot(&self) -> Vec<Arc<Topic>> {
         self.inner.topics.read().values().cloned().collect()
     }
