@@ -13,8 +13,17 @@
 //! - `DISTLOG_BENCH_SIZES` (default `100,1024`): record value sizes in bytes;
 //! - `DISTLOG_BENCH_BATCH_BYTES` (default 262144): records per request = this / size;
 //! - `DISTLOG_BENCH_CONCURRENCY` (default `1,4`): concurrent clients, one connection each;
-//! - `DISTLOG_BENCH_SYNC` (default `os,batch`): topic `flush.policy` values.
+//! - `DISTLOG_BENCH_SYNC` (default `os,batch`): topic `flush.policy` values;
+//! - `DISTLOG_BENCH_WINDOW` (default 4): requests in flight on the single-client pipelined
+//!   `ProduceStream` rows (Kafka clients keep up to 5); 0 skips those rows.
+//!
+//! Two produce modes: unary `Produce` calls, each client waiting for its answer before
+//! sending the next request; and one client pipelining on the bidirectional `ProduceStream`
+//! (answers come in order) with `window` requests in flight. The ceiling is driven the same
+//! way in each mode (its `ProduceStream` answers each request as it arrives), so each ratio
+//! compares like with like.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -31,6 +40,7 @@ use distlog_server::proto::{
 use distlog_server::{Broker, BrokerConfig, ServerConfig};
 use tokio::net::TcpListener;
 use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status, Streaming};
@@ -43,6 +53,7 @@ struct Settings {
     batch_bytes: usize,
     concurrency: Vec<usize>,
     sync: Vec<String>,
+    window: usize,
 }
 
 fn env_list<T: std::str::FromStr>(name: &str, default: &str) -> Vec<T> {
@@ -72,6 +83,10 @@ impl Settings {
                 .unwrap_or(262_144),
             concurrency: env_list("DISTLOG_BENCH_CONCURRENCY", if quick { "2" } else { "1,4" }),
             sync: env_list("DISTLOG_BENCH_SYNC", if quick { "os" } else { "os,batch" }),
+            window: env_list("DISTLOG_BENCH_WINDOW", "4")
+                .first()
+                .copied()
+                .unwrap_or(4),
         }
     }
 }
@@ -152,9 +167,28 @@ impl Records for Ceiling {
 
     async fn produce_stream(
         &self,
-        _request: Request<Streaming<ProduceRequest>>,
+        request: Request<Streaming<ProduceRequest>>,
     ) -> Result<Response<Self::ProduceStreamStream>, Status> {
-        Err(Status::unimplemented("ceiling: unary produce only"))
+        // Same shape as the broker's: a task reads requests in order and answers each
+        // through a bounded channel.
+        let mut inbound = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Ok(Some(request)) = inbound.message().await {
+                let n = request.records.len();
+                let response = ProduceResponse {
+                    partitions: Vec::new(),
+                    offsets: (0..n as i64).collect(),
+                    record_partitions: vec![0; n],
+                    sequence: request.sequence,
+                    error: None,
+                };
+                if tx.send(Ok(response)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn fetch(
@@ -287,6 +321,76 @@ async fn produce_load(
     }
     total.elapsed = started.elapsed();
     Ok(total)
+}
+
+/// One client pipelining `Produce` requests of `per_request` records of `size` bytes on one
+/// `ProduceStream` to partition 0 for `secs`, keeping `window` requests in flight (a new one
+/// is sent as each answer arrives). Latency: from sending a request to reading its answer.
+async fn produce_pipelined(
+    addr: SocketAddr,
+    topic: &str,
+    size: usize,
+    per_request: usize,
+    window: usize,
+    secs: f64,
+) -> Result<Measured> {
+    let template: Vec<Record> = (0..per_request)
+        .map(|_| Record {
+            key: None,
+            value: Some(vec![b'v'; size]),
+            headers: Vec::new(),
+            timestamp_ms: None,
+        })
+        .collect();
+    let window = window.max(1);
+    let mut client = records_client(channel(addr).await?);
+    let (tx, rx) = tokio::sync::mpsc::channel::<ProduceRequest>(window);
+    let mut responses = client
+        .produce_stream(ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    let request = |sequence: u64| ProduceRequest {
+        topic: topic.to_owned(),
+        partition: Some(0),
+        records: template.clone(),
+        sequence,
+    };
+    let deadline = Duration::from_secs_f64(secs);
+    let mut measured = Measured::default();
+    let mut in_flight: VecDeque<(u64, Instant)> = VecDeque::with_capacity(window);
+    let mut sequence = 0u64;
+    let started = Instant::now();
+    while in_flight.len() < window {
+        tx.send(request(sequence)).await?;
+        in_flight.push_back((sequence, Instant::now()));
+        sequence += 1;
+    }
+    while let Some((expected, sent)) = in_flight.pop_front() {
+        let response = responses
+            .message()
+            .await?
+            .context("produce stream ended early")?;
+        measured
+            .latencies_us
+            .push(sent.elapsed().as_micros() as u64);
+        anyhow::ensure!(
+            response.error.is_none(),
+            "produce failed: {:?}",
+            response.error
+        );
+        anyhow::ensure!(response.sequence == expected, "answer out of order");
+        anyhow::ensure!(response.offsets.len() == per_request, "short produce");
+        measured.records += per_request as u64;
+        measured.bytes += (per_request * size) as u64;
+        if started.elapsed() < deadline {
+            tx.send(request(sequence)).await?;
+            in_flight.push_back((sequence, Instant::now()));
+            sequence += 1;
+        }
+    }
+    measured.elapsed = started.elapsed();
+    drop(tx);
+    Ok(measured)
 }
 
 /// One client fetching `topic`/`partition` from offset 0 in `max_bytes` responses until
@@ -443,6 +547,36 @@ async fn run(settings: Settings) -> Result<()> {
                 println!("{}", run.line(&label));
                 summary.push(format!(
                     "produce {size:>5}B x{per_request:<5} c{concurrency} sync={sync:<5}  broker/ceiling MB/s = {:.2}",
+                    run.mb_per_sec() / ceiling_run.mb_per_sec()
+                ));
+            }
+        }
+        // One client pipelining on ProduceStream, against the ceiling's ProduceStream.
+        if settings.window > 0 {
+            let window = settings.window;
+            let mut ceiling_run =
+                produce_pipelined(ceiling, "ceiling", size, per_request, window, settings.secs)
+                    .await?;
+            let label = format!("produce ceiling {size}B x{per_request} stream w{window}");
+            println!("{}", ceiling_run.line(&label));
+            for sync in &settings.sync {
+                topic_seq += 1;
+                let topic = format!("bench-{topic_seq}");
+                create_topic(broker.addr, &topic, 1, sync).await?;
+                let mut run = produce_pipelined(
+                    broker.addr,
+                    &topic,
+                    size,
+                    per_request,
+                    window,
+                    settings.secs,
+                )
+                .await?;
+                let label =
+                    format!("produce broker  {size}B x{per_request} stream w{window} {sync}");
+                println!("{}", run.line(&label));
+                summary.push(format!(
+                    "produce {size:>5}B x{per_request:<5} stream w{window} sync={sync:<5} broker/ceiling MB/s = {:.2}",
                     run.mb_per_sec() / ceiling_run.mb_per_sec()
                 ));
             }
