@@ -162,8 +162,12 @@ no_foreign_imports() {
 # ---- Rust built-ins ---------------------------------------------------------
 build_rust() {
     ensure_apt
-    local target="$HERE/rust/target/wasm32-unknown-unknown/release" name
-    (cd "$HERE/rust" && RUSTC_BOOTSTRAP=1 /usr/bin/cargo build --release --locked --quiet)
+    # The guests' own target directory, whatever CARGO_TARGET_DIR says for the
+    # host workspace (DISTLOG_PLUGIN_TARGET_DIR lets CI keep it warm elsewhere;
+    # the output does not depend on the path).
+    local tdir="${DISTLOG_PLUGIN_TARGET_DIR:-$HERE/rust/target}"
+    local target="$tdir/wasm32-unknown-unknown/release" name
+    (cd "$HERE/rust" && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$tdir" /usr/bin/cargo build --release --locked --quiet)
     for name in "${RUST_PLUGINS[@]}"; do
         local world
         case "$name" in
