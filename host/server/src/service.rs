@@ -109,7 +109,8 @@ impl DistLogService {
         b as usize
     }
 
-    async fn produce_inner(&self, req: proto::ProduceRequest) -> ApiResult<proto::ProduceResponse> {
+    /// Checks a produce request against the server's limits (record count, record size).
+    fn check_produce(&self, req: &proto::ProduceRequest) -> ApiResult<()> {
         if req.records.len() > self.config.max_records_per_request {
             return Err(ApiError::TooLarge(format!(
                 "produce request has {} records, over the limit of {}",
@@ -129,6 +130,11 @@ impl DistLogService {
                 self.config.max_record_bytes
             )));
         }
+        Ok(())
+    }
+
+    async fn produce_inner(&self, req: proto::ProduceRequest) -> ApiResult<proto::ProduceResponse> {
+        self.check_produce(&req)?;
         let sequence = req.sequence;
         let topic = req.topic;
         let records: Vec<_> = req
@@ -145,6 +151,90 @@ impl DistLogService {
         metrics::counter!("distlog_produce_bytes_total", "topic" => label)
             .increment(result.bytes as u64);
         Ok(convert::produce_response(result, sequence))
+    }
+
+    /// Answers `group`, requests of one stream for the same topic and explicit partition that
+    /// each passed [`check_produce`](Self::check_produce) and together fit one batch
+    /// (see [`merge_cost`]): their records are appended as ONE batch by one broker call, so
+    /// requests pipelined on a stream share one append and one fsync. Each request still
+    /// gets its own answer, with the offsets of its own records, in order. A failure of the
+    /// merged append (unknown topic, storage, shutdown) answers every request with it.
+    /// Cost: the records move (no copy); one blocking-pool handoff for the whole group.
+    async fn produce_merged(
+        &self,
+        group: Vec<proto::ProduceRequest>,
+    ) -> Vec<proto::ProduceResponse> {
+        let Some(first) = group.first() else {
+            return Vec::new();
+        };
+        let topic = first.topic.clone();
+        let partition = first.partition;
+        let mut answers: Vec<(u64, usize)> = Vec::with_capacity(group.len());
+        let mut records = Vec::with_capacity(group.iter().map(|r| r.records.len()).sum());
+        for req in group {
+            answers.push((req.sequence, req.records.len()));
+            records.extend(req.records.into_iter().map(convert::produce_record));
+        }
+        let count = records.len();
+        let broker = self.broker.clone();
+        let t = topic.clone();
+        match blocking(move || broker.produce(&t, partition, records)).await {
+            Ok(result) => {
+                metrics::counter!("distlog_produce_records_total", "topic" => topic.clone())
+                    .increment(count as u64);
+                metrics::counter!("distlog_produce_bytes_total", "topic" => topic)
+                    .increment(result.bytes as u64);
+                let p = partition.unwrap_or_default();
+                let mut offsets = result.offsets.into_iter();
+                answers
+                    .into_iter()
+                    .map(|(sequence, n)| {
+                        let offsets: Vec<i64> = offsets
+                            .by_ref()
+                            .take(n)
+                            .map(|o| i64::try_from(o).unwrap_or(i64::MAX))
+                            .collect();
+                        proto::ProduceResponse {
+                            partitions: vec![proto::PartitionAppend {
+                                partition: p,
+                                base_offset: offsets.first().copied().unwrap_or_default(),
+                                record_count: u32::try_from(n).unwrap_or(u32::MAX),
+                            }],
+                            offsets,
+                            record_partitions: vec![p; n],
+                            sequence,
+                            error: None,
+                        }
+                    })
+                    .collect()
+            }
+            Err(e) => {
+                let error = proto::Error {
+                    code: e.code() as i32,
+                    message: Status::from(e).message().to_owned(),
+                };
+                answers
+                    .into_iter()
+                    .map(|(sequence, _)| proto::ProduceResponse {
+                        sequence,
+                        error: Some(error.clone()),
+                        ..proto::ProduceResponse::default()
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The largest batch a merge into `topic` may build: its `max.message.bytes`; `None`
+    /// (no merging) when the topic cannot be read, so the request reports that itself.
+    fn merge_limit(&self, req: &proto::ProduceRequest) -> Option<usize> {
+        if req.partition.is_none() || req.records.is_empty() {
+            return None;
+        }
+        self.broker
+            .topic_config(&req.topic)
+            .ok()
+            .map(|c| c.max_message_bytes())
     }
 
     /// One read; converts and counts.
@@ -290,6 +380,41 @@ impl DistLogService {
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
+/// An upper bound of the encoded size `req`'s records add to a batch: their bytes plus the
+/// largest per-record and per-header framing (varints at their widest), plus one batch
+/// header. A merge stays within `max.message.bytes` by this bound, so merging never turns
+/// requests that fit alone into a batch the broker refuses.
+fn merge_cost(req: &proto::ProduceRequest) -> usize {
+    const BATCH_HEADER: usize = 64;
+    const PER_RECORD: usize = 48;
+    const PER_HEADER: usize = 16;
+    BATCH_HEADER
+        + req
+            .records
+            .iter()
+            .map(|r| PER_RECORD + convert::record_size(r) + PER_HEADER * r.headers.len())
+            .sum::<usize>()
+}
+
+/// Produces one stream request on its own; a failure becomes the answer's `error`.
+async fn produce_answer(
+    service: &DistLogService,
+    req: proto::ProduceRequest,
+) -> proto::ProduceResponse {
+    let sequence = req.sequence;
+    match service.produce_inner(req).await {
+        Ok(r) => r,
+        Err(e) => proto::ProduceResponse {
+            sequence,
+            error: Some(proto::Error {
+                code: e.code() as i32,
+                message: Status::from(e).message().to_owned(),
+            }),
+            ..proto::ProduceResponse::default()
+        },
+    }
+}
+
 #[tonic::async_trait]
 impl Topics for DistLogService {
     async fn create_topic(
@@ -391,47 +516,104 @@ impl Records for DistLogService {
         request: Request<Streaming<proto::ProduceRequest>>,
     ) -> Result<Response<Self::ProduceStreamStream>, Status> {
         let mut inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(self.config.stream_buffer.max(1));
+        let buffer = self.config.stream_buffer.max(1);
+        let (tx, rx) = mpsc::channel(buffer);
+        // The reader decodes requests as they arrive, so decoding the next request overlaps
+        // the append of the previous ones.
+        let (req_tx, mut req_rx) = mpsc::channel(buffer);
+        tokio::spawn(async move {
+            loop {
+                let next = match inbound.message().await {
+                    Ok(Some(req)) => Ok(req),
+                    Ok(None) => return,
+                    Err(status) => Err(match ApiError::from_transport_status(&status) {
+                        Some(e) => Status::from(e),
+                        None => status,
+                    }),
+                };
+                let failed = next.is_err();
+                if req_tx.send(next).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
         let this = self.clone();
         tokio::spawn(async move {
-            // Requests of one stream are appended in order, one at a time; the transport keeps
-            // reading (and the client keeps sending) meanwhile.
+            // Requests of one stream are appended in order and answered in order. Requests
+            // already waiting for the same topic and explicit partition are merged into one
+            // append while they fit one batch (`produce_merged`).
+            let mut pending: Option<Result<proto::ProduceRequest, Status>> = None;
             loop {
-                let req = match inbound.message().await {
-                    Ok(Some(req)) => req,
-                    Ok(None) => return,
+                let next = match pending.take() {
+                    Some(next) => next,
+                    None => match req_rx.recv().await {
+                        Some(next) => next,
+                        None => return,
+                    },
+                };
+                let req = match next {
+                    Ok(req) => req,
                     Err(status) => {
-                        let status = match ApiError::from_transport_status(&status) {
-                            Some(e) => Status::from(e),
-                            None => status,
-                        };
                         let _ = tx.send(Err(status)).await;
                         return;
                     }
                 };
-                let sequence = req.sequence;
                 let start = Instant::now();
-                let response = match this.produce_inner(req).await {
-                    Ok(r) => r,
-                    Err(e) => proto::ProduceResponse {
-                        sequence,
-                        error: Some(proto::Error {
-                            code: e.code() as i32,
-                            message: Status::from(e).message().to_owned(),
-                        }),
-                        ..proto::ProduceResponse::default()
-                    },
+                let limit = match this.check_produce(&req) {
+                    Ok(()) => this.merge_limit(&req),
+                    Err(_) => None,
                 };
-                let code = response
-                    .error
-                    .as_ref()
-                    .map_or("OK", |e| code_name(tonic::Code::from_i32(e.code)));
-                metrics::counter!("distlog_requests_total", "method" => "ProduceStream", "code" => code)
-                    .increment(1);
-                metrics::histogram!("distlog_request_duration_seconds", "method" => "ProduceStream")
-                    .record(start.elapsed().as_secs_f64());
-                if tx.send(Ok(response)).await.is_err() {
-                    return;
+                let responses = if let Some(limit) = limit {
+                    let mut cost = merge_cost(&req);
+                    let mut group = vec![req];
+                    while let Ok(next) = req_rx.try_recv() {
+                        let fits = match &next {
+                            Ok(r) => {
+                                r.topic == group[0].topic
+                                    && r.partition == group[0].partition
+                                    && !r.records.is_empty()
+                                    && cost + merge_cost(r) <= limit
+                                    && this.check_produce(r).is_ok()
+                            }
+                            Err(_) => false,
+                        };
+                        match next {
+                            Ok(r) if fits => {
+                                cost += merge_cost(&r);
+                                group.push(r);
+                            }
+                            other => {
+                                pending = Some(other);
+                                break;
+                            }
+                        }
+                    }
+                    if cost <= limit {
+                        this.produce_merged(group).await
+                    } else {
+                        // A lone request over the limit: the broker reports it precisely.
+                        let mut single = Vec::with_capacity(1);
+                        for req in group {
+                            single.push(produce_answer(&this, req).await);
+                        }
+                        single
+                    }
+                } else {
+                    vec![produce_answer(&this, req).await]
+                };
+                let elapsed = start.elapsed().as_secs_f64();
+                for response in responses {
+                    let code = response
+                        .error
+                        .as_ref()
+                        .map_or("OK", |e| code_name(tonic::Code::from_i32(e.code)));
+                    metrics::counter!("distlog_requests_total", "method" => "ProduceStream", "code" => code)
+                        .increment(1);
+                    metrics::histogram!("distlog_request_duration_seconds", "method" => "ProduceStream")
+                        .record(elapsed);
+                    if tx.send(Ok(response)).await.is_err() {
+                        return;
+                    }
                 }
             }
         });
