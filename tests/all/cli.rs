@@ -407,3 +407,70 @@ fn malformed_config_fails_with_a_clear_message() -> Result<()> {
     );
     Ok(())
 }
+
+/// A file of the repository, from the tests package directory.
+fn repo_file(relative: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn plugin_test_passes_a_bundled_codec_with_json_output() -> Result<()> {
+    let codec = repo_file("plugins/dist/codec-lz4.wasm");
+    let sample = repo_file("plugins/samples/log.txt");
+    let out = run_cli(
+        &[
+            "plugin", "test", &codec, "--kind", "codec", "--input", &sample, "-o", "json",
+        ],
+        b"",
+    )?;
+    ensure!(
+        out.status.success(),
+        "plugin test failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    ensure!(report["passed"] == true, "report: {report}");
+    ensure!(report["kind"] == "codec", "report: {report}");
+    ensure!(report["sample"]["round_trips"] == true, "report: {report}");
+    let checks = report["checks"].as_array().context("checks")?;
+    ensure!(checks.len() == 3, "load, conformance, sample: {report}");
+    Ok(())
+}
+
+#[test]
+fn plugin_test_fails_a_misbehaving_codec_and_names_the_check() -> Result<()> {
+    let codec = repo_file("plugins/dist/fixtures/codec-garbage.wasm");
+    let out = run_cli(&["plugin", "test", &codec], b"")?;
+    ensure!(!out.status.success(), "a garbage codec passed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(stdout.contains("FAIL"), "stdout: {stdout}");
+    ensure!(
+        stderr.contains("failed: load") || stderr.contains("failed: codec conformance"),
+        "stderr names the failing check: {stderr}"
+    );
+    Ok(())
+}
+
+#[test]
+fn plugin_test_prints_a_retention_policys_deletions() -> Result<()> {
+    let policy = repo_file("plugins/dist/retention-time.wasm");
+    let sample = repo_file("plugins/samples/retention.json");
+    let out = run_cli(&["plugin", "test", &policy, "--input", &sample], b"")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(stdout.contains("delete segment 0:"), "stdout: {stdout}");
+    ensure!(!stdout.contains("delete segment 100"), "stdout: {stdout}");
+    ensure!(stdout.contains("PASSED"), "stdout: {stdout}");
+    Ok(())
+}

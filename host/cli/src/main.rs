@@ -179,6 +179,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Consume { client, args } => client_runtime(client, |conn| async move {
             client::consume::run(&conn, args).await
         }),
+        Command::Plugin {
+            client,
+            cmd: PluginCmd::Test(args),
+        } => client::plugin_test::run(client.output, args),
         Command::Plugin { client, cmd } => client_runtime(client, |conn| async move {
             client::plugin::run(&conn, cmd).await
         }),

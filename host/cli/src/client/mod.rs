@@ -7,6 +7,7 @@ pub mod consume;
 pub mod format;
 pub mod group;
 pub mod plugin;
+pub mod plugin_test;
 pub mod produce;
 pub mod topic;
 

@@ -1,4 +1,4 @@
-//! `distlog plugin list|load|reload|unload|describe`.
+//! `distlog plugin list|load|reload|unload|describe|test`.
 
 use std::path::{Path, PathBuf};
 
@@ -42,11 +42,15 @@ pub enum PluginCmd {
     Unload { name: String },
     /// Show one plugin's versions and statistics.
     Describe { name: String },
+    /// Check a component locally, without a broker: load it as the broker would,
+    /// run its world's conformance suite, and run it on sample data (`--input`).
+    Test(super::plugin_test::TestArgs),
 }
 
 pub async fn run(conn: &Conn, cmd: PluginCmd) -> Result<()> {
     let mut client = conn.plugins();
     match cmd {
+        PluginCmd::Test(args) => super::plugin_test::run(conn.output, args),
         PluginCmd::List => {
             let plugins = client
                 .list_plugins(conn.request(ListPluginsRequest {})?)
