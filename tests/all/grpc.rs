@@ -1044,6 +1044,7 @@ async fn plugins_list_load_reload_unload_and_persist() -> Result<()> {
         name: name.into(),
         kind: kind as i32,
         component,
+        params: Default::default(),
     };
     let (code, _) = status_code(
         plugins

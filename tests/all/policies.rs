@@ -376,6 +376,7 @@ async fn replaced_user_codec_versions_still_decode_after_restart() -> Result<()>
             name: "mine".into(),
             kind: proto::PluginKind::Codec as i32,
             component: bundled("codec-rle.wasm")?,
+            params: Default::default(),
         })
         .await?;
     c.create("runs", &[("compression", "mine")]).await?;
@@ -455,6 +456,7 @@ async fn unknown_codec_version_is_a_precise_error() -> Result<()> {
             name: "rle".into(),
             kind: proto::PluginKind::Codec as i32,
             component: bundled("codec-rle.wasm")?,
+            params: Default::default(),
         })
         .await?;
     c.create("runs", &[("compression", "rle")]).await?;
@@ -496,6 +498,7 @@ async fn python_retention_policy_and_its_hot_reload() -> Result<()> {
             name: "keep-newest".into(),
             kind: proto::PluginKind::Retention as i32,
             component: bundled("retention-segments.wasm")?,
+            params: Default::default(),
         })
         .await?;
     c.create(
@@ -656,6 +659,90 @@ async fn compaction_keeps_latest_per_json_key_then_drops_tombstones() -> Result<
     let server = Server::start(dir.path()).await?;
     let mut c = server.clients().await?;
     ensure!(c.fetch_all("users", 0).await? == pick(&sent, &[5, 6, 7, 8]));
+    server.stop().await
+}
+
+/// A key extractor's parameters are given when it is loaded: one component serves several
+/// topics under several names with different parameters, and the parameters survive a
+/// restart. Per-topic `compaction.key.params.*` keys are refused with a pointer to that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_extractor_loaded_with_params_compacts_on_that_field() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(dir.path()).await?;
+    let mut c = server.clients().await?;
+    let load = |name: &str, params: &[(&str, &str)]| proto::LoadPluginRequest {
+        name: name.into(),
+        kind: proto::PluginKind::Compaction as i32,
+        component: bundled("key-json-field.wasm").expect("bundled key-json-field"),
+        params: config(params),
+    };
+    // Without its `field` the extractor's `init` fails: the load is refused.
+    let refused = c.plugins.load_plugin(load("by-nothing", &[])).await;
+    ensure!(
+        matches!(&refused, Err(s) if s.code() == Code::InvalidArgument),
+        "{refused:?}"
+    );
+    c.plugins
+        .load_plugin(load("by-account", &[("field", "account.id")]))
+        .await?;
+    let per_topic = c
+        .create(
+            "orders",
+            &[
+                ("cleanup.policy", "compact"),
+                ("compaction.key.params.field", "account.id"),
+            ],
+        )
+        .await;
+    let status = per_topic
+        .err()
+        .and_then(|e| e.downcast::<tonic::Status>().ok())
+        .context("per-topic key extractor params must be refused")?;
+    ensure!(
+        status.code() == Code::InvalidArgument && status.message().contains("--param"),
+        "{status:?}"
+    );
+    c.create(
+        "orders",
+        &[
+            ("cleanup.policy", "compact"),
+            ("compaction.key", "by-account"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+        ],
+    )
+    .await?;
+    let order = |account: &str, n: u32| format!(r#"{{"account":{{"id":"{account}"}},"n":{n}}}"#);
+    // Record keys are all distinct: only the nested JSON field makes duplicates.
+    let sent = vec![
+        rec(Some("o1"), Some(&order("acme", 1)), 1),
+        rec(Some("o2"), Some(&order("zeta", 1)), 2),
+        rec(Some("o3"), Some(&order("acme", 2)), 3),
+    ];
+    c.produce("orders", sent.clone()).await?;
+    server
+        .with_broker(|b| b.roll_partition("orders", 0))
+        .await??;
+    let summary = server.with_broker(|b| b.run_compaction_once()).await?;
+    ensure!(summary.partitions_cleaned == 1, "{summary:?}");
+    ensure!(c.fetch_all("orders", 0).await? == pick(&sent, &[1, 2]));
+
+    // The parameters come back with the plugin after a restart.
+    server.stop().await?;
+    let server = Server::start(dir.path()).await?;
+    let mut c = server.clients().await?;
+    let more = vec![
+        rec(Some("o4"), Some(&order("zeta", 2)), 4),
+        rec(Some("o5"), Some(&order("acme", 3)), 5),
+    ];
+    let mut all = sent.clone();
+    all.extend(more.clone());
+    c.produce("orders", more).await?;
+    server
+        .with_broker(|b| b.roll_partition("orders", 0))
+        .await??;
+    let summary = server.with_broker(|b| b.run_compaction_once()).await?;
+    ensure!(summary.partitions_cleaned == 1, "{summary:?}");
+    ensure!(c.fetch_all("orders", 0).await? == pick(&all, &[3, 4]));
     server.stop().await
 }
 

@@ -798,7 +798,8 @@ impl Broker {
         self.plugins()?.describe(name)
     }
 
-    /// Loads a new plugin from a component's bytes (`kind`: required world, or detected) and
+    /// Loads a new plugin from a component's bytes (`kind`: required world, or detected;
+    /// `params`: handed to its `init`, kept across reloads and restarts) and
     /// persists it so it is loaded again at the next open. `PluginExists` if the name is
     /// taken; `InvalidPlugin` if the component is rejected.
     /// Cost: a compile and a self-test (milliseconds to seconds); blocking.
@@ -806,9 +807,10 @@ impl Broker {
         &self,
         name: &str,
         kind: Option<PluginKind>,
+        params: Vec<(String, String)>,
         bytes: Vec<u8>,
     ) -> Result<PluginDescription, BrokerError> {
-        self.plugins()?.load(name, kind, bytes)
+        self.plugins()?.load(name, kind, params, bytes)
     }
 
     /// Replaces a plugin's version atomically; calls in flight finish on the old one.

@@ -2,7 +2,7 @@
 //!
 //! A topic's configuration is a string map with Kafka-like keys, validated entry by entry
 //! ([`TopicConfig::validate_entry`]); the effective configuration is the broker's defaults
-//! overlaid with the topic's own entries. Keys under the `*.params.` prefixes are free-form
+//! overlaid with the topic's own entries. Keys under `retention.policy.params.` are free-form
 //! parameters handed to the topic's plugins.
 
 use crate::BrokerError;
@@ -151,12 +151,14 @@ pub const TOPIC_CONFIG_KEYS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Prefixes of free-form plugin parameters (`compression.params.level=9`).
-pub const PARAM_PREFIXES: &[&str] = &[
-    "compression.params.",
-    "retention.policy.params.",
-    "compaction.key.params.",
-];
+/// Prefixes of free-form plugin parameters passed per topic
+/// (`retention.policy.params.max.segments=5`: the retention policy sees the topic's
+/// configuration on every call).
+pub const PARAM_PREFIXES: &[&str] = &["retention.policy.params."];
+
+/// Prefixes that look like per-topic parameters but are not: codecs and key extractors
+/// take their parameters once, when they are loaded (`LoadPlugin.params`).
+const LOAD_TIME_PARAM_PREFIXES: &[&str] = &["compression.params.", "compaction.key.params."];
 
 /// A topic's effective configuration: every known key, defaults filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,6 +194,13 @@ impl TopicConfig {
                 reason: reason.to_owned(),
             })
         };
+        if LOAD_TIME_PARAM_PREFIXES.iter().any(|p| key.starts_with(p)) {
+            return bad(
+                "codec and key extractor parameters are set when the plugin is loaded: \
+                 load it under its own name with `distlog plugin load --param KEY=VALUE` \
+                 and name that plugin in `compression` or `compaction.key`",
+            );
+        }
         if PARAM_PREFIXES
             .iter()
             .any(|p| key.len() > p.len() && key.starts_with(p))
@@ -346,12 +355,14 @@ mod tests {
             ("cleanup.policy", "forever"),
             ("flush.policy", "sometimes"),
             ("compression.params.", "x"),
+            ("compression.params.level", "9"),
+            ("compaction.key.params.field", "id"),
         ] {
             assert!(
                 TopicConfig::resolve(&BTreeMap::new(), &map(&[(k, v)])).is_err(),
                 "{k}={v}"
             );
         }
-        assert!(TopicConfig::validate_entry("compression.params.level", "9").is_ok());
+        assert!(TopicConfig::validate_entry("retention.policy.params.max.segments", "9").is_ok());
     }
 }

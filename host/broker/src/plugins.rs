@@ -1,8 +1,8 @@
 //! Plugin administration: the broker's view of its [`PluginHost`].
 //!
 //! The built-in plugins are loaded at open (unless disabled). Plugins loaded through the
-//! API are persisted under `<data_dir>/plugins/` (`<name>.wasm` and `<name>.kind`, each
-//! written atomically) and loaded again at the next open, so topics that name them keep
+//! API are persisted under `<data_dir>/plugins/` (`<name>.wasm`, `<name>.kind` and, when
+//! it was loaded with parameters, `<name>.params` (a JSON object), each written atomically) and loaded again at the next open, so topics that name them keep
 //! working across restarts.
 
 use crate::BrokerError;
@@ -197,9 +197,16 @@ impl Plugins {
                 .ok()
                 .and_then(|k| parse_kind(&k));
             let bytes = std::fs::read(&path).map_err(|e| BrokerError::io("read", &path, e))?;
+            let params = match plugins.read_params(name) {
+                Ok(params) => params,
+                Err(e) => {
+                    tracing::error!(plugin = name, error = %e, "persisted plugin parameters unreadable");
+                    continue;
+                }
+            };
             // A persisted replacement of a built-in is a reload of the built-in's name.
             let reload = plugins.host.info(name).is_some();
-            if let Err(e) = plugins.load_into_host(name, kind, bytes, reload) {
+            if let Err(e) = plugins.load_into_host(name, kind, params, bytes, reload) {
                 tracing::error!(plugin = name, error = %e, "persisted plugin failed to load");
             }
         }
@@ -226,6 +233,7 @@ impl Plugins {
         &self,
         name: &str,
         kind: Option<PluginKind>,
+        params: Vec<(String, String)>,
         bytes: Vec<u8>,
         reload: bool,
     ) -> Result<PluginDigest, BrokerError> {
@@ -234,6 +242,7 @@ impl Plugins {
             self.host.reload(name, bytes)
         } else {
             let mut spec = PluginSpec::new(name);
+            spec.params = params;
             if let Some(k) = kind {
                 spec = spec.kind(k);
             }
@@ -248,11 +257,13 @@ impl Plugins {
         Ok(report.digest)
     }
 
-    /// Loads a new plugin; `PluginExists` if the name is taken.
+    /// Loads a new plugin with the parameters its `init` receives; `PluginExists` if the
+    /// name is taken.
     pub(crate) fn load(
         &self,
         name: &str,
         kind: Option<PluginKind>,
+        params: Vec<(String, String)>,
         bytes: Vec<u8>,
     ) -> Result<PluginDescription, BrokerError> {
         crate::names::validate_topic_name(name).map_err(|_| {
@@ -265,12 +276,13 @@ impl Plugins {
             return Err(BrokerError::PluginExists(name.to_owned()));
         }
         let wasm = bytes.clone();
-        self.load_into_host(name, kind, bytes, false)?;
+        self.load_into_host(name, kind, params.clone(), bytes, false)?;
         let actual = self
             .host
             .info(name)
             .map(|i| i.kind)
             .ok_or_else(|| BrokerError::PluginNotFound(name.to_owned()))?;
+        self.write_params(name, &params)?;
         self.persist(name, actual, &wasm)?;
         self.describe(name)
     }
@@ -289,7 +301,7 @@ impl Plugins {
             .map(|i| i.kind)
             .ok_or_else(|| BrokerError::PluginNotFound(name.to_owned()))?;
         let wasm = bytes.clone();
-        self.load_into_host(name, Some(kind), bytes, true)?;
+        self.load_into_host(name, Some(kind), Vec::new(), bytes, true)?;
         self.persist(name, kind, &wasm)?;
         self.describe(name)
     }
@@ -298,7 +310,11 @@ impl Plugins {
     pub(crate) fn unload(&self, name: &str) -> Result<(), BrokerError> {
         let _admin = self.admin.lock();
         self.host.unload(name).map_err(registry_error)?;
-        for file in [format!("{name}.wasm"), format!("{name}.kind")] {
+        for file in [
+            format!("{name}.wasm"),
+            format!("{name}.kind"),
+            format!("{name}.params"),
+        ] {
             let path = self.dir.join(file);
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
@@ -307,6 +323,40 @@ impl Plugins {
             }
         }
         sync_dir(&self.dir).map_err(|e| BrokerError::io("sync", &self.dir, e))
+    }
+
+    /// Records the load-time parameters of `name` (none: no file). Written before the
+    /// component itself, so a persisted component never comes back without them.
+    fn write_params(&self, name: &str, params: &[(String, String)]) -> Result<(), BrokerError> {
+        let file = format!("{name}.params");
+        let result = if params.is_empty() {
+            match std::fs::remove_file(self.dir.join(&file)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        } else {
+            let map: BTreeMap<&str, &str> = params
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let json = serde_json::to_vec(&map).map_err(std::io::Error::other);
+            json.and_then(|json| write_atomic(&self.dir, &file, &json))
+        };
+        result.map_err(|e| BrokerError::io("write", self.dir.join(&file), e))
+    }
+
+    /// The load-time parameters persisted for `name` (empty when it has none).
+    fn read_params(&self, name: &str) -> Result<Vec<(String, String)>, BrokerError> {
+        let path = self.dir.join(format!("{name}.params"));
+        match std::fs::read(&path) {
+            Ok(json) => {
+                let map: BTreeMap<String, String> = serde_json::from_slice(&json)
+                    .map_err(|e| BrokerError::io("parse", &path, std::io::Error::other(e)))?;
+                Ok(map.into_iter().collect())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(BrokerError::io("read", &path, e)),
+        }
     }
 
     fn persist(&self, name: &str, kind: PluginKind, bytes: &[u8]) -> Result<(), BrokerError> {
@@ -371,7 +421,8 @@ impl Plugins {
         }
         let _admin = self.admin.lock();
         let Some(current) = self.host.info(name) else {
-            self.load_into_host(name, Some(PluginKind::Codec), old, false)?;
+            let params = self.read_params(name)?;
+            self.load_into_host(name, Some(PluginKind::Codec), params, old, false)?;
             return Ok(true);
         };
         if current.kind != PluginKind::Codec {
@@ -382,8 +433,8 @@ impl Plugins {
             .join(format!("{}.wasm", current.digest.to_hex()));
         let current_bytes =
             std::fs::read(&current_path).map_err(|e| BrokerError::io("read", &current_path, e))?;
-        self.load_into_host(name, None, old, true)?;
-        self.load_into_host(name, None, current_bytes, true)?;
+        self.load_into_host(name, None, Vec::new(), old, true)?;
+        self.load_into_host(name, None, Vec::new(), current_bytes, true)?;
         Ok(true)
     }
 

@@ -789,7 +789,9 @@ impl Plugins for DistLogService {
                 ));
             }
             let broker = self.broker.clone();
-            let p = blocking(move || broker.load_plugin(&req.name, kind, req.component)).await?;
+            let params = req.params.into_iter().collect();
+            let p = blocking(move || broker.load_plugin(&req.name, kind, params, req.component))
+                .await?;
             Ok(plugin_response(p))
         })
         .await

@@ -35,6 +35,11 @@ pub enum PluginCmd {
         /// The world it implements.
         #[arg(long, value_enum)]
         kind: Kind,
+        /// A parameter for the plugin's `init`, `KEY=VALUE` (repeatable), e.g.
+        /// `--param field=user.id` for the JSON-field key extractor. Kept across reloads
+        /// and restarts; load the component again under another name for other values.
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
     },
     /// Replace a plugin's component with a new version, atomically (admin call).
     Reload { name: String, file: PathBuf },
@@ -79,8 +84,14 @@ pub async fn run(conn: &Conn, cmd: PluginCmd) -> Result<()> {
                 table.render()
             })
         }
-        PluginCmd::Load { file, name, kind } => {
+        PluginCmd::Load {
+            file,
+            name,
+            kind,
+            params,
+        } => {
             let request = LoadPluginRequest {
+                params: super::parse_pairs(&params)?,
                 name,
                 kind: match kind {
                     Kind::Codec => PluginKind::Codec,
