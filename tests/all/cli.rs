@@ -474,3 +474,74 @@ fn plugin_test_prints_a_retention_policys_deletions() -> Result<()> {
     ensure!(stdout.contains("PASSED"), "stdout: {stdout}");
     Ok(())
 }
+
+#[test]
+fn plugin_and_group_commands_against_a_broker() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = Broker::start(&dir.path().join("data"))?;
+
+    // Built-ins are listed.
+    let list: serde_json::Value =
+        serde_json::from_slice(&broker.ok(&["plugin", "list", "-o", "json"], b"")?)?;
+    let builtins: Vec<&str> = list
+        .as_array()
+        .context("list is an array")?
+        .iter()
+        .filter(|p| p["builtin"] == true)
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for name in [
+        "codec-lz4",
+        "codec-zstd",
+        "retention-time",
+        "key-json-field",
+    ] {
+        ensure!(builtins.contains(&name), "built-ins: {builtins:?}");
+    }
+
+    // Load, describe and unload a component from plugins/dist/.
+    let rle = repo_file("plugins/dist/codec-rle.wasm");
+    broker.ok(
+        &[
+            "plugin", "load", &rle, "--name", "my-rle", "--kind", "codec",
+        ],
+        b"",
+    )?;
+    let described: serde_json::Value =
+        serde_json::from_slice(&broker.ok(&["plugin", "describe", "my-rle", "-o", "json"], b"")?)?;
+    ensure!(described["name"] == "my-rle", "describe: {described}");
+    ensure!(described["kind"] == "codec", "describe: {described}");
+    ensure!(described["builtin"] == false, "describe: {described}");
+    broker.ok(&["plugin", "unload", "my-rle"], b"")?;
+    let gone = broker.cli(&["plugin", "describe", "my-rle"], b"")?;
+    ensure!(
+        !gone.status.success(),
+        "an unloaded plugin is still described"
+    );
+
+    // Group offsets round-trip.
+    broker.ok(&["topic", "create", "orders", "--partitions", "2"], b"")?;
+    broker.ok(
+        &[
+            "group",
+            "commit",
+            "billing",
+            "orders",
+            "1",
+            "42",
+            "--metadata",
+            "m",
+        ],
+        b"",
+    )?;
+    let offsets =
+        String::from_utf8(broker.ok(&["group", "offsets", "billing", "-o", "json"], b"")?)?;
+    let parsed: serde_json::Value = serde_json::from_str(&offsets)?;
+    ensure!(
+        offsets.contains("42") && offsets.contains("orders"),
+        "offsets: {parsed}"
+    );
+    let groups = String::from_utf8(broker.ok(&["group", "list"], b"")?)?;
+    ensure!(groups.contains("billing"), "groups: {groups}");
+    Ok(())
+}
