@@ -3,8 +3,9 @@
 //!
 //! The ceiling implements the same generated `Records` service with no broker behind
 //! it: `Produce` answers with made-up offsets, `Fetch` returns pre-built records of the
-//! requested size. Both servers run in this process on 127.0.0.1 (port 0) and are driven
-//! by the same client code, so `broker / ceiling` is the cost of the broker itself
+//! requested size. Both servers run in this process on 127.0.0.1 (port 0) with the same
+//! transport settings (`distlog_server::transport`: HTTP/2 windows, `TCP_NODELAY`) and are
+//! driven by the same client code, so `broker / ceiling` is the cost of the broker itself
 //! (validation, batch encoding, storage append and fsync, reads and decoding).
 //!
 //! Run: `cargo bench -p distlog-benches --bench grpc`. Environment:
@@ -41,7 +42,6 @@ use distlog_server::{Broker, BrokerConfig, ServerConfig};
 use tokio::net::TcpListener;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -241,10 +241,12 @@ async fn start_ceiling() -> Result<SocketAddr> {
     let service = RecordsServer::new(Ceiling)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
+    // The broker's own transport settings (HTTP/2 windows, TCP_NODELAY): only what is
+    // behind the service differs.
     tokio::spawn(
-        tonic::transport::Server::builder()
+        distlog_server::transport()
             .add_service(service)
-            .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true))),
+            .serve_with_incoming(distlog_server::incoming(listener)),
     );
     Ok(addr)
 }

@@ -166,12 +166,8 @@ pub async fn serve_with_listener(
     };
 
     tracing::info!(addr = %local, "serving distlog.v1");
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    // Windows sized for batched produce: a 1 MiB request is not throttled by 64 KiB
-    // flow-control round trips.
-    let served = tonic::transport::Server::builder()
-        .initial_stream_window_size(2 << 20)
-        .initial_connection_window_size(8 << 20)
+    let incoming = incoming(listener);
+    let served = transport()
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -202,6 +198,26 @@ pub async fn serve_with_listener(
             "close task failed: {e}"
         )))),
     }
+}
+
+/// HTTP/2 receive window of each stream, in bytes (h2's default is 64 KiB).
+pub const STREAM_WINDOW_BYTES: u32 = 2 << 20;
+/// HTTP/2 receive window of each connection, in bytes.
+pub const CONNECTION_WINDOW_BYTES: u32 = 8 << 20;
+
+/// The transport settings the server runs with: HTTP/2 windows sized for batched produce (a
+/// 1 MiB request is not throttled by 64 KiB flow-control round trips), default frame size.
+/// Public so a baseline service (benches/grpc.rs) can run on exactly the same transport.
+pub fn transport() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+}
+
+/// Accepts connections on `listener` with `TCP_NODELAY` set, as the server does: answers
+/// leave as soon as they are written, without waiting for the client's ACK.
+pub fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 /// Publishes per-partition gauges every `every`. Cost per tick: in-memory descriptors only.
