@@ -543,5 +543,22 @@ fn plugin_and_group_commands_against_a_broker() -> Result<()> {
     );
     let groups = String::from_utf8(broker.ok(&["group", "list"], b"")?)?;
     ensure!(groups.contains("billing"), "groups: {groups}");
+
+    // A raw consume shows the stored batches and the codec that wrote them.
+    broker.ok(
+        &["topic", "create", "packed", "-c", "compression=codec-lz4"],
+        b"",
+    )?;
+    broker.ok(&["produce", "packed"], &sample_lines(50))?;
+    let raw: serde_json::Value =
+        serde_json::from_slice(&broker.ok(&["consume", "packed", "--raw", "-o", "json"], b"")?)?;
+    let batches = raw.as_array().context("raw output is an array")?;
+    ensure!(!batches.is_empty(), "no batches: {raw}");
+    ensure!(batches[0]["base_offset"] == 0, "raw: {raw}");
+    ensure!(batches[0]["codec"] == "codec-lz4", "raw: {raw}");
+    ensure!(
+        batches[0]["codec_digest"].as_str().map(str::len) == Some(64),
+        "raw: {raw}"
+    );
     Ok(())
 }

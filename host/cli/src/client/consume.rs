@@ -6,14 +6,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Args;
 use distlog_server::proto::{
-    DescribeTopicRequest, Empty, FetchRequest, FetchResponse, ListOffsetsRequest, OffsetSpec,
-    SubscribeRequest, offset_spec,
+    DescribeTopicRequest, Empty, FetchRequest, FetchResponse, Isolation, ListOffsetsRequest,
+    OffsetSpec, SubscribeRequest, offset_spec,
 };
 use tokio::io::AsyncWriteExt;
 use tokio_stream::{StreamExt, StreamMap};
 
 use super::format::{Record, RecordFormat, StartAt};
 use super::{Conn, status};
+use crate::output::{Table, emit};
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
@@ -42,6 +43,10 @@ pub struct ConsumeArgs {
     /// No rate line on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Print the stored batches (offsets, codec name and digest, stored size) instead of
+    /// records: a raw fetch, nothing is decompressed. Honours `--output`.
+    #[arg(long, conflicts_with = "follow")]
+    pub raw: bool,
 }
 
 pub async fn run(conn: &Conn, args: ConsumeArgs) -> Result<()> {
@@ -62,6 +67,9 @@ pub async fn run(conn: &Conn, args: ConsumeArgs) -> Result<()> {
         }
     };
     let starts = resolve_starts(conn, &args.topic, &partitions, args.from).await?;
+    if args.raw {
+        return raw_batches(conn, &args, &starts).await;
+    }
     let mut printer = Printer::new(&args);
     if args.follow {
         follow(conn, &args, &starts, &mut printer).await?;
@@ -139,6 +147,70 @@ async fn drain(
         }
         offset = next;
     }
+}
+
+/// Reads the stored batches of each partition from its start up to the log end seen when
+/// the read started (raw fetches: one round trip per `--fetch-bytes`), and prints one row
+/// per batch. Holds the batch descriptions, not their bytes.
+async fn raw_batches(conn: &Conn, args: &ConsumeArgs, starts: &[(u32, i64)]) -> Result<()> {
+    let mut client = conn.records();
+    let mut rows = Vec::new();
+    for &(partition, mut offset) in starts {
+        let mut end = None;
+        loop {
+            let response = client
+                .fetch(conn.request(FetchRequest {
+                    topic: args.topic.clone(),
+                    partition,
+                    offset,
+                    max_bytes: args.fetch_bytes,
+                    max_wait_ms: 0,
+                    isolation: Isolation::Raw as i32,
+                })?)
+                .await
+                .map_err(status("raw fetch"))?
+                .into_inner();
+            let end = *end.get_or_insert(response.log_end_offset);
+            for batch in &response.batches {
+                rows.push(serde_json::json!({
+                    "partition": partition,
+                    "base_offset": batch.base_offset,
+                    "last_offset": batch.last_offset,
+                    "stored_bytes": batch.data.len(),
+                    "codec": batch.codec_name,
+                    "codec_digest": batch.codec_digest,
+                }));
+            }
+            let next = response.next_offset;
+            let reached_max = args.max.is_some_and(|max| rows.len() as u64 >= max);
+            if reached_max || next >= end || next <= offset {
+                break;
+            }
+            offset = next;
+        }
+    }
+    if let Some(max) = args.max {
+        rows.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+    }
+    emit(conn.output, &rows, || {
+        let mut table = Table::new(["PARTITION", "BASE", "LAST", "STORED", "CODEC", "DIGEST"]);
+        for row in &rows {
+            let cell = |key: &str| match &row[key] {
+                serde_json::Value::String(s) if s.is_empty() => "-".to_owned(),
+                serde_json::Value::String(s) => s.chars().take(12).collect(),
+                other => other.to_string(),
+            };
+            table.row([
+                cell("partition"),
+                cell("base_offset"),
+                cell("last_offset"),
+                cell("stored_bytes"),
+                cell("codec"),
+                cell("codec_digest"),
+            ]);
+        }
+        table.render()
+    })
 }
 
 /// Tails every partition with Subscribe until `--max` records or Ctrl-C.
