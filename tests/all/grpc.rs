@@ -898,6 +898,80 @@ async fn produce_stream_answers_in_order_and_survives_bad_requests() -> Result<(
     server.stop().await
 }
 
+/// Requests queued on one ProduceStream for the same explicit partition are merged into one
+/// append by the server; each must still get its own answer, in order, with exactly the
+/// offsets its records landed at, and a bad request in the middle must stay alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_merged_into_one_append_keep_their_own_offsets() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Running::start(dir.path(), test_config()).await?;
+    let mut c = clients(&server).await?;
+    create(&mut c, "merged", 2).await?;
+    let value = |i: u64, j: u64| format!("request {i} record {j}").into_bytes();
+    let partition_of = |i: u64| u32::from(i % 3 == 0);
+    // All requests are sent at once, so the server finds many of them already queued.
+    let requests: Vec<proto::ProduceRequest> = (0..60u64)
+        .map(|i| {
+            let records = if i == 31 {
+                vec![] // invalid: must fail alone without disturbing its neighbours
+            } else {
+                (0..1 + i % 5)
+                    .map(|j| record(Some(b"k"), Some(&value(i, j))))
+                    .collect()
+            };
+            proto::ProduceRequest {
+                sequence: i,
+                ..produce_req("merged", Some(partition_of(i)), records)
+            }
+        })
+        .collect();
+    let mut responses = c
+        .records
+        .produce_stream(tokio_stream::iter(requests))
+        .await?
+        .into_inner();
+    let mut next = [0i64; 2];
+    let mut expected: [Vec<(i64, Vec<u8>)>; 2] = [vec![], vec![]];
+    for i in 0..60u64 {
+        let r = guarded("stream response", responses.message())
+            .await??
+            .context("stream ended")?;
+        ensure!(
+            r.sequence == i,
+            "answers out of order: {} for {i}",
+            r.sequence
+        );
+        if i == 31 {
+            let e = r.error.context("error for the empty request")?;
+            ensure!(e.code == Code::InvalidArgument as i32, "{e:?}");
+            continue;
+        }
+        ensure!(r.error.is_none(), "request {i}: {:?}", r.error);
+        let p = partition_of(i) as usize;
+        let count = 1 + i % 5;
+        let want: Vec<i64> = (0..count as i64).map(|k| next[p] + k).collect();
+        ensure!(
+            r.offsets == want,
+            "request {i}: {:?} != {want:?}",
+            r.offsets
+        );
+        for j in 0..count {
+            expected[p].push((next[p] + j as i64, value(i, j)));
+        }
+        next[p] += count as i64;
+    }
+    ensure!(guarded("stream end", responses.message()).await??.is_none());
+    for p in 0..2u32 {
+        let got: Vec<(i64, Vec<u8>)> = fetch_all(&mut c, "merged", p, 0)
+            .await?
+            .into_iter()
+            .map(|r| (r.offset, r.value.unwrap_or_default()))
+            .collect();
+        ensure!(got == expected[p as usize], "partition {p} differs");
+    }
+    server.stop().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_calls_require_the_token() -> Result<()> {
     let dir = tempfile::tempdir()?;
