@@ -908,7 +908,7 @@ async fn pipelined_requests_merged_into_one_append_keep_their_own_offsets() -> R
     let mut c = clients(&server).await?;
     create(&mut c, "merged", 2).await?;
     let value = |i: u64, j: u64| format!("request {i} record {j}").into_bytes();
-    let partition_of = |i: u64| u32::from(i % 3 == 0);
+    let partition_of = |i: u64| u32::from(i.is_multiple_of(3));
     // All requests are sent at once, so the server finds many of them already queued.
     let requests: Vec<proto::ProduceRequest> = (0..60u64)
         .map(|i| {
