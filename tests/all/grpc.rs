@@ -365,6 +365,34 @@ async fn keyed_records_land_on_kafkas_partition() -> Result<()> {
     server.stop().await
 }
 
+/// Opens a subscription from offset 0 of `topic`'s partition 0 (established: its first read
+/// done) and starts a fetch from offset 0 that long-polls for up to 10 minutes.
+async fn subscribe_and_poll(
+    c: &mut Clients,
+    topic: &str,
+) -> Result<(
+    tonic::Streaming<proto::FetchResponse>,
+    tokio::task::JoinHandle<Result<tonic::Response<proto::FetchResponse>, tonic::Status>>,
+)> {
+    let stream = c
+        .records
+        .subscribe(proto::SubscribeRequest {
+            topic: topic.into(),
+            partition: 0,
+            offset: 0,
+            max_bytes: 0,
+        })
+        .await?
+        .into_inner();
+    let mut poller = c.records.clone();
+    let request = proto::FetchRequest {
+        max_wait_ms: 600_000,
+        ..fetch_req(topic, 0, 0)
+    };
+    let poll = tokio::spawn(async move { poller.fetch(request).await });
+    Ok((stream, poll))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribe_and_long_poll_wake_on_append() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -372,28 +400,9 @@ async fn subscribe_and_long_poll_wake_on_append() -> Result<()> {
     let mut c = clients(&server).await?;
     create(&mut c, "tail", 1).await?;
 
-    // The subscription is established (its first read done) before anything is produced.
-    let mut stream = c
-        .records
-        .subscribe(proto::SubscribeRequest {
-            topic: "tail".into(),
-            partition: 0,
-            offset: 0,
-            max_bytes: 0,
-        })
-        .await?
-        .into_inner();
-
-    // A long poll that can only return because data arrived (its wait is 10 minutes).
-    let mut poller = c.records.clone();
-    let poll = tokio::spawn(async move {
-        poller
-            .fetch(proto::FetchRequest {
-                max_wait_ms: 600_000,
-                ..fetch_req("tail", 0, 0)
-            })
-            .await
-    });
+    // A subscription established (its first read done) before anything is produced, and a
+    // long poll that can only return because data arrived (its wait is 10 minutes).
+    let (mut stream, poll) = subscribe_and_poll(&mut c, "tail").await?;
 
     let mut produced = Vec::new();
     for i in 0..5u8 {
@@ -1260,25 +1269,7 @@ async fn shutdown_ends_open_subscriptions_and_long_polls() -> Result<()> {
     let server = Running::start(dir.path(), test_config()).await?;
     let mut c = clients(&server).await?;
     create(&mut c, "open", 1).await?;
-    let mut stream = c
-        .records
-        .subscribe(proto::SubscribeRequest {
-            topic: "open".into(),
-            partition: 0,
-            offset: 0,
-            max_bytes: 0,
-        })
-        .await?
-        .into_inner();
-    let mut poller = c.records.clone();
-    let poll = tokio::spawn(async move {
-        poller
-            .fetch(proto::FetchRequest {
-                max_wait_ms: 600_000,
-                ..fetch_req("open", 0, 0)
-            })
-            .await
-    });
+    let (mut stream, poll) = subscribe_and_poll(&mut c, "open").await?;
     // Shutdown completes (drained, broker closed) although both calls were waiting.
     server.stop().await?;
     let end = guarded("subscription end", stream.message()).await?;
