@@ -33,24 +33,6 @@ fn dist() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist")
 }
 
-fn log_text(len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 128);
-    let mut i = 0u64;
-    while out.len() < len {
-        out.extend_from_slice(
-            format!(
-                "{{\"ts\":{},\"level\":\"info\",\"user\":\"user-{}\",\"msg\":\"request served\"}}\n",
-                1_700_000_000_000u64 + i,
-                i % 97
-            )
-            .as_bytes(),
-        );
-        i += 1;
-    }
-    out.truncate(len);
-    out
-}
-
 /// Median of per-iteration times over `iters` runs of `f`.
 fn median<F: FnMut() -> Result<()>>(iters: usize, mut f: F) -> Result<Duration> {
     let mut times = Vec::with_capacity(iters);
@@ -130,7 +112,7 @@ fn main() -> Result<()> {
     );
 
     // 2. LZ4 throughput, wasm vs native.
-    let input = log_text(1 << 20);
+    let input = distlog_plugin_host::samples::compressible_bytes(1 << 20);
     let iters = if quick { 20 } else { 200 };
     let wasm_c = median(iters, || {
         std::hint::black_box(host.compress("lz4", &input)?);
@@ -226,7 +208,7 @@ fn main() -> Result<()> {
     let zstd_bytes = std::fs::read(dist().join("codec-zstd.wasm"))?;
     host.load(PluginSpec::new("hot"), lz4_bytes.clone())?;
     host.reload("hot", zstd_bytes.clone())?; // warm the artifact cache
-    let call_input = log_text(4096);
+    let call_input = distlog_plugin_host::samples::compressible_bytes(4096);
     let latencies = |during_reload: bool| -> Result<(Duration, Duration)> {
         let stop = Arc::new(AtomicBool::new(false));
         let caller = {

@@ -45,6 +45,12 @@ pub mod conformance;
 mod error;
 mod host;
 mod selftest;
+
+/// The sample payloads the self-test and the conformance suite feed codecs, for benchmarks
+/// and tools that want the same data.
+pub mod samples {
+    pub use crate::selftest::{compressible_bytes, random_bytes};
+}
 mod state;
 mod version;
 mod watch;

@@ -7,7 +7,7 @@ use crate::{Header, LogRecord, PartitionInfo, PluginError, PluginKind, SegmentIn
 
 /// Deterministic pseudo-random bytes (xorshift64*), incompressible in
 /// practice.
-pub(crate) fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
@@ -21,7 +21,7 @@ pub(crate) fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Log-like text: repetitive, highly compressible.
-pub(crate) fn compressible_bytes(len: usize) -> Vec<u8> {
+pub fn compressible_bytes(len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len + 128);
     let mut i = 0u64;
     while out.len() < len {
