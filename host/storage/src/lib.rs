@@ -19,7 +19,7 @@ pub mod recovery;
 pub mod segment;
 
 pub use log::{
-    AppendError, AppendInfo, Clock, CodecEntry, DeleteError, Fetched, FlushError, Log, LogConfig,
-    LogSnapshot, OpenError, ReadError, SyncPolicy, SystemClock,
+    AppendError, AppendInfo, Clock, CodecEntry, CrcCheck, DeleteError, Fetched, FlushError, Log,
+    LogConfig, LogSnapshot, OpenError, ReadError, SyncPolicy, SystemClock,
 };
 pub use segment::SegmentInfo;

@@ -22,6 +22,7 @@
 mod clean;
 pub(crate) mod codecs;
 mod error;
+mod sealer;
 
 pub use codecs::{CODEC_TABLE_NAME, CodecEntry};
 pub use error::{AppendError, CodecError, DeleteError, FlushError, OpenError, ReadError};
@@ -52,9 +53,21 @@ pub enum SyncPolicy {
     /// The append that brings the unsynced record count to this number syncs (group commit);
     /// others do not wait.
     EveryRecords(u64),
-    /// Never sync on append; the OS writes back. Segments are still synced on roll, flush and
-    /// close.
+    /// Never sync on append; the OS writes back. Segments are still synced after a roll (in the
+    /// background, see [`LogConfig::seal_in_background`]), on flush and on close.
     Os,
+}
+
+/// Whether an append re-verifies the batch's CRC32C before writing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrcCheck {
+    /// Verify it: the batch came from outside the process (a client, a file, a peer).
+    Verify,
+    /// Skip the pass: the caller sealed the batch itself in this process (with
+    /// [`BatchBuilder`](crate::batch::BatchBuilder) or
+    /// [`encode_batch_into`](crate::batch::encode_batch_into)) and it has not left its memory
+    /// since. The header is still parsed and checked, and readers verify the CRC.
+    Trusted,
 }
 
 /// Tunables of one log.
@@ -78,6 +91,10 @@ pub struct LogConfig {
     pub checkpoint_interval_ms: u64,
     /// Validate every batch of every segment on open (ignore the checkpoint). Default false.
     pub verify_on_open: bool,
+    /// Sync a segment sealed by an append's roll on a background thread (default) rather than
+    /// in the append that rolled it. See [`Log::append`]; tests that count IO steps turn it off
+    /// to keep every write and sync on the calling thread.
+    pub seal_in_background: bool,
 }
 
 impl Default for LogConfig {
@@ -91,6 +108,7 @@ impl Default for LogConfig {
             sync: SyncPolicy::EveryBatch,
             checkpoint_interval_ms: 60_000,
             verify_on_open: false,
+            seal_in_background: true,
         }
     }
 }
@@ -209,6 +227,13 @@ pub struct Log {
     codecs: CodecTable,
     closed: AtomicBool,
     flusher: Mutex<Option<Flusher>>,
+    /// This log, for queueing itself on the background sealer.
+    me: Weak<Log>,
+    /// Set while the log waits on the background sealer: queued once however often it rolls.
+    seal_queued: AtomicBool,
+    /// Held by the background sealer while it syncs; [`Log::close`] takes it, so no seal runs
+    /// on a closed log.
+    seal_lock: Mutex<()>,
     /// Held by a compaction pass and by segment deletion: one at a time.
     maintenance: Mutex<()>,
     /// Segments left out of recovery checkpoints while compaction replaces their files.
@@ -300,7 +325,10 @@ impl Log {
                 },
             )?;
         }
-        let log = Arc::new(Self {
+        let log = Arc::new_cyclic(|me| Self {
+            me: me.clone(),
+            seal_queued: AtomicBool::new(false),
+            seal_lock: Mutex::new(()),
             storage,
             clock,
             writer: Mutex::new(Writer {
@@ -350,8 +378,26 @@ impl Log {
     /// Validates header and CRC, assigns offsets by patching `base_offset` in `batch` (and
     /// `max_timestamp` plus the CRC when the batch asks for log-append time), writes it, and returns
     /// once the durability policy is satisfied. On return `batch` holds the bytes as stored.
-    /// Cost: one positional write, plus (EveryBatch) waiting for a shared fsync.
+    /// Cost: one positional write, plus (EveryBatch) waiting for a shared fsync. An append that
+    /// rolls the segment does not wait for the sealed segment's sync: the background sealer
+    /// syncs it and advances the checkpoint (inline when `seal_in_background` is off).
     pub fn append(&self, batch: &mut [u8]) -> Result<AppendInfo, AppendError> {
+        let info = self.append_deferred(batch, CrcCheck::Verify)?;
+        self.make_durable(&info)?;
+        Ok(info)
+    }
+
+    /// [`append`](Self::append) without waiting for the sync policy: the batch is written and
+    /// visible to readers on return, but not yet known to be durable. Call
+    /// [`make_durable`](Self::make_durable) with the returned info before acknowledging it to
+    /// anyone who asked for the policy's durability. Lets one caller write its next batch while
+    /// the previous one's fsync runs (pipelined producers); group commit shares the fsyncs.
+    /// `crc` says whether to re-verify the batch's CRC (see [`CrcCheck`]).
+    pub fn append_deferred(
+        &self,
+        batch: &mut [u8],
+        crc: CrcCheck,
+    ) -> Result<AppendInfo, AppendError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(AppendError::Closed);
         }
@@ -363,7 +409,9 @@ impl Log {
             }
             .into());
         }
-        frame.verify_crc(batch)?;
+        if crc == CrcCheck::Verify {
+            frame.verify_crc(batch)?;
+        }
         if frame.is_compressed() && !self.codecs.contains(frame.codec_ref) {
             return Err(AppendError::UnknownCodec(frame.codec_ref));
         }
@@ -421,17 +469,35 @@ impl Log {
         seg.publish(w.stats);
         self.end_offset
             .store(w.stats.next_offset, Ordering::Release);
-        let target = w.stats.next_offset;
         drop(w);
 
         if rolled {
-            self.sync_and_checkpoint_after_roll();
+            self.seal_after_roll();
         }
-        let info = AppendInfo {
+        Ok(AppendInfo {
             base_offset: base,
             last_offset: frame.last_offset(),
             log_append_time_ms: now,
-        };
+        })
+    }
+
+    /// Whether [`make_durable`](Self::make_durable) may wait for an fsync under this log's
+    /// policy (`EveryBatch`, `EveryRecords`); `false` means it returns at once.
+    pub fn syncs_on_append(&self) -> bool {
+        matches!(
+            self.config.sync,
+            SyncPolicy::EveryBatch | SyncPolicy::EveryRecords(_)
+        )
+    }
+
+    /// Returns once the batch `info` describes is as durable as the sync policy promises an
+    /// append: with `EveryBatch` an fsync covers it (shared with concurrent callers); with
+    /// `EveryRecords(n)` an fsync runs if `n` or more records are unsynced; otherwise at once.
+    /// [`AppendError::Sync`] when the fsync fails: the batch stays visible but is not known to
+    /// be durable.
+    pub fn make_durable(&self, info: &AppendInfo) -> Result<(), AppendError> {
+        let base = info.base_offset;
+        let target = info.last_offset.saturating_add(1);
         let sync_err = |message| AppendError::Sync {
             base_offset: base,
             message,
@@ -450,7 +516,7 @@ impl Log {
             }
             SyncPolicy::IntervalMs(_) | SyncPolicy::Os => {}
         }
-        Ok(info)
+        Ok(())
     }
 
     /// Rolls the active segment if the incoming batch calls for it (`None`: roll anyway).
@@ -509,6 +575,34 @@ impl Log {
         let index_full =
             w.active.index.read().0.is_full() || w.active.time_index.read().0.is_full();
         too_big || too_old || offsets_full || index_full
+    }
+
+    /// After an append rolled the active segment: queues the log on the background sealer
+    /// (see [`LogConfig::seal_in_background`]) or syncs and checkpoints inline.
+    fn seal_after_roll(&self) {
+        if !self.config.seal_in_background {
+            self.sync_and_checkpoint_after_roll();
+            return;
+        }
+        if self.seal_queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if !sealer::queue(self.me.clone()) {
+            self.seal_queued.store(false, Ordering::Release);
+            self.sync_and_checkpoint_after_roll();
+        }
+    }
+
+    /// The background sealer's work: one sync of everything written so far, then the
+    /// checkpoint. Skipped once the log is closed ([`close`](Self::close) syncs itself).
+    fn seal_now(&self) {
+        let _seal = self.seal_lock.lock();
+        // Cleared first: a roll during this sync queues the log again.
+        self.seal_queued.store(false, Ordering::Release);
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        self.sync_and_checkpoint_after_roll();
     }
 
     fn sync_and_checkpoint_after_roll(&self) {
@@ -825,6 +919,8 @@ impl Log {
     /// Flushes, stops the background flusher and refuses further operations. Idempotent.
     pub fn close(&self) -> Result<(), FlushError> {
         {
+            // Waits for a running background seal; none starts once `closed` is set.
+            let _seal = self.seal_lock.lock();
             let _w = self.writer.lock();
             if self.closed.swap(true, Ordering::AcqRel) {
                 return Ok(());

@@ -19,6 +19,8 @@ fn config(sync: SyncPolicy) -> LogConfig {
     c.segment_bytes = 2048;
     c.index_interval_bytes = 128;
     c.sync = sync;
+    // Every IO on the test's thread, so `fail_after` counts the same operations each run.
+    c.seal_in_background = false;
     c
 }
 
@@ -201,4 +203,39 @@ fn concurrent_group_commits_survive_power_loss() {
             assert_eq!((l, body(g)), (last, body(bytes)));
         }
     }
+}
+
+#[test]
+fn a_segment_sealed_by_a_roll_is_synced_in_the_background() {
+    let sim = CrashStorage::new();
+    let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+    let mut cfg = small_config();
+    cfg.segment_bytes = 2048;
+    assert!(cfg.seal_in_background, "the default");
+    let log = Log::open(storage, cfg.clone()).unwrap();
+    let mut sealed = Vec::new();
+    while log.segments().len() < 2 {
+        let mut b = batch(2, 7, 100, log.log_end_offset());
+        let info = log.append(&mut b).unwrap();
+        sealed.push((info.base_offset, info.last_offset, b));
+    }
+    // The batch that rolled went to the new segment; everything before it was sealed.
+    sealed.pop();
+    // No sync was asked for (SyncPolicy::Os): only the sealer makes the sealed segment durable.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let image: Arc<dyn Storage> = Arc::new(sim.crash_image(Crash::DropUnsynced));
+        let recovered = Log::open(image, cfg.clone()).unwrap();
+        let got = read_all(&recovered);
+        if got.len() >= sealed.len() {
+            assert_eq!(got[..sealed.len()], sealed[..]);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sealed segment was not synced in the background"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    log.close().unwrap();
 }

@@ -1,0 +1,41 @@
+//! Syncs segments sealed by a roll off the append path.
+//!
+//! A roll seals the active segment; under [`SyncPolicy::Os`](super::SyncPolicy) or an interval
+//! policy it may hold up to `segment_bytes` of unsynced data (a 1 GiB fsync takes about a second
+//! on an ordinary disk). Syncing it inline would stall the append that triggered the roll and
+//! every append queued behind it, so, as Kafka schedules `flush-log` after a roll, the log
+//! queues itself here and one process-wide thread syncs it and writes the checkpoint that
+//! advances the recovery point past it. Nothing is promised about the sealed segment until that
+//! sync completes, exactly as for unsynced appends: the checkpoint only ever names synced data.
+//!
+//! One thread for every log of the process: rolls are rare (one per `segment_bytes` or
+//! `segment.ms`), a log is queued at most once at a time, and a thread per log would not scale
+//! to thousands of partitions.
+
+use super::Log;
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{OnceLock, Weak};
+
+static QUEUE: OnceLock<Option<Sender<Weak<Log>>>> = OnceLock::new();
+
+/// Queues `log` for a background sync and checkpoint. Returns `false` when the sealer thread
+/// cannot run (the caller then syncs inline).
+pub(super) fn queue(log: Weak<Log>) -> bool {
+    let sender = QUEUE.get_or_init(|| {
+        let (tx, rx) = channel::<Weak<Log>>();
+        std::thread::Builder::new()
+            .name("distlog-seal".into())
+            .spawn(move || {
+                for log in rx {
+                    // A log dropped since its roll needs nothing: its next open validates
+                    // whatever follows the checkpoint.
+                    if let Some(log) = log.upgrade() {
+                        log.seal_now();
+                    }
+                }
+            })
+            .ok()
+            .map(|_| tx)
+    });
+    sender.as_ref().is_some_and(|tx| tx.send(log).is_ok())
+}
