@@ -11,7 +11,7 @@ use crate::topic::{META_FILE, Partition, Topic, TopicMeta, open_log, sync_dir};
 use crate::{BrokerError, SegmentInfo};
 use distlog_plugin_host::{PluginHost, PluginKind};
 use distlog_storage::batch::{BatchBuilder, BatchView, Header, Record, RecordIter, TimestampType};
-use distlog_storage::{AppendError, ReadError};
+use distlog_storage::{AppendError, AppendInfo, CrcCheck, Log, ReadError};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -33,6 +33,19 @@ pub struct ProduceRecord {
     pub headers: Vec<Header>,
     /// Create time (ms since the Unix epoch); `None` takes the broker's clock.
     pub timestamp_ms: Option<i64>,
+}
+
+impl ProduceRecord {
+    /// Key, value and header bytes (what `max.message.bytes` and request limits count).
+    pub fn size(&self) -> usize {
+        self.key.as_ref().map_or(0, Vec::len)
+            + self.value.as_ref().map_or(0, Vec::len)
+            + self
+                .headers
+                .iter()
+                .map(|h| h.key.len() + h.value.len())
+                .sum::<usize>()
+    }
 }
 
 /// A record read back, with its offset and timestamp.
@@ -464,6 +477,22 @@ impl Broker {
         partition: Option<u32>,
         records: Vec<ProduceRecord>,
     ) -> Result<ProduceResult, BrokerError> {
+        let (result, pending) = self.produce_deferred(topic, partition, records)?;
+        pending.wait()?;
+        Ok(result)
+    }
+
+    /// [`produce`](Self::produce) without waiting for the topic's `flush.policy`: the records
+    /// are written and readable on return; [`PendingSync::wait`] returns once they are as
+    /// durable as the policy promises. Lets a pipelined producer write its next request while
+    /// the previous one's fsync runs (the fsyncs are shared by group commit). Do not
+    /// acknowledge the records before `wait` succeeds.
+    pub fn produce_deferred(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        records: Vec<ProduceRecord>,
+    ) -> Result<(ProduceResult, PendingSync), BrokerError> {
         let t = self.topic(topic)?;
         if records.is_empty() {
             return Err(BrokerError::Empty("the produce request's record list"));
@@ -515,12 +544,7 @@ impl Broker {
                 let Some(r) = records.get_mut(i).and_then(Option::take) else {
                     continue;
                 };
-                let size = r.key.as_ref().map_or(0, Vec::len)
-                    + r.value.as_ref().map_or(0, Vec::len)
-                    + r.headers
-                        .iter()
-                        .map(|h| h.key.len() + h.value.len())
-                        .sum::<usize>();
+                let size = r.size();
                 if size > max {
                     return Err(BrokerError::RecordTooLarge {
                         index: i,
@@ -564,12 +588,19 @@ impl Broker {
             record_partitions,
             bytes: 0,
         };
+        let mut pending = PendingSync {
+            topic: t.name.clone(),
+            appends: Vec::new(),
+        };
         for (p, mut batch) in batches {
             let partition = t.partition(p)?;
             let log = partition.log()?;
             let info = log
-                .append(&mut batch)
+                .append_deferred(&mut batch, CrcCheck::Trusted)
                 .map_err(|e| append_error(&t.name, p, e))?;
+            if log.syncs_on_append() {
+                pending.appends.push((p, log.clone(), info));
+            }
             partition.publish_end(info.last_offset.saturating_add(1));
             result.bytes += batch.len();
             let indices = by_partition.get(&p).map_or(&[][..], Vec::as_slice);
@@ -584,7 +615,7 @@ impl Broker {
                 record_count: u32::try_from(indices.len()).unwrap_or(u32::MAX),
             });
         }
-        Ok(result)
+        Ok((result, pending))
     }
 
     /// Reads records from `offset` on: whole batches up to about `max_bytes` (at least one
@@ -938,6 +969,33 @@ fn clear_dir(dir: &std::path::Path) -> Result<(), BrokerError> {
         std::fs::remove_dir_all(&path).map_err(|e| BrokerError::io("remove", &path, e))?;
     }
     Ok(())
+}
+
+/// Appends of one [`Broker::produce_deferred`] call that still owe the topic's
+/// `flush.policy` an fsync.
+#[derive(Debug)]
+#[must_use = "the records are not durable until `wait` returns"]
+pub struct PendingSync {
+    topic: String,
+    appends: Vec<(u32, Arc<Log>, AppendInfo)>,
+}
+
+impl PendingSync {
+    /// Whether [`wait`](Self::wait) may block (the topic's policy syncs on append); when
+    /// `false` it returns at once.
+    pub fn may_block(&self) -> bool {
+        !self.appends.is_empty()
+    }
+
+    /// Returns once every append is as durable as the topic's `flush.policy` promises; the
+    /// first failed fsync is the error (the records stay readable but are not known durable).
+    pub fn wait(self) -> Result<(), BrokerError> {
+        for (p, log, info) in &self.appends {
+            log.make_durable(info)
+                .map_err(|e| append_error(&self.topic, *p, e))?;
+        }
+        Ok(())
+    }
 }
 
 fn append_error(topic: &str, partition: u32, e: AppendError) -> BrokerError {

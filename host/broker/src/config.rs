@@ -283,6 +283,17 @@ impl TopicConfig {
         usize::try_from(self.get_u64("max.message.bytes", 1_048_588)).unwrap_or(usize::MAX)
     }
 
+    /// Whether a produce to this topic may wait on something slow: an fsync
+    /// (`flush.policy` `batch` or `messages`) or a compression plugin. When `false`, a produce
+    /// only encodes the batch and copies it into the page cache.
+    pub fn produce_may_block(&self) -> bool {
+        let syncs = !matches!(self.get("flush.policy"), Some("os" | "interval"));
+        let compresses = self
+            .get("compression")
+            .is_some_and(|c| c != crate::codec::NO_COMPRESSION);
+        syncs || compresses
+    }
+
     /// Whether the broker stamps record timestamps at append (`LogAppendTime`).
     pub fn log_append_time(&self) -> bool {
         self.get("message.timestamp.type") == Some("LogAppendTime")

@@ -36,8 +36,8 @@ mod topic;
 pub use broker::maintenance::{CleanerSummary, RawBatch, RawFetchResult, RetentionSummary};
 pub use broker::{
     Broker, FetchResult, MAX_COMMIT_METADATA, OffsetCommit, OffsetQuery, PartitionAppend,
-    PartitionDescription, ProduceRecord, ProduceResult, StoredRecord, TopicDescription,
-    TopicSummary,
+    PartitionDescription, PendingSync, ProduceRecord, ProduceResult, StoredRecord,
+    TopicDescription, TopicSummary,
 };
 pub use codec::CodecIdentity;
 pub use config::{BrokerConfig, TopicConfig};
