@@ -365,6 +365,10 @@ impl Broker {
         std::fs::rename(&topic.dir, &trash).map_err(|e| BrokerError::io("rename", &trash, e))?;
         // Its batches are gone: the codec versions they pinned may be unloaded again.
         self.unpin_codecs(&topic);
+        // And the positions groups committed in it mean nothing for a later topic of that name.
+        if let Err(e) = self.inner.groups.forget_topic(name) {
+            tracing::warn!(topic = name, error = %e, "forgetting deleted topic's group offsets failed");
+        }
         let topics_dir = self.inner.config.data_dir.join("topics");
         sync_dir(&topics_dir).map_err(|e| BrokerError::io("sync", &topics_dir, e))?;
         for p in &topic.partitions {

@@ -152,11 +152,36 @@ impl GroupStore {
             .map_err(|e| BrokerError::io("sync", self.dir.join(FILE_NAME), e))
     }
 
+    /// Forgets every offset committed for `topic` (it was deleted; a topic created later
+    /// under the same name starts with no committed offsets, as in Kafka). Groups left with
+    /// no offsets are forgotten too. Durable on return: the file is rewritten atomically when
+    /// anything was removed. Returns how many offsets were removed.
+    pub fn forget_topic(&self, topic: &str) -> Result<usize, BrokerError> {
+        let mut state = self.state.lock();
+        let mut removed = 0;
+        state.groups.retain(|_, entries| {
+            let before = entries.len();
+            entries.retain(|(t, _), _| t != topic);
+            removed += before - entries.len();
+            !entries.is_empty()
+        });
+        if removed > 0 {
+            self.rewrite(&mut state)?;
+        }
+        Ok(removed)
+    }
+
     fn maybe_compact(&self, state: &mut State) -> Result<(), BrokerError> {
         let live: usize = state.groups.len();
         if state.lines <= live + COMPACT_SLACK {
             return Ok(());
         }
+        self.rewrite(state)
+    }
+
+    /// Replaces the file with one line per live group (temp file, fsync, rename, directory
+    /// fsync).
+    fn rewrite(&self, state: &mut State) -> Result<(), BrokerError> {
         let tmp = self.dir.join(TMP_NAME);
         let path = self.dir.join(FILE_NAME);
         let mut buf = Vec::new();
@@ -271,5 +296,28 @@ mod tests {
         drop(store);
         let store = GroupStore::open(dir.path()).expect("reopen");
         assert_eq!(store.fetch("g", Some("t")).expect("fetch")[0].offset, 9);
+    }
+
+    #[test]
+    fn a_deleted_topics_offsets_are_forgotten_durably() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = GroupStore::open(dir.path()).expect("open");
+            commit(&store, "g", "t", 5);
+            commit(&store, "g", "u", 6);
+            commit(&store, "h", "t", 1);
+            assert_eq!(store.forget_topic("t").expect("forget"), 2);
+            assert_eq!(store.forget_topic("t").expect("forget again"), 0);
+        }
+        let store = GroupStore::open(dir.path()).expect("reopen");
+        let got = store.fetch("g", None).expect("fetch");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].topic, "u");
+        // A group with nothing left is gone.
+        assert_eq!(store.groups(), vec!["g".to_owned()]);
+        assert!(matches!(
+            store.fetch("h", None),
+            Err(BrokerError::GroupNotFound(_))
+        ));
     }
 }
