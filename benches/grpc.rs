@@ -280,6 +280,18 @@ fn records_client(channel: Channel) -> RecordsClient<Channel> {
         .max_encoding_message_size(MAX_MESSAGE)
 }
 
+/// The records of one produce request: `per_request` unkeyed values of `size` bytes.
+fn records(per_request: usize, size: usize) -> Vec<Record> {
+    (0..per_request)
+        .map(|_| Record {
+            key: None,
+            value: Some(vec![b'v'; size]),
+            headers: Vec::new(),
+            timestamp_ms: None,
+        })
+        .collect()
+}
+
 /// `concurrency` clients, each sending `Produce` requests of `per_request` records of
 /// `size` bytes back to back for `secs`, to partition `client index % partitions`.
 async fn produce_load(
@@ -291,14 +303,7 @@ async fn produce_load(
     partitions: u32,
     secs: f64,
 ) -> Result<Measured> {
-    let template: Vec<Record> = (0..per_request)
-        .map(|_| Record {
-            key: None,
-            value: Some(vec![b'v'; size]),
-            headers: Vec::new(),
-            timestamp_ms: None,
-        })
-        .collect();
+    let template = records(per_request, size);
     let template = Arc::new(template);
     let deadline = Duration::from_secs_f64(secs);
     let started = Instant::now();
@@ -346,14 +351,7 @@ async fn produce_pipelined(
     window: usize,
     secs: f64,
 ) -> Result<Measured> {
-    let template: Vec<Record> = (0..per_request)
-        .map(|_| Record {
-            key: None,
-            value: Some(vec![b'v'; size]),
-            headers: Vec::new(),
-            timestamp_ms: None,
-        })
-        .collect();
+    let template = records(per_request, size);
     let window = window.max(1);
     let mut client = records_client(channel(addr).await?);
     let (tx, rx) = tokio::sync::mpsc::channel::<ProduceRequest>(window);

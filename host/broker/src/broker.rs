@@ -533,14 +533,7 @@ impl Broker {
             let estimate: usize = indices
                 .iter()
                 .filter_map(|&i| records.get(i).and_then(Option::as_ref))
-                .map(|r| {
-                    32 + r.key.as_ref().map_or(0, Vec::len)
-                        + r.value.as_ref().map_or(0, Vec::len)
-                        + r.headers
-                            .iter()
-                            .map(|h| 8 + h.key.len() + h.value.len())
-                            .sum::<usize>()
-                })
+                .map(|r| 32 + r.size() + 8 * r.headers.len())
                 .sum();
             let mut builder =
                 BatchBuilder::with_capacity(estimate.min(max + 1024)).timestamp_type(ts_type);
