@@ -408,6 +408,78 @@ fn malformed_config_fails_with_a_clear_message() -> Result<()> {
     Ok(())
 }
 
+#[test]
+fn tls_flags_serve_and_connect_with_client_certificates() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = crate::certs::Pki::generate(dir.path(), "cli")?;
+    let path = |p: &Path| p.to_str().map(str::to_owned).context("utf-8 path");
+    let (ca, cert, key) = (
+        path(&pki.ca)?,
+        path(&pki.server_cert)?,
+        path(&pki.server_key)?,
+    );
+    let (client_cert, client_key) = (path(&pki.client_cert)?, path(&pki.client_key)?);
+
+    // Half a TLS configuration is refused before anything is opened.
+    let data = dir.path().join("data");
+    let out = run_cli(
+        &["serve", "--tls-cert", &cert, "--data-dir", &path(&data)?],
+        b"",
+    )?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        !out.status.success() && stderr.contains("server.tls_cert is set without server.tls_key"),
+        "{stderr}"
+    );
+    ensure!(!data.exists(), "the data directory was created");
+
+    let broker = Broker::start_with(
+        &data,
+        &[
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--tls-client-ca",
+            &ca,
+        ],
+    )?;
+    let tls = [
+        "--tls-ca",
+        ca.as_str(),
+        "--tls-cert",
+        client_cert.as_str(),
+        "--tls-key",
+        client_key.as_str(),
+    ];
+    broker.ok(&[&["topic", "create", "sealed"][..], &tls].concat(), b"")?;
+    let lines = sample_lines(50);
+    broker.ok(&[&["produce", "sealed", "-q"][..], &tls].concat(), &lines)?;
+    let consumed = broker.ok(
+        &[&["consume", "sealed", "--max", "50", "-q"][..], &tls].concat(),
+        b"",
+    )?;
+    ensure!(consumed == lines, "consumed bytes differ");
+
+    // Refused, each with a non-zero exit: plaintext, TLS that does not trust the CA,
+    // and TLS without a client certificate.
+    for args in [
+        vec!["topic", "list"],
+        vec!["topic", "list", "--tls"],
+        vec!["topic", "list", "--tls-ca", ca.as_str()],
+    ] {
+        let out = broker.cli(&args, b"")?;
+        ensure!(
+            !out.status.success(),
+            "{args:?} succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let status = broker.terminate()?;
+    ensure!(status.success(), "serve exited with {status}");
+    Ok(())
+}
+
 /// A file of the repository, from the tests package directory.
 fn repo_file(relative: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

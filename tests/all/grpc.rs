@@ -1086,6 +1086,168 @@ async fn health_and_reflection_answer() -> Result<()> {
     server.stop().await
 }
 
+/// A TLS channel to `addr` trusting `ca`, presenting `identity` (cert, key) when given.
+async fn tls_channel(
+    addr: SocketAddr,
+    ca: &Path,
+    identity: Option<(&Path, &Path)>,
+) -> Result<Channel> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(std::fs::read(ca)?));
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(Identity::from_pem(
+            std::fs::read(cert)?,
+            std::fs::read(key)?,
+        ));
+    }
+    let channel = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))?
+        .tls_config(tls)?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await?;
+    Ok(channel)
+}
+
+/// Lists topics over `channel` (connecting lazily when `channel` is an error).
+async fn list_topics(channel: Result<Channel>) -> Result<Vec<String>> {
+    let mut topics = TopicsClient::new(channel?);
+    let list = guarded(
+        "list topics",
+        topics.list_topics(proto::ListTopicsRequest {}),
+    )
+    .await??
+    .into_inner();
+    Ok(list.topics.into_iter().map(|t| t.name).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_client_certificates_admits_only_clients_of_its_ca() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = crate::certs::Pki::generate(dir.path(), "main")?;
+    let stranger = crate::certs::Pki::generate(dir.path(), "stranger")?;
+    let mut config = test_config();
+    config.tls_cert = Some(pki.server_cert.clone());
+    config.tls_key = Some(pki.server_key.clone());
+    config.tls_client_ca = Some(pki.ca.clone());
+    let data = dir.path().join("data");
+    let server = Running::start(&data, config).await?;
+    let identity = Some((pki.client_cert.as_path(), pki.client_key.as_path()));
+
+    // A client of the CA: the whole API works over TLS, records round-trip byte for byte.
+    let ch = tls_channel(server.addr, &pki.ca, identity).await?;
+    let mut c = Clients {
+        topics: TopicsClient::new(ch.clone()),
+        records: RecordsClient::new(ch.clone()),
+        groups: GroupsClient::new(ch),
+    };
+    create(&mut c, "secure", 1).await?;
+    let sent = varied_records();
+    c.records
+        .produce(produce_req("secure", Some(0), sent.clone()))
+        .await?;
+    let got = fetch_all(&mut c, "secure", 0, 0).await?;
+    ensure!(
+        got.len() == sent.len(),
+        "fetched {} of {}",
+        got.len(),
+        sent.len()
+    );
+    for (g, s) in got.iter().zip(&sent) {
+        ensure!(g.key == s.key && g.value == s.value && g.headers == s.headers);
+    }
+
+    // Refused: plaintext, TLS without a client certificate, a certificate of another CA,
+    // and a client that does not trust the server's CA.
+    let plaintext = list_topics(server.channel().await).await;
+    ensure!(
+        plaintext.is_err(),
+        "plaintext client was served: {plaintext:?}"
+    );
+    let anonymous = list_topics(tls_channel(server.addr, &pki.ca, None).await).await;
+    ensure!(
+        anonymous.is_err(),
+        "client without a certificate was served"
+    );
+    let foreign = Some((
+        stranger.client_cert.as_path(),
+        stranger.client_key.as_path(),
+    ));
+    let foreign = list_topics(tls_channel(server.addr, &pki.ca, foreign).await).await;
+    ensure!(foreign.is_err(), "client of another CA was served");
+    let distrustful = list_topics(tls_channel(server.addr, &stranger.ca, identity).await).await;
+    ensure!(
+        distrustful.is_err(),
+        "client accepted a server of another CA"
+    );
+
+    // The server kept serving its own clients.
+    let names = list_topics(tls_channel(server.addr, &pki.ca, identity).await).await?;
+    ensure!(names == ["secure"], "{names:?}");
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tls_settings_stop_the_server_with_the_setting_named() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = crate::certs::Pki::generate(dir.path(), "main")?;
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello")?;
+    // (certificate, key, client CA, expected error)
+    type Case<'a> = (
+        Option<&'a Path>,
+        Option<&'a Path>,
+        Option<&'a Path>,
+        &'a str,
+    );
+    let cases: [Case; 5] = [
+        (
+            Some(&pki.server_cert),
+            None,
+            None,
+            "server.tls_cert is set without server.tls_key",
+        ),
+        (
+            None,
+            Some(&pki.server_key),
+            None,
+            "server.tls_key is set without server.tls_cert",
+        ),
+        (
+            None,
+            None,
+            Some(&pki.ca),
+            "server.tls_client_ca is set but TLS is off",
+        ),
+        (
+            Some(&not_pem),
+            Some(&pki.server_key),
+            None,
+            "server.tls_cert: ",
+        ),
+        (
+            Some(&pki.server_cert),
+            Some(&dir.path().join("missing.key")),
+            None,
+            "server.tls_key: cannot read",
+        ),
+    ];
+    for (i, (cert, key, ca, want)) in cases.into_iter().enumerate() {
+        let mut config = test_config();
+        config.tls_cert = cert.map(Path::to_path_buf);
+        config.tls_key = key.map(Path::to_path_buf);
+        config.tls_client_ca = ca.map(Path::to_path_buf);
+        let err = config.check_tls().err().context("check_tls accepted")?;
+        ensure!(err.to_string().contains(want), "case {i}: {err}");
+        let server = Running::start(&dir.path().join(format!("data-{i}")), config).await?;
+        let served = guarded("serve", server.task).await?;
+        let Err(err) = served? else {
+            anyhow::bail!("case {i}: the server started");
+        };
+        ensure!(err.to_string().contains(want), "case {i}: {err}");
+    }
+    Ok(())
+}
+
 fn bundled(name: &str) -> Result<Vec<u8>> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../plugins/dist")

@@ -31,6 +31,9 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("listen", "server.listen"),
     ("admin_token", "server.admin_token"),
     ("insecure", "server.allow_unauthenticated_admin"),
+    ("tls_cert", "server.tls_cert"),
+    ("tls_key", "server.tls_key"),
+    ("tls_client_ca", "server.tls_client_ca"),
     ("data_dir", "broker.data_dir"),
     ("metrics_listen", "metrics.listen"),
     ("log_format", "log.format"),
@@ -143,6 +146,15 @@ fn typed(table: Table) -> Result<Config> {
     // "" in the file format means "no token".
     if config.server.admin_token.as_deref() == Some("") {
         config.server.admin_token = None;
+    }
+    for path in [
+        &mut config.server.tls_cert,
+        &mut config.server.tls_key,
+        &mut config.server.tls_client_ca,
+    ] {
+        if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            *path = None;
+        }
     }
     Ok(config)
 }
@@ -261,6 +273,7 @@ impl Config {
         if self.broker.data_dir.as_os_str().is_empty() {
             bail!("broker.data_dir must not be empty");
         }
+        self.server.check_tls()?;
         Ok(())
     }
 

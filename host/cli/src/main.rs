@@ -101,6 +101,17 @@ pub struct ServeArgs {
     /// [setting: server.allow_unauthenticated_admin].
     #[arg(long)]
     pub insecure: bool,
+    /// PEM certificate chain; with --tls-key the gRPC server speaks TLS only
+    /// [setting: server.tls_cert].
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert [setting: server.tls_key].
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle: clients must present a certificate it signed (mutual TLS)
+    /// [setting: server.tls_client_ca].
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Log format [setting: log.format].
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -135,6 +146,15 @@ impl ServeArgs {
         }
         if self.insecure {
             out.push(("insecure".into(), "true".into()));
+        }
+        for (key, path) in [
+            ("tls_cert", &self.tls_cert),
+            ("tls_key", &self.tls_key),
+            ("tls_client_ca", &self.tls_client_ca),
+        ] {
+            if let Some(path) = path {
+                out.push((key.into(), path.display().to_string()));
+            }
         }
         if let Some(v) = self.log_format {
             let name = match v {

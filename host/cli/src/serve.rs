@@ -45,6 +45,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
 
 async fn serve(config: Config) -> Result<()> {
     info!(version = env!("CARGO_PKG_VERSION"), "distlog starting");
+    let listen = config.server.listen;
+    if !listen.ip().is_loopback() && !config.server.tls_enabled() {
+        warn!(
+            "listening on {listen} without TLS: records and the admin token cross the network \
+             in clear (set server.tls_cert and server.tls_key)"
+        );
+    }
     let prometheus = metrics_http::install_recorder()?;
     let grpc = TcpListener::bind(config.server.listen)
         .await
@@ -83,7 +90,11 @@ async fn serve(config: Config) -> Result<()> {
         }
         None => None,
     };
-    info!("grpc listening on {grpc_addr}");
+    info!(
+        tls = config.server.tls_enabled(),
+        mtls = config.server.tls_client_ca.is_some(),
+        "grpc listening on {grpc_addr}"
+    );
 
     let server = distlog_server::serve_with_listener(
         grpc,

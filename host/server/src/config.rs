@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// gRPC server settings. Every field has a default; see docs/CONFIG.md.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -16,6 +17,14 @@ pub struct ServerConfig {
     /// Serve admin calls without a token on a non-loopback address. Off: such a server
     /// refuses to start without `admin_token`.
     pub allow_unauthenticated_admin: bool,
+    /// PEM certificate chain the server presents; with `tls_key`, the server speaks TLS
+    /// (rustls) only. `None`: plaintext.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle; when set (with TLS on), clients must present a certificate signed by
+    /// one of these CAs (mutual TLS).
+    pub tls_client_ca: Option<PathBuf>,
     /// Largest request message accepted, in encoded bytes (RESOURCE_EXHAUSTED above); checked
     /// by the transport before decoding.
     pub max_request_bytes: usize,
@@ -42,6 +51,9 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
             admin_token: None,
             allow_unauthenticated_admin: false,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
             max_request_bytes: 64 << 20,
             max_record_bytes: 16 << 20,
             max_records_per_request: 100_000,
@@ -51,5 +63,18 @@ impl Default for ServerConfig {
             stream_buffer: 16,
             gauge_interval_ms: 5_000,
         }
+    }
+}
+
+impl ServerConfig {
+    /// Whether the server speaks TLS (a certificate is configured).
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_cert.is_some()
+    }
+
+    /// Checks the TLS settings without serving: both of certificate and key or neither,
+    /// files readable, certificate and key parsed by rustls.
+    pub fn check_tls(&self) -> Result<(), crate::ServeError> {
+        crate::tls::apply(self, tonic::transport::Server::builder()).map(drop)
     }
 }

@@ -5,7 +5,8 @@
 //! - [`serve`] / [`serve_with_listener`]: run the four services (`Topics`, `Records`,
 //!   `Groups`, `Plugins`) plus gRPC health and reflection over a [`Broker`] until a shutdown
 //!   future resolves, then drain and close the broker.
-//! - [`ServerConfig`]: listen address, admin token, request/record/fetch limits.
+//! - [`ServerConfig`]: listen address, admin token, optional TLS (rustls; mutual TLS with a
+//!   client CA), request/record/fetch limits.
 //!
 //! Architecture invariants: protobuf types never leave this crate's service layer (the broker
 //! speaks its own types); errors become `tonic::Status` in exactly one place
@@ -25,6 +26,7 @@ mod config;
 mod convert;
 mod error;
 mod service;
+mod tls;
 
 /// Generated `distlog.v1` types, clients and servers.
 #[allow(
@@ -79,6 +81,9 @@ pub enum ServeError {
         "listening on {0} (not loopback) requires server.admin_token (or allow_unauthenticated_admin = true)"
     )]
     AdminTokenRequired(SocketAddr),
+    /// The TLS settings are incomplete, or a certificate or key cannot be read or parsed.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Reflection could not be built from the descriptor set.
     #[error("building the reflection service: {0}")]
     Reflection(String),
@@ -125,6 +130,7 @@ pub async fn serve_with_listener(
     {
         return Err(ServeError::AdminTokenRequired(local));
     }
+    let mut transport = tls::apply(&config, transport())?;
     let config = Arc::new(config);
     let (stop_tx, stop_rx) = watch::channel(false);
     let service = DistLogService::new(broker.clone(), config.clone(), stop_rx);
@@ -165,9 +171,9 @@ pub async fn serve_with_listener(
         let _ = stop_tx.send(true);
     };
 
-    tracing::info!(addr = %local, "serving distlog.v1");
+    tracing::info!(addr = %local, tls = config.tls_enabled(), "serving distlog.v1");
     let incoming = incoming(listener);
-    let served = transport()
+    let served = transport
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -11,6 +11,7 @@ pub mod plugin_test;
 pub mod produce;
 pub mod topic;
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -19,7 +20,7 @@ use distlog_server::proto::groups_client::GroupsClient;
 use distlog_server::proto::plugins_client::PluginsClient;
 use distlog_server::proto::records_client::RecordsClient;
 use distlog_server::proto::topics_client::TopicsClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::output::Output;
 
@@ -42,6 +43,78 @@ pub struct ClientOpts {
     /// Output format.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// Connect with TLS, checking the broker's certificate against the web PKI roots (or
+    /// --tls-ca). Implied by --tls-ca and by an `https://` broker address.
+    #[arg(long, global = true, env = "DISTLOG_TLS")]
+    pub tls: bool,
+    /// PEM CA bundle that signed the broker's certificate (implies --tls).
+    #[arg(long, global = true, env = "DISTLOG_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Name the broker's certificate must carry, when it differs from the --broker host.
+    #[arg(long, global = true, env = "DISTLOG_TLS_DOMAIN", value_name = "NAME")]
+    pub tls_domain: Option<String>,
+    /// PEM client certificate, for a broker that requires mutual TLS (with --tls-key).
+    #[arg(long, global = true, env = "DISTLOG_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, global = true, env = "DISTLOG_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ClientOpts {
+    /// The `http(s)://host:port` URI of --broker.
+    fn uri(&self) -> String {
+        if self.broker.contains("://") {
+            self.broker.clone()
+        } else if self.tls_wanted() {
+            format!("https://{}", self.broker)
+        } else {
+            format!("http://{}", self.broker)
+        }
+    }
+
+    fn tls_wanted(&self) -> bool {
+        self.tls
+            || self.tls_ca.is_some()
+            || self.tls_cert.is_some()
+            || self.broker.starts_with("https://")
+    }
+
+    /// The client TLS settings, or `None` for plaintext.
+    fn tls_config(&self) -> Result<Option<ClientTlsConfig>> {
+        if !self.tls_wanted() {
+            return Ok(None);
+        }
+        if self.broker.starts_with("http://") {
+            anyhow::bail!(
+                "--broker {} is plaintext (http://) but TLS was asked for",
+                self.broker
+            );
+        }
+        let mut tls = ClientTlsConfig::new();
+        tls = match &self.tls_ca {
+            Some(ca) => tls.ca_certificate(Certificate::from_pem(read_pem("--tls-ca", ca)?)),
+            None => tls.with_webpki_roots(),
+        };
+        if let Some(domain) = &self.tls_domain {
+            tls = tls.domain_name(domain.clone());
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                tls = tls.identity(Identity::from_pem(
+                    read_pem("--tls-cert", cert)?,
+                    read_pem("--tls-key", key)?,
+                ));
+            }
+            (None, None) => {}
+            _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+        }
+        Ok(Some(tls))
+    }
+}
+
+fn read_pem(flag: &str, path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("{flag}: cannot read {}", path.display()))
 }
 
 /// A connection to one broker.
@@ -55,15 +128,17 @@ pub struct Conn {
 impl Conn {
     /// Connects to the broker. Fails fast (a few seconds) when nothing listens there.
     pub async fn connect(opts: &ClientOpts) -> Result<Self> {
-        let uri = if opts.broker.contains("://") {
-            opts.broker.clone()
-        } else {
-            format!("http://{}", opts.broker)
-        };
-        let channel = Endpoint::from_shared(uri)
+        let mut endpoint = Endpoint::from_shared(opts.uri())
             .with_context(|| format!("invalid broker address {:?}", opts.broker))?
             .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
+            .tcp_nodelay(true);
+        if let Some(tls) = opts.tls_config()? {
+            PLAINTEXT_HINT_OFF.store(true, std::sync::atomic::Ordering::Relaxed);
+            endpoint = endpoint
+                .tls_config(tls)
+                .context("invalid TLS settings (--tls-ca, --tls-cert, --tls-key)")?;
+        }
+        let channel = endpoint
             .connect()
             .await
             .with_context(|| format!("cannot connect to broker at {}", opts.broker))?;
@@ -109,8 +184,27 @@ impl Conn {
 
 /// Turns a failed call into an error that reads `NotFound: topic "x" does not exist`.
 pub fn status(what: &str) -> impl FnOnce(tonic::Status) -> anyhow::Error + '_ {
-    move |status| anyhow::anyhow!("{what} failed: {:?}: {}", status.code(), status.message())
+    move |status| {
+        // A plaintext client talking to a TLS listener sees its connection dropped during
+        // the HTTP/2 handshake, which tonic reports as a cancelled call.
+        let hint = if status.code() == tonic::Code::Cancelled
+            && !PLAINTEXT_HINT_OFF.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            " (the connection was closed: if the broker serves TLS, pass --tls-ca FILE or --tls)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!(
+            "{what} failed: {:?}: {}{hint}",
+            status.code(),
+            status.message()
+        )
+    }
 }
+
+/// Set once a TLS connection is made: the plaintext hint of [`status`] no longer applies.
+static PLAINTEXT_HINT_OFF: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// Parses `KEY=VALUE` pairs (topic configuration flags).
 pub fn parse_pairs(pairs: &[String]) -> Result<std::collections::HashMap<String, String>> {
