@@ -381,6 +381,7 @@ async fn subscribe_and_poll(
             partition: 0,
             offset: 0,
             max_bytes: 0,
+            reset: 0,
         })
         .await?
         .into_inner();
@@ -652,6 +653,7 @@ async fn bad_input_gets_precise_statuses_and_the_server_keeps_serving() -> Resul
                     partition: 0,
                     offset: -5,
                     max_bytes: 0,
+                    reset: 0,
                 })
                 .await,
         )?,
@@ -666,6 +668,7 @@ async fn bad_input_gets_precise_statuses_and_the_server_keeps_serving() -> Resul
                     partition: 0,
                     offset: 99,
                     max_bytes: 0,
+                    reset: 0,
                 })
                 .await,
         )?,

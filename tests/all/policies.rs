@@ -882,3 +882,169 @@ async fn codecs_that_trap_or_hang_lose_no_acknowledged_record() -> Result<()> {
     ensure!(c.fetch_all("faulty", 0).await? == expected(&all));
     server.stop().await
 }
+
+/// Opens a subscription on partition 0 of `topic` from `offset` with a reset policy, on a
+/// connection of its own: an unread stream fills its connection's HTTP/2 window, which
+/// would stall every other call sharing that connection.
+async fn subscribe(
+    server: &Server,
+    topic: &str,
+    offset: i64,
+    reset: proto::OffsetReset,
+) -> Result<tonic::Streaming<proto::FetchResponse>> {
+    let mut c = server.clients().await?;
+    Ok(c.records
+        .subscribe(proto::SubscribeRequest {
+            topic: topic.into(),
+            partition: 0,
+            offset,
+            max_bytes: 0,
+            reset: reset as i32,
+        })
+        .await?
+        .into_inner())
+}
+
+/// The offsets a subscription streams until it has seen `until` (inclusive) or ends; the
+/// status it ended with, if it did.
+async fn offsets_until(
+    stream: &mut tonic::Streaming<proto::FetchResponse>,
+    until: i64,
+) -> Result<(Vec<i64>, Option<tonic::Status>)> {
+    let mut seen = Vec::new();
+    loop {
+        let next = tokio::time::timeout(GUARD, stream.message())
+            .await
+            .context("subscription stalled")?;
+        match next {
+            Ok(Some(r)) => {
+                seen.extend(r.records.iter().map(|r| r.offset));
+                if seen.last().is_some_and(|&o| o >= until) {
+                    return Ok((seen, None));
+                }
+            }
+            Ok(None) => return Ok((seen, None)),
+            Err(status) => return Ok((seen, Some(status))),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_overtaken_by_retention_reset_or_end_as_asked() -> Result<()> {
+    use proto::OffsetReset;
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(dir.path()).await?;
+    let mut c = server.clients().await?;
+    // 1 MiB segments of ten 100 KiB records; retention keeps about the newest 2 MiB.
+    c.create(
+        "tail",
+        &[
+            ("segment.bytes", "1048576"),
+            ("retention.bytes", "2097152"),
+            ("retention.ms", "-1"),
+        ],
+    )
+    .await?;
+    let value = "v".repeat(100 << 10);
+    let produce_n = |c: &mut Clients, n: usize| {
+        let records: Vec<_> = (0..n).map(|i| rec(None, Some(&value), i as i64)).collect();
+        let mut records = records.into_iter();
+        let mut records_client = c.records.clone();
+        async move {
+            for r in &mut records {
+                records_client
+                    .produce(proto::ProduceRequest {
+                        topic: "tail".into(),
+                        partition: Some(0),
+                        records: vec![r],
+                        sequence: 0,
+                    })
+                    .await?;
+            }
+            anyhow::Ok(())
+        }
+    };
+    produce_n(&mut c, 1).await?;
+
+    // Three subscribers from offset 0 that read nothing yet: the server streams ahead of
+    // each until its buffers are full, then waits, far behind the log end.
+    let mut none = subscribe(&server, "tail", 0, OffsetReset::None).await?;
+    let mut earliest = subscribe(&server, "tail", 0, OffsetReset::Earliest).await?;
+    let mut latest = subscribe(&server, "tail", 0, OffsetReset::Latest).await?;
+    tokio::time::timeout(GUARD, produce_n(&mut c, 199))
+        .await
+        .context("produce stalled")??;
+    let summary = server.with_broker(|b| b.run_retention_once()).await?;
+    ensure!(summary.segments_deleted > 0, "{summary:?}");
+    let p = c.describe("tail").await?;
+    let (start, end) = (p.log_start_offset, p.log_end_offset);
+    ensure!(start > 100 && end == 200, "log [{start}, {end})");
+
+    // Without a reset the stream ends with OUT_OF_RANGE after what it had buffered, which
+    // is contiguous from 0 and below the new log start.
+    let (seen, ended) = offsets_until(&mut none, end - 1).await?;
+    let buffered = seen.len() as i64;
+    ensure!(seen == (0..buffered).collect::<Vec<_>>(), "{seen:?}");
+    ensure!(
+        buffered < start,
+        "the subscriber was not overtaken ({buffered} >= {start})"
+    );
+    let code = ended.as_ref().map(tonic::Status::code);
+    ensure!(code == Some(Code::OutOfRange), "{ended:?}");
+
+    // Earliest: the buffered records, then a jump to the log start, then everything to the end.
+    let (seen, ended) = offsets_until(&mut earliest, end - 1).await?;
+    ensure!(ended.is_none(), "{ended:?}");
+    let jump = seen
+        .iter()
+        .position(|&o| o >= start)
+        .context("never reached the log start")?;
+    ensure!(seen[..jump] == (0..jump as i64).collect::<Vec<_>>());
+    ensure!(seen[jump..] == (start..end).collect::<Vec<_>>(), "{seen:?}");
+
+    // Latest: the buffered records, then nothing until a new record is appended.
+    let (seen, _) = offsets_until(&mut latest, 0).await?;
+    ensure!(seen.first() == Some(&0));
+    produce_n(&mut c, 1).await?;
+    let (rest, ended) = offsets_until(&mut latest, end).await?;
+    ensure!(ended.is_none(), "{ended:?}");
+    let jumped: Vec<_> = rest.iter().copied().filter(|&o| o >= start).collect();
+    ensure!(
+        jumped == [end],
+        "after the reset: {jumped:?} (all: {rest:?})"
+    );
+
+    // A new subscription below the log start: refused, or reset at the call.
+    let refused = subscribe(&server, "tail", 0, OffsetReset::None).await;
+    let code = refused
+        .as_ref()
+        .err()
+        .and_then(|e| e.downcast_ref::<tonic::Status>())
+        .map(tonic::Status::code);
+    ensure!(code == Some(Code::OutOfRange), "{:?}", refused.err());
+    let mut from_start = subscribe(&server, "tail", 0, OffsetReset::Earliest).await?;
+    let (seen, _) = offsets_until(&mut from_start, start).await?;
+    ensure!(seen.first() == Some(&start), "{seen:?}");
+    let mut beyond = subscribe(&server, "tail", 10_000, OffsetReset::Latest).await?;
+    produce_n(&mut c, 1).await?;
+    let (seen, _) = offsets_until(&mut beyond, end + 1).await?;
+    ensure!(seen == [end + 1], "{seen:?}");
+    // An unknown reset value is an invalid argument.
+    let bad = c
+        .records
+        .subscribe(proto::SubscribeRequest {
+            topic: "tail".into(),
+            partition: 0,
+            offset: 0,
+            max_bytes: 0,
+            reset: 7,
+        })
+        .await;
+    ensure!(
+        matches!(&bad, Err(s) if s.code() == Code::InvalidArgument),
+        "{:?}",
+        bad.err()
+    );
+    drop((none, earliest, latest, from_start, beyond));
+    server.stop().await
+}

@@ -16,7 +16,7 @@
 //! Metrics (through the `metrics` facade; the binary installs an exporter):
 //! `distlog_requests_total{method,code}`, `distlog_request_duration_seconds{method}`,
 //! `distlog_produce_{records,bytes}_total{topic}`, `distlog_fetch_{records,bytes}_total{topic}`,
-//! `distlog_admin_denied_total`, per partition the gauges
+//! `distlog_admin_denied_total`, `distlog_subscribe_resets_total{topic}`, per partition the gauges
 //! `distlog_partition_{log_start_offset,log_end_offset,size_bytes,segments}{topic,partition}`,
 //! and per plugin version `distlog_plugin_{calls,errors,timeouts}_total{plugin,version}`,
 //! `distlog_plugin_call_microseconds_total` and `distlog_plugin_call_max_seconds`.

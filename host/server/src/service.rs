@@ -290,6 +290,48 @@ impl DistLogService {
         })
     }
 
+    /// A subscription's read at `*offset`. Under a reset policy a position outside the log
+    /// moves to the log start or end (logged and counted in `distlog_subscribe_resets_total`)
+    /// and is read there; without one the OUT_OF_RANGE error is returned.
+    async fn read_subscribed(
+        &self,
+        req: &proto::SubscribeRequest,
+        reset: proto::OffsetReset,
+        offset: &mut u64,
+        max_bytes: usize,
+    ) -> ApiResult<proto::FetchResponse> {
+        let read = self
+            .read_once(&req.topic, req.partition, *offset, max_bytes)
+            .await;
+        let Err(ApiError::Broker(BrokerError::OffsetOutOfRange {
+            requested,
+            start,
+            end,
+        })) = read
+        else {
+            return read;
+        };
+        let to = match reset {
+            proto::OffsetReset::None => return read,
+            proto::OffsetReset::Earliest => start,
+            proto::OffsetReset::Latest => end,
+        };
+        tracing::info!(
+            topic = %req.topic,
+            partition = req.partition,
+            from = requested,
+            to,
+            log_start = start,
+            log_end = end,
+            "subscription position outside the log: reset"
+        );
+        metrics::counter!("distlog_subscribe_resets_total", "topic" => req.topic.clone())
+            .increment(1);
+        *offset = to;
+        self.read_once(&req.topic, req.partition, to, max_bytes)
+            .await
+    }
+
     /// One raw read: stored batches with their codec identity, never waiting.
     async fn read_raw(
         &self,
@@ -349,6 +391,7 @@ impl DistLogService {
     fn subscribe_inner(
         &self,
         req: proto::SubscribeRequest,
+        reset: proto::OffsetReset,
         first: proto::FetchResponse,
         mut end: watch::Receiver<u64>,
     ) -> mpsc::Receiver<Result<proto::FetchResponse, Status>> {
@@ -364,7 +407,7 @@ impl DistLogService {
             loop {
                 end.borrow_and_update();
                 match this
-                    .read_once(&req.topic, req.partition, offset, max_bytes)
+                    .read_subscribed(&req, reset, &mut offset, max_bytes)
                     .await
                 {
                     Ok(r) if !r.records.is_empty() => {
@@ -739,18 +782,20 @@ impl Records for DistLogService {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let req = request.into_inner();
         observe("Subscribe", async {
-            let offset = offset_arg("offset", req.offset)?;
+            let mut offset = offset_arg("offset", req.offset)?;
+            let reset = proto::OffsetReset::try_from(req.reset).map_err(|_| {
+                ApiError::InvalidArgument(format!(
+                    "reset {} is not an OffsetReset (0 none, 1 earliest, 2 latest)",
+                    req.reset
+                ))
+            })?;
             let end = self.broker.watch_end(&req.topic, req.partition)?;
-            // The first read happens before the stream starts, so a bad offset fails the call.
+            // The first read happens before the stream starts, so a bad offset fails the call
+            // (or is reset).
             let first = self
-                .read_once(
-                    &req.topic,
-                    req.partition,
-                    offset,
-                    self.fetch_bytes(req.max_bytes),
-                )
+                .read_subscribed(&req, reset, &mut offset, self.fetch_bytes(req.max_bytes))
                 .await?;
-            let rx = self.subscribe_inner(req.clone(), first, end);
+            let rx = self.subscribe_inner(req.clone(), reset, first, end);
             Ok(Box::pin(ReceiverStream::new(rx)) as Self::SubscribeStream)
         })
         .await

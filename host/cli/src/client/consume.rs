@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use distlog_server::proto::{
     DescribeTopicRequest, Empty, FetchRequest, FetchResponse, Isolation, ListOffsetsRequest,
-    OffsetSpec, SubscribeRequest, offset_spec,
+    OffsetReset, OffsetSpec, SubscribeRequest, offset_spec,
 };
 use tokio::io::AsyncWriteExt;
 use tokio_stream::{StreamExt, StreamMap};
@@ -29,6 +29,11 @@ pub struct ConsumeArgs {
     /// Keep reading new records as they are appended (Subscribe), until Ctrl-C or `--max`.
     #[arg(long, short = 'F')]
     pub follow: bool,
+    /// With --follow: where to continue when the position falls outside the log (retention
+    /// deleted records not yet read, or an offset beyond the end). `none` stops with
+    /// OUT_OF_RANGE; `earliest` / `latest` jump to the log start / end.
+    #[arg(long, value_enum, default_value_t = Reset::None, requires = "follow")]
+    pub reset: Reset,
     /// Stop after this many records.
     #[arg(long, short = 'n')]
     pub max: Option<u64>,
@@ -47,6 +52,24 @@ pub struct ConsumeArgs {
     /// records: a raw fetch, nothing is decompressed. Honours `--output`.
     #[arg(long, conflicts_with = "follow")]
     pub raw: bool,
+}
+
+/// `--reset`: `distlog.v1.OffsetReset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Reset {
+    None,
+    Earliest,
+    Latest,
+}
+
+impl From<Reset> for OffsetReset {
+    fn from(r: Reset) -> Self {
+        match r {
+            Reset::None => OffsetReset::None,
+            Reset::Earliest => OffsetReset::Earliest,
+            Reset::Latest => OffsetReset::Latest,
+        }
+    }
 }
 
 pub async fn run(conn: &Conn, args: ConsumeArgs) -> Result<()> {
@@ -229,6 +252,7 @@ async fn follow(
                 partition,
                 offset,
                 max_bytes: args.fetch_bytes,
+                reset: OffsetReset::from(args.reset) as i32,
             })?)
             .await
             .map_err(status("subscribe"))?
