@@ -209,7 +209,7 @@ impl Records for Ceiling {
         // max_bytes carries the record size, the offset the batch's first offset.
         let size = request.max_wait_ms as usize;
         let count = (request.max_bytes as usize / size.max(1)).max(1);
-        let value = vec![b'x'; size];
+        let value = bytes::Bytes::from(vec![b'x'; size]);
         let records = (0..count as i64)
             .map(|i| StoredRecord {
                 offset: request.offset + i,
@@ -437,7 +437,7 @@ async fn consume_load(
         measured.bytes += response
             .records
             .iter()
-            .map(|r| r.value.as_ref().map_or(0, Vec::len) as u64)
+            .map(|r| r.value.as_ref().map_or(0, bytes::Bytes::len) as u64)
             .sum::<u64>();
         offset = response.next_offset;
         if offset >= end {

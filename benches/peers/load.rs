@@ -293,7 +293,7 @@ async fn distlog_consume(args: &Args) -> Result<Measured> {
         measured.bytes += response
             .records
             .iter()
-            .map(|r| r.value.as_ref().map_or(0, Vec::len) as u64)
+            .map(|r| r.value.as_ref().map_or(0, bytes::Bytes::len) as u64)
             .sum::<u64>();
         offset = response.next_offset;
     }

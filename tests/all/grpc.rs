@@ -250,8 +250,8 @@ async fn produce_then_fetch_is_byte_identical() -> Result<()> {
     ensure!(got.len() == sent.len(), "fetched {} records", got.len());
     for (i, (s, g)) in sent.iter().zip(&got).enumerate() {
         ensure!(g.offset == i as i64);
-        ensure!(g.key == s.key, "record {i} key");
-        ensure!(g.value == s.value, "record {i} value");
+        ensure!(g.key.as_deref() == s.key.as_deref(), "record {i} key");
+        ensure!(g.value.as_deref() == s.value.as_deref(), "record {i} value");
         ensure!(g.headers == s.headers, "record {i} headers");
         match s.timestamp_ms {
             Some(ts) => ensure!(g.timestamp_ms == ts, "record {i} timestamp"),
@@ -419,7 +419,7 @@ async fn subscribe_and_long_poll_wake_on_append() -> Result<()> {
         produced.push(r.offsets[0]);
     }
     let polled = guarded("long poll", poll).await???.into_inner();
-    ensure!(!polled.records.is_empty() && polled.records[0].value == Some(vec![0; 3]));
+    ensure!(!polled.records.is_empty() && polled.records[0].value.as_deref() == Some(&[0; 3][..]));
 
     let mut seen = Vec::new();
     while seen.len() < 5 {
@@ -427,7 +427,7 @@ async fn subscribe_and_long_poll_wake_on_append() -> Result<()> {
             .await??
             .context("stream ended")?;
         for r in msg.records {
-            ensure!(r.value == Some(vec![u8::try_from(r.offset)?; 3]));
+            ensure!(r.value.as_deref() == Some(&[u8::try_from(r.offset)?; 3][..]));
             seen.push(r.offset);
         }
     }
@@ -542,7 +542,11 @@ async fn restart_keeps_records_and_group_offsets() -> Result<()> {
         let got = fetch_all(&mut c, "durable", p, 0).await?;
         ensure!(got.len() == sent.len());
         for (s, g) in sent.iter().zip(&got) {
-            ensure!(g.key == s.key && g.value == s.value && g.headers == s.headers);
+            ensure!(
+                g.key.as_deref() == s.key.as_deref()
+                    && g.value.as_deref() == s.value.as_deref()
+                    && g.headers == s.headers
+            );
         }
     }
     let offsets = c
@@ -858,8 +862,8 @@ async fn bad_input_gets_precise_statuses_and_the_server_keeps_serving() -> Resul
     // Nothing was damaged and the server still serves.
     let got = fetch_all(&mut c, "ok", 0, 0).await?;
     ensure!(
-        got.iter().map(|r| r.value.clone()).collect::<Vec<_>>()
-            == vec![Some(b"a".to_vec()), Some(b"b".to_vec())]
+        got.iter().map(|r| r.value.as_deref()).collect::<Vec<_>>()
+            == vec![Some(&b"a"[..]), Some(&b"b"[..])]
     );
     c.records
         .produce(produce_req("ok", Some(0), vec![record(None, Some(b"c"))]))
@@ -977,7 +981,7 @@ async fn pipelined_requests_merged_into_one_append_keep_their_own_offsets() -> R
         let got: Vec<(i64, Vec<u8>)> = fetch_all(&mut c, "merged", p, 0)
             .await?
             .into_iter()
-            .map(|r| (r.offset, r.value.unwrap_or_default()))
+            .map(|r| (r.offset, r.value.map(Vec::from).unwrap_or_default()))
             .collect();
         ensure!(got == expected[p as usize], "partition {p} differs");
     }
@@ -1156,7 +1160,11 @@ async fn tls_with_client_certificates_admits_only_clients_of_its_ca() -> Result<
         sent.len()
     );
     for (g, s) in got.iter().zip(&sent) {
-        ensure!(g.key == s.key && g.value == s.value && g.headers == s.headers);
+        ensure!(
+            g.key.as_deref() == s.key.as_deref()
+                && g.value.as_deref() == s.value.as_deref()
+                && g.headers == s.headers
+        );
     }
 
     // Refused: plaintext, TLS without a client certificate, a certificate of another CA,

@@ -258,8 +258,8 @@ fn stored(offset: i64, r: &proto::Record) -> proto::StoredRecord {
     proto::StoredRecord {
         offset,
         timestamp_ms: r.timestamp_ms.unwrap_or(0),
-        key: r.key.clone(),
-        value: r.value.clone(),
+        key: r.key.clone().map(Into::into),
+        value: r.value.clone().map(Into::into),
         headers: r.headers.clone(),
     }
 }

@@ -9,10 +9,12 @@ use crate::partitioner::partition_for_key;
 use crate::plugins::{PluginDescription, Plugins};
 use crate::topic::{META_FILE, Partition, Topic, TopicMeta, open_log, sync_dir};
 use crate::{BrokerError, SegmentInfo};
+use bytes::Bytes;
 use distlog_plugin_host::{PluginHost, PluginKind};
 use distlog_storage::batch::{BatchBuilder, BatchView, Header, Record, RecordIter, TimestampType};
 use distlog_storage::{AppendError, AppendInfo, CrcCheck, Log, ReadError};
 use parking_lot::{Mutex, RwLock};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -55,10 +57,10 @@ pub struct StoredRecord {
     pub offset: u64,
     /// Timestamp (create time or log-append time, per the topic).
     pub timestamp_ms: i64,
-    /// Record key.
-    pub key: Option<Vec<u8>>,
-    /// Record value.
-    pub value: Option<Vec<u8>>,
+    /// Record key (a slice of the fetched buffer, not a copy).
+    pub key: Option<Bytes>,
+    /// Record value (a slice of the fetched buffer, not a copy).
+    pub value: Option<Bytes>,
     /// Headers, in order.
     pub headers: Vec<Header>,
 }
@@ -636,12 +638,19 @@ impl Broker {
             .read(offset, max_bytes)
             .map_err(|e| read_error(&t.name, partition, e))?;
         let mut records = Vec::new();
+        let fetched_len = fetched.bytes.len();
+        // Owned once; keys and values below are zero-copy slices of it (or of a batch's
+        // decompressed payload).
+        let buf = Bytes::from(fetched.bytes);
         let mut pos = 0;
-        while pos < fetched.bytes.len() {
-            let view = BatchView::parse(&fetched.bytes[pos..])
-                .map_err(|e| corrupt(&t.name, partition, &e))?;
+        while pos < buf.len() {
+            let view =
+                BatchView::parse(&buf[pos..]).map_err(|e| corrupt(&t.name, partition, &e))?;
             pos += view.total_len();
-            let payload = crate::codec::payload(self.plugin_host(), &log, &view)?;
+            let payload = match crate::codec::payload(self.plugin_host(), &log, &view)? {
+                Cow::Borrowed(stored) => buf.slice_ref(stored),
+                Cow::Owned(decoded) => Bytes::from(decoded),
+            };
             let iter = RecordIter::new(&payload, view.header())
                 .map_err(|e| corrupt(&t.name, partition, &e))?;
             for r in iter {
@@ -652,8 +661,8 @@ impl Broker {
                 records.push(StoredRecord {
                     offset: r.offset(),
                     timestamp_ms: r.timestamp(),
-                    key: r.key().map(<[u8]>::to_vec),
-                    value: r.value().map(<[u8]>::to_vec),
+                    key: r.key().map(|k| payload.slice_ref(k)),
+                    value: r.value().map(|v| payload.slice_ref(v)),
                     headers: r
                         .headers()
                         .map(|h| Header {
@@ -673,7 +682,7 @@ impl Broker {
             } else {
                 fetched.next_offset
             },
-            bytes: fetched.bytes.len(),
+            bytes: fetched_len,
         })
     }
 

@@ -14,8 +14,9 @@ pub struct Record {
     pub partition: u32,
     pub offset: u64,
     pub timestamp_ms: i64,
-    pub key: Option<Vec<u8>>,
-    pub value: Vec<u8>,
+    /// Slices of the fetched message (no copy per record).
+    pub key: Option<bytes::Bytes>,
+    pub value: bytes::Bytes,
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
@@ -283,8 +284,8 @@ mod tests {
             partition: 2,
             offset: 41,
             timestamp_ms: 1_700_000_000_000,
-            key: Some(b"k1".to_vec()),
-            value: b"hello".to_vec(),
+            key: Some(bytes::Bytes::from_static(b"k1")),
+            value: bytes::Bytes::from_static(b"hello"),
             headers: vec![("h".into(), b"x".to_vec())],
         }
     }
@@ -322,7 +323,7 @@ mod tests {
     #[test]
     fn renders_json_with_hex_for_binary() -> Result<()> {
         let mut rec = record();
-        rec.value = vec![0xff, 0x00];
+        rec.value = bytes::Bytes::from_static(&[0xff, 0x00]);
         let mut out = Vec::new();
         RecordFormat::Json.render(&rec, &mut out)?;
         let parsed: serde_json::Value = serde_json::from_slice(&out)?;
