@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::codegen::Bytes;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 
@@ -122,8 +123,8 @@ async fn create(c: &mut Clients, name: &str, partitions: u32) -> Result<()> {
 
 fn record(key: Option<&[u8]>, value: Option<&[u8]>) -> proto::Record {
     proto::Record {
-        key: key.map(<[u8]>::to_vec),
-        value: value.map(<[u8]>::to_vec),
+        key: key.map(Bytes::copy_from_slice),
+        value: value.map(Bytes::copy_from_slice),
         headers: vec![],
         timestamp_ms: None,
     }
@@ -180,8 +181,8 @@ async fn fetch_all(
 fn varied_records() -> Vec<proto::Record> {
     vec![
         proto::Record {
-            key: Some(b"k1".to_vec()),
-            value: Some(b"v1".to_vec()),
+            key: Some(Bytes::from_static(b"k1")),
+            value: Some(Bytes::from_static(b"v1")),
             headers: vec![
                 proto::Header {
                     key: "h".into(),
@@ -204,7 +205,7 @@ fn varied_records() -> Vec<proto::Record> {
         record(None, None),
         proto::Record {
             key: Some((0..=255u8).collect()),
-            value: Some(vec![0xAB; 10_000]),
+            value: Some(Bytes::from(vec![0xAB; 10_000])),
             headers: vec![],
             timestamp_ms: Some(0),
         },
@@ -911,6 +912,57 @@ async fn produce_stream_answers_in_order_and_survives_bad_requests() -> Result<(
     }
     ensure!(guarded("stream end", responses.message()).await??.is_none());
     ensure!(fetch_all(&mut c, "piped", 0, 0).await?.len() == 57);
+    server.stop().await
+}
+
+/// Requests to a topic that fsyncs before answering and to one that does not, interleaved on
+/// one ProduceStream: the answers of the unsynced topic must not overtake those still waiting
+/// for an fsync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_stream_keeps_order_across_synced_and_unsynced_topics() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Running::start(dir.path(), test_config()).await?;
+    let mut c = clients(&server).await?;
+    for (name, policy) in [("synced", "batch"), ("unsynced", "os")] {
+        c.topics
+            .create_topic(proto::CreateTopicRequest {
+                name: name.into(),
+                partitions: 1,
+                config: HashMap::from([("flush.policy".to_owned(), policy.to_owned())]),
+            })
+            .await?;
+    }
+    let topic = |i: u64| if i.is_multiple_of(3) { "synced" } else { "unsynced" };
+    let requests: Vec<proto::ProduceRequest> = (0..60u64)
+        .map(|i| proto::ProduceRequest {
+            sequence: i,
+            ..produce_req(
+                topic(i),
+                Some(0),
+                vec![record(None, Some(&i.to_le_bytes()))],
+            )
+        })
+        .collect();
+    let mut responses = c
+        .records
+        .produce_stream(tokio_stream::iter(requests))
+        .await?
+        .into_inner();
+    let mut next = HashMap::from([("synced", 0i64), ("unsynced", 0i64)]);
+    for i in 0..60u64 {
+        let r = guarded("stream response", responses.message())
+            .await??
+            .context("stream ended")?;
+        ensure!(
+            r.sequence == i,
+            "answer {} arrived in place of {i}",
+            r.sequence
+        );
+        let offset = next.get_mut(topic(i)).context("topic")?;
+        ensure!(r.error.is_none() && r.offsets == [*offset], "{r:?}");
+        *offset += 1;
+    }
+    ensure!(guarded("stream end", responses.message()).await??.is_none());
     server.stop().await
 }
 

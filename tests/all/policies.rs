@@ -224,8 +224,8 @@ impl Clients {
 
 fn rec(key: Option<&str>, value: Option<&str>, ts: i64) -> proto::Record {
     proto::Record {
-        key: key.map(|k| k.as_bytes().to_vec()),
-        value: value.map(|v| v.as_bytes().to_vec()),
+        key: key.map(|k| k.as_bytes().to_vec().into()),
+        value: value.map(|v| v.as_bytes().to_vec().into()),
         headers: vec![proto::Header {
             key: "h".into(),
             value: vec![ts.to_le_bytes()[0]],
@@ -258,8 +258,8 @@ fn stored(offset: i64, r: &proto::Record) -> proto::StoredRecord {
     proto::StoredRecord {
         offset,
         timestamp_ms: r.timestamp_ms.unwrap_or(0),
-        key: r.key.clone().map(Into::into),
-        value: r.value.clone().map(Into::into),
+        key: r.key.clone(),
+        value: r.value.clone(),
         headers: r.headers.clone(),
     }
 }
@@ -1002,17 +1002,43 @@ async fn subscriptions_overtaken_by_retention_reset_or_end_as_asked() -> Result<
     ensure!(seen[..jump] == (0..jump as i64).collect::<Vec<_>>());
     ensure!(seen[jump..] == (start..end).collect::<Vec<_>>(), "{seen:?}");
 
-    // Latest: the buffered records, then nothing until a new record is appended.
-    let (seen, _) = offsets_until(&mut latest, 0).await?;
-    ensure!(seen.first() == Some(&0));
-    produce_n(&mut c, 1).await?;
-    let (rest, ended) = offsets_until(&mut latest, end).await?;
+    // Latest: the buffered records, then only records appended after the reset, none of the
+    // retained ones. The reset happens when the subscriber has drained its buffer, at a
+    // moment the client cannot observe, so a producer keeps appending until a record
+    // arrives past the gap.
+    let mut producer = c.records.clone();
+    let keep_producing = tokio::spawn(async move {
+        for i in 0.. {
+            let r = producer
+                .produce(proto::ProduceRequest {
+                    topic: "tail".into(),
+                    partition: Some(0),
+                    records: vec![rec(None, Some("after"), i)],
+                    sequence: 0,
+                })
+                .await;
+            if r.is_err() {
+                return;
+            }
+        }
+    });
+    let (seen, ended) = offsets_until(&mut latest, end).await?;
+    keep_producing.abort();
     ensure!(ended.is_none(), "{ended:?}");
-    let jumped: Vec<_> = rest.iter().copied().filter(|&o| o >= start).collect();
+    let jump = seen
+        .iter()
+        .position(|&o| o >= start)
+        .context("no record after the reset")?;
+    ensure!(seen[..jump] == (0..jump as i64).collect::<Vec<_>>());
     ensure!(
-        jumped == [end],
-        "after the reset: {jumped:?} (all: {rest:?})"
+        seen[jump] >= end
+            && seen[jump..]
+                == (seen[jump]..seen[jump] + (seen.len() - jump) as i64).collect::<Vec<_>>(),
+        "after the reset: {:?} (retained records start at {start}, end at {end})",
+        &seen[jump..]
     );
+    let _ = keep_producing.await;
+    let end = c.describe("tail").await?.log_end_offset;
 
     // A new subscription below the log start: refused, or reset at the call.
     let refused = subscribe(&server, "tail", 0, OffsetReset::None).await;
@@ -1027,8 +1053,8 @@ async fn subscriptions_overtaken_by_retention_reset_or_end_as_asked() -> Result<
     ensure!(seen.first() == Some(&start), "{seen:?}");
     let mut beyond = subscribe(&server, "tail", 10_000, OffsetReset::Latest).await?;
     produce_n(&mut c, 1).await?;
-    let (seen, _) = offsets_until(&mut beyond, end + 1).await?;
-    ensure!(seen == [end + 1], "{seen:?}");
+    let (seen, _) = offsets_until(&mut beyond, end).await?;
+    ensure!(seen == [end], "{seen:?}");
     // An unknown reset value is an invalid argument.
     let bad = c
         .records
