@@ -285,7 +285,7 @@ fn records(per_request: usize, size: usize) -> Vec<Record> {
     (0..per_request)
         .map(|_| Record {
             key: None,
-            value: Some(vec![b'v'; size].into()),
+            value: Some(vec![b'v'; size]),
             headers: Vec::new(),
             timestamp_ms: None,
         })

@@ -134,7 +134,7 @@ fn batches(total: usize, make: Make) -> Vec<Vec<ProduceRecord>> {
                 i += 1;
                 bytes += value.len();
                 ProduceRecord {
-                    value: Some(value.into()),
+                    value: Some(value),
                     timestamp_ms: Some(1_700_000_000_000),
                     ..ProduceRecord::default()
                 }
@@ -174,7 +174,7 @@ fn produce_codecs(s: &Scale, dir: &Path) -> Result<()> {
         let values: usize = data
             .iter()
             .flatten()
-            .map(|r| r.value.as_ref().map_or(0, |v| v.len()))
+            .map(|r| r.value.as_ref().map_or(0, Vec::len))
             .sum();
         let mut results = Vec::new();
         for codec in ["none", "codec-lz4", "codec-zstd"] {
@@ -215,8 +215,8 @@ fn cleaner(s: &Scale, dir: &Path) -> Result<()> {
             chunk
                 .iter()
                 .map(|_| ProduceRecord {
-                    key: Some(format!("key-{}", rng.next() % 10_000).into_bytes().into()),
-                    value: Some(vec![b'v'; 100].into()),
+                    key: Some(format!("key-{}", rng.next() % 10_000).into_bytes()),
+                    value: Some(vec![b'v'; 100]),
                     timestamp_ms: Some(1_700_000_000_000),
                     ..ProduceRecord::default()
                 })
@@ -274,7 +274,7 @@ fn retention(s: &Scale, dir: &Path) -> Result<()> {
             "r",
             Some(0),
             vec![ProduceRecord {
-                value: Some(format!("record {i}").into_bytes().into()),
+                value: Some(format!("record {i}").into_bytes()),
                 timestamp_ms: Some(1_000),
                 ..ProduceRecord::default()
             }],

@@ -210,7 +210,7 @@ async fn distlog_produce(args: &Args) -> Result<Measured> {
     let mut client = records_client(channel);
     let record = Record {
         key: None,
-        value: Some(vec![b'x'; args.size].into()),
+        value: Some(vec![b'x'; args.size]),
         headers: Vec::new(),
         timestamp_ms: None,
     };

@@ -28,10 +28,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // received message instead of one allocation and copy each.
         .bytes(".distlog.v1.StoredRecord.key")
         .bytes(".distlog.v1.StoredRecord.value")
-        // Produced keys and values likewise: slices of the decoded request, copied once,
-        // into the batch.
-        .bytes(".distlog.v1.Record.key")
-        .bytes(".distlog.v1.Record.value")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::codegen::Bytes;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 
@@ -123,8 +122,8 @@ async fn create(c: &mut Clients, name: &str, partitions: u32) -> Result<()> {
 
 fn record(key: Option<&[u8]>, value: Option<&[u8]>) -> proto::Record {
     proto::Record {
-        key: key.map(Bytes::copy_from_slice),
-        value: value.map(Bytes::copy_from_slice),
+        key: key.map(<[u8]>::to_vec),
+        value: value.map(<[u8]>::to_vec),
         headers: vec![],
         timestamp_ms: None,
     }
@@ -181,8 +180,8 @@ async fn fetch_all(
 fn varied_records() -> Vec<proto::Record> {
     vec![
         proto::Record {
-            key: Some(Bytes::from_static(b"k1")),
-            value: Some(Bytes::from_static(b"v1")),
+            key: Some(b"k1".to_vec()),
+            value: Some(b"v1".to_vec()),
             headers: vec![
                 proto::Header {
                     key: "h".into(),
@@ -205,7 +204,7 @@ fn varied_records() -> Vec<proto::Record> {
         record(None, None),
         proto::Record {
             key: Some((0..=255u8).collect()),
-            value: Some(Bytes::from(vec![0xAB; 10_000])),
+            value: Some(vec![0xAB; 10_000]),
             headers: vec![],
             timestamp_ms: Some(0),
         },
@@ -932,7 +931,13 @@ async fn produce_stream_keeps_order_across_synced_and_unsynced_topics() -> Resul
             })
             .await?;
     }
-    let topic = |i: u64| if i.is_multiple_of(3) { "synced" } else { "unsynced" };
+    let topic = |i: u64| {
+        if i.is_multiple_of(3) {
+            "synced"
+        } else {
+            "unsynced"
+        }
+    };
     let requests: Vec<proto::ProduceRequest> = (0..60u64)
         .map(|i| proto::ProduceRequest {
             sequence: i,

@@ -224,8 +224,8 @@ impl Clients {
 
 fn rec(key: Option<&str>, value: Option<&str>, ts: i64) -> proto::Record {
     proto::Record {
-        key: key.map(|k| k.as_bytes().to_vec().into()),
-        value: value.map(|v| v.as_bytes().to_vec().into()),
+        key: key.map(|k| k.as_bytes().to_vec()),
+        value: value.map(|v| v.as_bytes().to_vec()),
         headers: vec![proto::Header {
             key: "h".into(),
             value: vec![ts.to_le_bytes()[0]],
@@ -258,8 +258,8 @@ fn stored(offset: i64, r: &proto::Record) -> proto::StoredRecord {
     proto::StoredRecord {
         offset,
         timestamp_ms: r.timestamp_ms.unwrap_or(0),
-        key: r.key.clone(),
-        value: r.value.clone(),
+        key: r.key.clone().map(Into::into),
+        value: r.value.clone().map(Into::into),
         headers: r.headers.clone(),
     }
 }

@@ -11,7 +11,7 @@ use crate::topic::{META_FILE, Partition, Topic, TopicMeta, open_log, sync_dir};
 use crate::{BrokerError, SegmentInfo};
 use bytes::Bytes;
 use distlog_plugin_host::{PluginHost, PluginKind};
-use distlog_storage::batch::{BatchBuilder, BatchView, Header, RecordIter, TimestampType};
+use distlog_storage::batch::{BatchBuilder, BatchView, Header, Record, RecordIter, TimestampType};
 use distlog_storage::{AppendError, AppendInfo, CrcCheck, Log, ReadError};
 use parking_lot::{Mutex, RwLock};
 use std::borrow::Cow;
@@ -27,10 +27,10 @@ pub const MAX_COMMIT_METADATA: usize = 4096;
 /// A record to append. `None` key or value is null (distinct from empty).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProduceRecord {
-    /// Record key (a slice of the request, for the gRPC server: no copy per record).
-    pub key: Option<Bytes>,
+    /// Record key.
+    pub key: Option<Vec<u8>>,
     /// Record value; `None` is a tombstone.
-    pub value: Option<Bytes>,
+    pub value: Option<Vec<u8>>,
     /// Headers, in order.
     pub headers: Vec<Header>,
     /// Create time (ms since the Unix epoch); `None` takes the broker's clock.
@@ -40,8 +40,8 @@ pub struct ProduceRecord {
 impl ProduceRecord {
     /// Key, value and header bytes (what `max.message.bytes` and request limits count).
     pub fn size(&self) -> usize {
-        self.key.as_ref().map_or(0, Bytes::len)
-            + self.value.as_ref().map_or(0, Bytes::len)
+        self.key.as_ref().map_or(0, Vec::len)
+            + self.value.as_ref().map_or(0, Vec::len)
             + self
                 .headers
                 .iter()
@@ -551,13 +551,14 @@ impl Broker {
                         max,
                     });
                 }
+                let record = Record {
+                    timestamp: r.timestamp_ms.unwrap_or(now),
+                    key: r.key,
+                    value: r.value,
+                    headers: r.headers,
+                };
                 builder
-                    .push_borrowed(
-                        r.timestamp_ms.unwrap_or(now),
-                        r.key.as_deref(),
-                        r.value.as_deref(),
-                        &r.headers,
-                    )
+                    .push(&record)
                     .map_err(|e| BrokerError::InvalidArgument(format!("record {i}: {e}")))?;
                 if builder.encoded_len() > max {
                     return Err(BrokerError::BatchTooLarge {
@@ -1055,8 +1056,8 @@ mod tests {
 
     fn rec(key: Option<&[u8]>, value: &[u8]) -> ProduceRecord {
         ProduceRecord {
-            key: key.map(Bytes::copy_from_slice),
-            value: Some(Bytes::copy_from_slice(value)),
+            key: key.map(<[u8]>::to_vec),
+            value: Some(value.to_vec()),
             ..ProduceRecord::default()
         }
     }

@@ -28,8 +28,8 @@ pub(crate) fn produce_record(r: proto::Record) -> ProduceRecord {
 
 /// Key, value and header bytes of a record (what `max_record_bytes` limits).
 pub(crate) fn record_size(r: &proto::Record) -> usize {
-    r.key.as_ref().map_or(0, |k| k.len())
-        + r.value.as_ref().map_or(0, |v| v.len())
+    r.key.as_ref().map_or(0, Vec::len)
+        + r.value.as_ref().map_or(0, Vec::len)
         + r.headers
             .iter()
             .map(|h| h.key.len() + h.value.len())

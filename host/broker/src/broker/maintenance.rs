@@ -449,8 +449,8 @@ mod tests {
 
     fn rec(key: &str, value: Option<&str>, ts: i64) -> ProduceRecord {
         ProduceRecord {
-            key: Some(bytes::Bytes::copy_from_slice(key.as_bytes())),
-            value: value.map(|v| bytes::Bytes::copy_from_slice(v.as_bytes())),
+            key: Some(key.as_bytes().to_vec()),
+            value: value.map(|v| v.as_bytes().to_vec()),
             timestamp_ms: Some(ts),
             ..ProduceRecord::default()
         }

@@ -187,8 +187,8 @@ async fn read_batches(
             let (key, value) = split_line(&line, separator);
             bytes += value.len() + key.as_ref().map_or(0, Vec::len);
             records.push(Record {
-                key: key.map(Into::into),
-                value: Some(value.into()),
+                key,
+                value: Some(value),
                 headers: batching.headers.clone(),
                 timestamp_ms: None,
             });

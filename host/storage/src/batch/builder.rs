@@ -181,26 +181,6 @@ impl BatchBuilder {
         )
     }
 
-    /// Appends a record given as borrowed parts (a producer's buffers, without building a
-    /// [`Record`] first). Cost: copies its bytes; no allocation beyond the buffer's growth.
-    pub fn push_borrowed<'r>(
-        &mut self,
-        timestamp: i64,
-        key: Option<&'r [u8]>,
-        value: Option<&'r [u8]>,
-        headers: &'r [super::Header],
-    ) -> Result<(), BatchError> {
-        self.push_parts(
-            self.next_delta,
-            RecordParts {
-                timestamp,
-                key,
-                value,
-                headers: headers.iter().map(|h| (h.key.as_str(), h.value.as_slice())),
-            },
-        )
-    }
-
     fn push_parts<'r, H>(
         &mut self,
         offset_delta: u32,
