@@ -638,7 +638,6 @@ impl Broker {
             .read(offset, max_bytes)
             .map_err(|e| read_error(&t.name, partition, e))?;
         let mut records = Vec::new();
-        let fetched_len = fetched.bytes.len();
         // Owned once; keys and values below are zero-copy slices of it (or of a batch's
         // decompressed payload).
         let buf = Bytes::from(fetched.bytes);
@@ -682,7 +681,7 @@ impl Broker {
             } else {
                 fetched.next_offset
             },
-            bytes: fetched_len,
+            bytes: buf.len(),
         })
     }
 
