@@ -475,6 +475,10 @@ fn tls_flags_serve_and_connect_with_client_certificates() -> Result<()> {
             String::from_utf8_lossy(&out.stdout)
         );
     }
+    // The plaintext failure says what to do.
+    let out = broker.cli(&["topic", "list"], b"")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(stderr.contains("--tls-ca"), "no TLS hint: {stderr}");
     let status = broker.terminate()?;
     ensure!(status.success(), "serve exited with {status}");
     Ok(())

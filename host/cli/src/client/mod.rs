@@ -185,9 +185,20 @@ impl Conn {
 /// Turns a failed call into an error that reads `NotFound: topic "x" does not exist`.
 pub fn status(what: &str) -> impl FnOnce(tonic::Status) -> anyhow::Error + '_ {
     move |status| {
-        // A plaintext client talking to a TLS listener sees its connection dropped during
-        // the HTTP/2 handshake, which tonic reports as a cancelled call.
-        let hint = if status.code() == tonic::Code::Cancelled
+        // A plaintext client talking to a TLS listener sees its connection fail during the
+        // HTTP/2 handshake, which tonic reports, depending on timing, as a cancelled call, a
+        // transport error or an h2 protocol error: never with a message from the broker.
+        let transport_failure = matches!(
+            status.code(),
+            tonic::Code::Cancelled | tonic::Code::Unknown | tonic::Code::Internal
+        ) && [
+            "operation was canceled",
+            "transport error",
+            "h2 protocol error",
+        ]
+        .iter()
+        .any(|m| status.message().contains(m));
+        let hint = if transport_failure
             && !PLAINTEXT_HINT_OFF.load(std::sync::atomic::Ordering::Relaxed)
         {
             " (the connection was closed: if the broker serves TLS, pass --tls-ca FILE or --tls)"
