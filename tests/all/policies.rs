@@ -23,6 +23,7 @@ use distlog_server::{Broker, BrokerConfig, ServeError, ServerConfig, proto};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -1007,8 +1008,13 @@ async fn subscriptions_overtaken_by_retention_reset_or_end_as_asked() -> Result<
     // moment the client cannot observe, so a producer keeps appending until a record
     // arrives past the gap.
     let mut producer = c.records.clone();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
     let keep_producing = tokio::spawn(async move {
         for i in 0.. {
+            if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
             let r = producer
                 .produce(proto::ProduceRequest {
                     topic: "tail".into(),
@@ -1023,7 +1029,9 @@ async fn subscriptions_overtaken_by_retention_reset_or_end_as_asked() -> Result<
         }
     });
     let (seen, ended) = offsets_until(&mut latest, end).await?;
-    keep_producing.abort();
+    // Stopped between requests, not aborted: an aborted request may still land after the
+    // log end is read below.
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     ensure!(ended.is_none(), "{ended:?}");
     let jump = seen
         .iter()
@@ -1037,7 +1045,7 @@ async fn subscriptions_overtaken_by_retention_reset_or_end_as_asked() -> Result<
         "after the reset: {:?} (retained records start at {start}, end at {end})",
         &seen[jump..]
     );
-    let _ = keep_producing.await;
+    keep_producing.await?;
     let end = c.describe("tail").await?.log_end_offset;
 
     // A new subscription below the log start: refused, or reset at the call.
