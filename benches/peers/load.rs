@@ -180,11 +180,9 @@ impl Measured {
 // ---------------------------------------------------------------------------------------
 
 async fn distlog_channel(endpoint: &str) -> Result<Channel> {
-    // The CLI's and the grpc bench's transport settings: HTTP/2 windows sized for batches.
-    Endpoint::from_shared(endpoint.to_owned())?
-        .tcp_nodelay(true)
-        .initial_connection_window_size(Some(8 << 20))
-        .initial_stream_window_size(Some(4 << 20))
+    // The CLI's and the grpc bench's transport settings: HTTP/2 windows sized for batches,
+    // large frames, TCP_NODELAY.
+    distlog_server::tune_endpoint(Endpoint::from_shared(endpoint.to_owned())?)
         .connect()
         .await
         .with_context(|| format!("connecting to {endpoint}"))

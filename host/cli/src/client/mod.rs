@@ -128,10 +128,10 @@ pub struct Conn {
 impl Conn {
     /// Connects to the broker. Fails fast (a few seconds) when nothing listens there.
     pub async fn connect(opts: &ClientOpts) -> Result<Self> {
-        let mut endpoint = Endpoint::from_shared(opts.uri())
+        let endpoint = Endpoint::from_shared(opts.uri())
             .with_context(|| format!("invalid broker address {:?}", opts.broker))?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true);
+            .connect_timeout(Duration::from_secs(5));
+        let mut endpoint = distlog_server::tune_endpoint(endpoint);
         if let Some(tls) = opts.tls_config()? {
             PLAINTEXT_HINT_OFF.store(true, std::sync::atomic::Ordering::Relaxed);
             endpoint = endpoint
