@@ -8,6 +8,14 @@
 //! driven by the same client code, so `broker / ceiling` is the cost of the broker itself
 //! (validation, batch encoding, storage append and fsync, reads and decoding).
 //!
+//! Two more ceilings add the disk to the transport, for each flush policy measured: the same
+//! service, whose `Produce` also appends the request's values to a plain file (one per
+//! topic and partition, same file system as the broker's data) with one `writev` (`+write`,
+//! for `flush.policy=os`) or one `writev` and one `fdatasync` (`+fsync`, for `batch`) before
+//! answering, and nothing else. Each produce row reports its ratio to the bare ceiling (the
+//! aim) and to the one with the same disk work, so the cost of the kernel's write path and
+//! of the disk can be told apart from the cost of the broker.
+//!
 //! Run: `cargo bench -p distlog-benches --bench grpc`. Environment:
 //! - `DISTLOG_BENCH_QUICK=1`: short runs and fewer scenarios (a smoke test, ~15 s);
 //! - `DISTLOG_BENCH_SECS` (default 2): seconds per measurement;
@@ -28,7 +36,8 @@
 //! way in each mode (its `ProduceStream` answers each request as it arrives), so each ratio
 //! compares like with like.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -152,7 +161,107 @@ impl Measured {
 // ---------------------------------------------------------------------------------------
 
 #[derive(Debug, Default)]
-struct Ceiling;
+struct Ceiling {
+    /// `Some` for the ceilings with disk work: every produce request's values are written
+    /// to a file (and `fdatasync`ed) before the answer, nothing else.
+    disk: Option<Arc<DiskSink>>,
+}
+
+type SharedFile = Arc<std::sync::Mutex<std::fs::File>>;
+
+/// A disk ceiling's work: one plain file per `(topic, partition)` in a temporary directory
+/// on the same file system as the broker's data, each request's values appended with one
+/// `writev` straight from the request's buffers and, when `sync`, made durable with one
+/// `fdatasync` (no batching across requests, no index, no CRC). [`DiskSink::reset`] removes
+/// the files between runs, as the broker's runs each write to a fresh topic.
+#[derive(Debug)]
+struct DiskSink {
+    sync: bool,
+    dir: tempfile::TempDir,
+    files: std::sync::Mutex<HashMap<(String, u32), SharedFile>>,
+}
+
+impl DiskSink {
+    fn new(sync: bool) -> Result<Self> {
+        Ok(Self {
+            sync,
+            dir: tempfile::tempdir()?,
+            files: std::sync::Mutex::default(),
+        })
+    }
+
+    /// Appends the values of `request` to its partition's file, and syncs it if `sync`.
+    fn write(&self, request: &ProduceRequest) -> std::io::Result<()> {
+        let key = (request.topic.clone(), request.partition.unwrap_or(0));
+        let file = {
+            let mut files = self.files.lock().expect("sink map");
+            match files.get(&key) {
+                Some(file) => file.clone(),
+                None => {
+                    let path = self.dir.path().join(format!("{}-{}", key.0, key.1));
+                    let file = Arc::new(std::sync::Mutex::new(
+                        std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(path)?,
+                    ));
+                    files.insert(key, file.clone());
+                    file
+                }
+            }
+        };
+        // One `writev` of the values where they lie (no gathering copy, no allocation).
+        let mut slices: Vec<std::io::IoSlice<'_>> = request
+            .records
+            .iter()
+            .filter_map(|r| r.value.as_deref().map(std::io::IoSlice::new))
+            .collect();
+        let mut slices = &mut slices[..];
+        let mut file = file.lock().expect("sink file");
+        while !slices.is_empty() {
+            let n = file.write_vectored(slices)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            std::io::IoSlice::advance_slices(&mut slices, n);
+        }
+        if self.sync {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Removes every file written so far.
+    fn reset(&self) -> Result<()> {
+        let files = std::mem::take(&mut *self.files.lock().expect("sink map"));
+        for (topic, partition) in files.into_keys() {
+            std::fs::remove_file(self.dir.path().join(format!("{topic}-{partition}")))?;
+        }
+        Ok(())
+    }
+}
+
+impl Ceiling {
+    /// Does the disk work for `request` (nothing for the bare ceiling): inline when it
+    /// only writes to the page cache, on the blocking pool when it waits for an fsync, as
+    /// the broker does.
+    async fn store(&self, request: ProduceRequest) -> Result<ProduceRequest, Status> {
+        let internal = |e: &dyn std::fmt::Display| Status::internal(e.to_string());
+        match self.disk.clone() {
+            None => Ok(request),
+            Some(disk) if !disk.sync => disk
+                .write(&request)
+                .map(|()| request)
+                .map_err(|e| internal(&e)),
+            Some(disk) => {
+                tokio::task::spawn_blocking(move || disk.write(&request).map(|()| request))
+                    .await
+                    .map_err(|e| internal(&e))?
+                    .map_err(|e| internal(&e))
+            }
+        }
+    }
+}
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -162,7 +271,7 @@ impl Records for Ceiling {
         &self,
         request: Request<ProduceRequest>,
     ) -> Result<Response<ProduceResponse>, Status> {
-        let request = request.into_inner();
+        let request = self.store(request.into_inner()).await?;
         let n = request.records.len();
         Ok(Response::new(ProduceResponse {
             partitions: Vec::new(),
@@ -183,8 +292,18 @@ impl Records for Ceiling {
         // through a bounded channel.
         let mut inbound = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let this = Self {
+            disk: self.disk.clone(),
+        };
         tokio::spawn(async move {
             while let Ok(Some(request)) = inbound.message().await {
+                let request = match this.store(request).await {
+                    Ok(request) => request,
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                };
                 let n = request.records.len();
                 let response = ProduceResponse {
                     partitions: Vec::new(),
@@ -245,10 +364,10 @@ impl Records for Ceiling {
     }
 }
 
-async fn start_ceiling() -> Result<SocketAddr> {
+async fn start_ceiling(disk: Option<Arc<DiskSink>>) -> Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let service = RecordsServer::new(Ceiling)
+    let service = RecordsServer::new(Ceiling { disk })
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
     // The broker's own transport settings (HTTP/2 windows, TCP_NODELAY): only what is
@@ -266,12 +385,12 @@ async fn start_ceiling() -> Result<SocketAddr> {
 // ---------------------------------------------------------------------------------------
 
 async fn channel(addr: SocketAddr) -> Result<Channel> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?
-        .tcp_nodelay(true)
-        .initial_connection_window_size(Some(8 << 20))
-        .initial_stream_window_size(Some(4 << 20))
-        .connect()
-        .await?)
+    // The CLI's transport settings (windows, frame size, TCP_NODELAY).
+    Ok(
+        distlog_server::tune_endpoint(Endpoint::from_shared(format!("http://{addr}"))?)
+            .connect()
+            .await?,
+    )
 }
 
 fn records_client(channel: Channel) -> RecordsClient<Channel> {
@@ -563,7 +682,23 @@ async fn delete_topic(addr: SocketAddr, name: &str) -> Result<()> {
 #[allow(clippy::too_many_lines)]
 async fn run(settings: Settings) -> Result<()> {
     let broker = start_broker().await?;
-    let ceiling = start_ceiling().await?;
+    let ceiling = start_ceiling(None).await?;
+    // The ceilings with disk work, one per flush policy measured that has one.
+    let mut disk_ceilings: Vec<Option<(SocketAddr, Arc<DiskSink>, &str)>> = Vec::new();
+    for sync in &settings.sync {
+        let disk = match sync.as_str() {
+            "os" => Some((false, "+write")),
+            "batch" => Some((true, "+fsync")),
+            _ => None,
+        };
+        disk_ceilings.push(match disk {
+            Some((fsync, label)) => {
+                let sink = Arc::new(DiskSink::new(fsync)?);
+                Some((start_ceiling(Some(sink.clone())).await?, sink, label))
+            }
+            None => None,
+        });
+    }
     println!(
         "grpc bench: broker {} ceiling {} ({} s per measurement, best of {} alternating runs)",
         broker.addr, ceiling, settings.secs, settings.rounds
@@ -589,9 +724,29 @@ async fn run(settings: Settings) -> Result<()> {
                 concurrency as u32
             };
             let mut ceiling_runs = Vec::new();
+            let mut disk_runs: Vec<Vec<Measured>> =
+                settings.sync.iter().map(|_| Vec::new()).collect();
             let mut broker_runs: Vec<Vec<Measured>> =
                 settings.sync.iter().map(|_| Vec::new()).collect();
             for _ in 0..settings.rounds {
+                for (disk, runs) in disk_ceilings.iter().zip(&mut disk_runs) {
+                    let Some((addr, sink, _)) = disk else {
+                        continue;
+                    };
+                    runs.push(
+                        produce_run(
+                            *addr,
+                            "disk",
+                            size,
+                            per_request,
+                            concurrency,
+                            window,
+                            settings.secs,
+                        )
+                        .await?,
+                    );
+                    sink.reset()?;
+                }
                 ceiling_runs.push(
                     produce_run(
                         ceiling,
@@ -626,14 +781,33 @@ async fn run(settings: Settings) -> Result<()> {
             let mut ceiling_run = best(ceiling_runs);
             let label = format!("produce ceiling {size}B x{per_request} {mode}");
             println!("{}", ceiling_run.line(&label));
-            for (sync, runs) in settings.sync.iter().zip(broker_runs) {
+            for (((sync, runs), disk), disk_runs) in settings
+                .sync
+                .iter()
+                .zip(broker_runs)
+                .zip(&disk_ceilings)
+                .zip(disk_runs)
+            {
+                let disk_run = disk.as_ref().map(|(_, _, what)| {
+                    let mut run = best(disk_runs);
+                    let label = format!("produce ceiling {size}B x{per_request} {mode} {what}");
+                    println!("{}", run.line(&label));
+                    (run, *what)
+                });
                 let mut run = best(runs);
                 let label = format!("produce broker  {size}B x{per_request} {mode} {sync}");
                 println!("{}", run.line(&label));
-                summary.push(format!(
+                let mut line = format!(
                     "produce {size:>5}B x{per_request:<5} {mode:<10} sync={sync:<5}  broker/ceiling MB/s = {:.2}",
                     run.mb_per_sec() / ceiling_run.mb_per_sec()
-                ));
+                );
+                if let Some((disk_run, what)) = disk_run {
+                    line.push_str(&format!(
+                        "  broker/(ceiling{what}) = {:.2}",
+                        run.mb_per_sec() / disk_run.mb_per_sec()
+                    ));
+                }
+                summary.push(line);
             }
         }
         // Consume: fill one partition, then read it back in request-sized responses.
@@ -696,7 +870,9 @@ async fn run(settings: Settings) -> Result<()> {
             run.mb_per_sec() / ceiling_run.mb_per_sec()
         ));
     }
-    println!("\nratios (aim: produce at 1 KiB >= 0.70):");
+    println!(
+        "\nratios (aim: produce at 1 KiB >= 0.70 of the bare ceiling; +write and +fsync: the ceiling also writes, and fdatasyncs, each request's values):"
+    );
     for line in summary {
         println!("  {line}");
     }
