@@ -305,7 +305,7 @@ fn reads_and_recovery(s: &Scale, dir: &Path) -> Result<()> {
         scanned = 0;
         while offset < end {
             let f = log.read(offset, 1 << 20)?;
-            scanned += f.bytes.len() as u64;
+            scanned += f.bytes().len() as u64;
             offset = f.next_offset;
         }
         scan = scan.min(t.elapsed());

@@ -11,7 +11,7 @@ use crate::topic::{META_FILE, Partition, Topic, TopicMeta, open_log, sync_dir};
 use crate::{BrokerError, SegmentInfo};
 use bytes::Bytes;
 use distlog_plugin_host::{PluginHost, PluginKind};
-use distlog_storage::batch::{BatchBuilder, BatchView, Header, Record, RecordIter, TimestampType};
+use distlog_storage::batch::{BatchBuilder, Header, Record, RecordIter, TimestampType};
 use distlog_storage::{AppendError, AppendInfo, CrcCheck, Log, ReadError};
 use parking_lot::{Mutex, RwLock};
 use std::borrow::Cow;
@@ -638,14 +638,10 @@ impl Broker {
             .read(offset, max_bytes)
             .map_err(|e| read_error(&t.name, partition, e))?;
         let mut records = Vec::new();
-        // Owned once; keys and values below are zero-copy slices of it (or of a batch's
-        // decompressed payload).
-        let buf = Bytes::from(fetched.bytes);
-        let mut pos = 0;
-        while pos < buf.len() {
-            let view =
-                BatchView::parse(&buf[pos..]).map_err(|e| corrupt(&t.name, partition, &e))?;
-            pos += view.total_len();
+        // Read once; keys and values below are zero-copy slices of it (or of a batch's
+        // decompressed payload). The read CRC-checked every batch.
+        let buf = fetched.bytes();
+        for view in fetched.batches() {
             let payload = match crate::codec::payload(self.plugin_host(), &log, &view)? {
                 Cow::Borrowed(stored) => buf.slice_ref(stored),
                 Cow::Owned(decoded) => Bytes::from(decoded),
@@ -723,7 +719,7 @@ impl Broker {
                 let fetched = snapshot
                     .read(base, 1)
                     .map_err(|e| read_error(&t.name, partition, e))?;
-                if let Ok(view) = BatchView::parse(&fetched.bytes)
+                if let Some(view) = fetched.batches().next()
                     && let Ok(payload) = crate::codec::payload(self.plugin_host(), &log, &view)
                     && let Ok(iter) = RecordIter::new(&payload, view.header())
                 {

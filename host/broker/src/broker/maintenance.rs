@@ -14,7 +14,6 @@ use crate::codec::{self, CodecIdentity};
 use crate::compaction::{self, PluginCodecs};
 use crate::retention::{self, DecideError};
 use crate::topic::Topic;
-use distlog_storage::batch::BatchView;
 use parking_lot::{Condvar, Mutex};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
@@ -400,11 +399,7 @@ impl Broker {
             .read(offset, max_bytes)
             .map_err(|e| read_error(&t.name, partition, e))?;
         let mut batches = Vec::with_capacity(fetched.batch_count);
-        let mut pos = 0;
-        while pos < fetched.bytes.len() {
-            let view = BatchView::parse(&fetched.bytes[pos..])
-                .map_err(|e| super::corrupt(&t.name, partition, &e))?;
-            pos += view.total_len();
+        for view in fetched.batches() {
             batches.push(RawBatch {
                 base_offset: view.base_offset(),
                 last_offset: view.last_offset(),

@@ -34,6 +34,18 @@ impl<'a> BatchView<'a> {
         Ok(Self { header, bytes })
     }
 
+    /// A view of a batch this crate has already CRC-checked (what [`crate::Fetched::batches`]
+    /// yields): the header is parsed, the CRC is not computed again. Cost: a few loads.
+    pub(crate) fn verified(buf: &'a [u8]) -> Result<Self, BatchError> {
+        let header = parse_header_with_limits(buf, &BatchLimits::UNLIMITED)?;
+        let total = header.total_len();
+        let bytes = buf.get(..total).ok_or(BatchError::Truncated {
+            needed: total,
+            have: buf.len(),
+        })?;
+        Ok(Self { header, bytes })
+    }
+
     /// The validated header.
     pub const fn header(&self) -> &BatchHeader {
         &self.header

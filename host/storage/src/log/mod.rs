@@ -27,11 +27,12 @@ mod sealer;
 pub use codecs::{CODEC_TABLE_NAME, CodecEntry};
 pub use error::{AppendError, CodecError, DeleteError, FlushError, OpenError, ReadError};
 
-use crate::batch::{set_base_offset, set_log_append_time};
+use crate::batch::{BatchView, set_base_offset, set_log_append_time};
 use crate::io::{Storage, is_no_space};
 use crate::recovery::{self, checkpoint};
 use crate::segment::frame::{Frame, FrameError, HEADER_LEN, LOG_APPEND_TIME};
 use crate::segment::{ChunkReader, IndexCursor, Segment, SegmentInfo, Stats};
+use bytes::Bytes;
 use codecs::CodecTable;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::BTreeSet;
@@ -170,11 +171,12 @@ pub struct AppendInfo {
     pub log_append_time_ms: i64,
 }
 
-/// Whole batches returned by a read.
+/// Whole batches returned by a read, each CRC-checked once by the read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
     /// Concatenated batches, each starting with its 67-byte header; empty at the log end.
-    pub bytes: Vec<u8>,
+    /// Private so that [`batches`](Self::batches) can vouch for them.
+    bytes: Bytes,
     /// Number of batches in `bytes`.
     pub batch_count: usize,
     /// Offset to read next (last offset of the last batch + 1, or the requested offset when
@@ -182,6 +184,34 @@ pub struct Fetched {
     pub next_offset: u64,
     /// High watermark (equal to the log end offset for now) when the read started.
     pub high_watermark: u64,
+}
+
+impl Fetched {
+    /// The batches, concatenated: one buffer that keys and values can be sliced out of
+    /// without copying ([`Bytes::slice_ref`]).
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// The batches, in offset order, as views into [`bytes`](Self::bytes). Each was
+    /// CRC-checked by the read that returned it, so this does not compute the CRC again
+    /// (a second pass was 6 % of a loaded broker's CPU when fetching 1 KiB records).
+    /// Cost: a header parse per batch.
+    pub fn batches(&self) -> impl Iterator<Item = BatchView<'_>> {
+        let mut rest: &[u8] = &self.bytes;
+        std::iter::from_fn(move || {
+            // Every batch here was framed and checked by `read_segment`; a parse cannot
+            // fail, and would end the iteration if it did.
+            let view = BatchView::verified(rest).ok()?;
+            rest = &rest[view.total_len()..];
+            Some(view)
+        })
+    }
+
+    /// Whether the read found nothing (at the log end).
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
 }
 
 #[derive(Debug)]
@@ -1020,7 +1050,7 @@ impl LogSnapshot {
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Fetched, ReadError> {
         let (start, end) = (self.log_start_offset(), self.end_offset);
         let empty = Fetched {
-            bytes: Vec::new(),
+            bytes: Bytes::new(),
             batch_count: 0,
             next_offset: offset,
             high_watermark: end,
@@ -1154,7 +1184,7 @@ impl LogSnapshot {
         }
         bytes.truncate(at);
         Ok(Some(Fetched {
-            bytes,
+            bytes: Bytes::from(bytes),
             batch_count: count,
             next_offset,
             high_watermark: end,

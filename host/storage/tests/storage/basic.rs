@@ -34,7 +34,7 @@ fn append_assigns_consecutive_offsets_and_reads_back() {
         f.batch_count, 1,
         "at least one whole batch even beyond max_bytes"
     );
-    assert_eq!(&f.bytes, bytes);
+    assert_eq!(f.bytes().as_ref(), bytes);
     assert_eq!(f.next_offset, last + 1);
 }
 
@@ -178,7 +178,7 @@ fn log_append_time_batches_take_the_log_clock() {
     let info = log.append(&mut bytes).unwrap();
     assert_eq!(info.log_append_time_ms, 1_234_567);
     let f = log.read(0, 1000).unwrap();
-    let h = parse_header(&f.bytes).unwrap();
+    let h = parse_header(f.bytes()).unwrap();
     assert_eq!(h.max_timestamp(), 1_234_567);
     assert_eq!(log.segments()[0].max_timestamp, 1_234_567);
     assert_eq!(log.segments()[0].first_timestamp, 1_234_567);

@@ -49,13 +49,13 @@ pub type Stored = (u64, u64, Vec<u8>);
 pub fn batches(f: &Fetched) -> Vec<Stored> {
     let mut out = Vec::new();
     let mut at = 0;
-    while at < f.bytes.len() {
-        let h = parse_header(&f.bytes[at..]).expect("fetched batch parses");
+    while at < f.bytes().len() {
+        let h = parse_header(&f.bytes()[at..]).expect("fetched batch parses");
         let len = h.total_len();
         out.push((
             h.base_offset(),
             h.last_offset(),
-            f.bytes[at..at + len].to_vec(),
+            f.bytes()[at..at + len].to_vec(),
         ));
         at += len;
     }
