@@ -484,6 +484,108 @@ fn tls_flags_serve_and_connect_with_client_certificates() -> Result<()> {
     Ok(())
 }
 
+/// The value of the Prometheus sample `name` (with its labels, as exported), 0 when absent.
+fn metric(broker: &Broker, name: &str) -> Result<f64> {
+    let (_, body) = http_get(broker.metrics, "/metrics")?;
+    Ok(body
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0))
+}
+
+/// Sends SIGHUP until `name` reaches `at_least` (a signal that arrives before the server
+/// listens for it is ignored, so one is not enough to rely on), bounded by a deadline.
+fn hangup_until(broker: &Broker, name: &str, at_least: f64) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        let status = Command::new("kill")
+            .args(["-HUP", &broker.child.id().to_string()])
+            .status()?;
+        ensure!(status.success(), "kill -HUP failed");
+        for _ in 0..20 {
+            if metric(broker, name)? >= at_least {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+    bail!("{name} never reached {at_least}")
+}
+
+/// Replaces `path` with `contents` in one rename, as certificate tools do.
+fn replace_file(path: &Path, contents: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, contents)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+#[test]
+fn tls_certificates_rotate_on_sighup_without_a_restart() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let old = crate::certs::Pki::generate(dir.path(), "old")?;
+    let new = crate::certs::Pki::generate(dir.path(), "new")?;
+    let path = |p: &Path| p.to_str().map(str::to_owned).context("utf-8 path");
+    let (live_cert, live_key) = (dir.path().join("live.pem"), dir.path().join("live.key"));
+    std::fs::copy(&old.server_cert, &live_cert)?;
+    std::fs::copy(&old.server_key, &live_key)?;
+    let (old_ca, new_ca) = (path(&old.ca)?, path(&new.ca)?);
+
+    // Reloads on SIGHUP only, so each one below is the test's.
+    let broker = Broker::start_with(
+        &dir.path().join("data"),
+        &[
+            "--tls-cert",
+            &path(&live_cert)?,
+            "--tls-key",
+            &path(&live_key)?,
+            "--set",
+            "server.tls_reload_ms=0",
+        ],
+    )?;
+    broker.ok(&["topic", "create", "rotated", "--tls-ca", &old_ca], b"")?;
+    let lines = sample_lines(20);
+    broker.ok(&["produce", "rotated", "-q", "--tls-ca", &old_ca], &lines)?;
+
+    // Rotate: key first, then certificate, each replaced in one rename.
+    replace_file(&live_key, &std::fs::read(&new.server_key)?)?;
+    replace_file(&live_cert, &std::fs::read(&new.server_cert)?)?;
+    hangup_until(&broker, "distlog_tls_reloads_total{result=\"ok\"}", 1.0)?;
+    // New connections get the new certificate: clients of the new CA connect and read
+    // what was produced before the rotation; clients of the old CA no longer do.
+    let consumed = broker.ok(
+        &[
+            "consume", "rotated", "--max", "20", "-q", "--tls-ca", &new_ca,
+        ],
+        b"",
+    )?;
+    ensure!(
+        consumed == lines,
+        "consumed bytes differ after the rotation"
+    );
+    let out = broker.cli(&["topic", "list", "--tls-ca", &old_ca], b"")?;
+    ensure!(
+        !out.status.success(),
+        "a client of the old CA still connects"
+    );
+
+    // A half-written certificate is refused; the broker keeps the one it has.
+    replace_file(
+        &live_cert,
+        b"-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n",
+    )?;
+    hangup_until(&broker, "distlog_tls_reloads_total{result=\"error\"}", 1.0)?;
+    broker.ok(&["produce", "rotated", "-q", "--tls-ca", &new_ca], &lines)?;
+    let log = broker.log.lock().map(|l| l.clone()).unwrap_or_default();
+    ensure!(
+        log.contains("serving the previous certificates") && log.contains("server.tls_cert"),
+        "no log line names the failed reload:\n{log}"
+    );
+    let status = broker.terminate()?;
+    ensure!(status.success(), "serve exited with {status}");
+    Ok(())
+}
+
 /// A file of the repository, from the tests package directory.
 fn repo_file(relative: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

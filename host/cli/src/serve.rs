@@ -10,6 +10,9 @@
 //! the server then closes the broker (sync and checkpoint of every log). If that takes
 //! longer than `shutdown.grace_ms`, or a second signal arrives, the broker is closed
 //! directly and the process exits with an error.
+//!
+//! SIGHUP, with TLS on, re-reads the certificate files (as does a timer,
+//! `server.tls_reload_ms`); see docs/CONFIG.md.
 
 use std::time::Duration;
 
@@ -76,6 +79,13 @@ async fn serve(config: Config) -> Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(0u32);
     tokio::spawn(watch_signals(stop_tx));
+    #[cfg(unix)]
+    if config.server.tls_enabled() {
+        // SIGHUP reloads the TLS certificates (the server listens for it once serving).
+        // Taking it over here, before the address is announced, means one sent early is
+        // ignored rather than killing the process.
+        let _ = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    }
 
     let grpc_addr = grpc.local_addr()?;
     let metrics_task = match metrics {

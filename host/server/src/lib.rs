@@ -130,7 +130,8 @@ pub async fn serve_with_listener(
     {
         return Err(ServeError::AdminTokenRequired(local));
     }
-    let mut transport = tls::apply(&config, transport())?;
+    let tls = tls::Tls::from_config(&config)?;
+    let mut transport = transport();
     let config = Arc::new(config);
     let (stop_tx, stop_rx) = watch::channel(false);
     let service = DistLogService::new(broker.clone(), config.clone(), stop_rx);
@@ -172,8 +173,7 @@ pub async fn serve_with_listener(
     };
 
     tracing::info!(addr = %local, tls = config.tls_enabled(), "serving distlog.v1");
-    let incoming = incoming(listener);
-    let served = transport
+    let router = transport
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -192,9 +192,22 @@ pub async fn serve_with_listener(
         .add_service(Guard::new(
             PluginsServer::new(service).max_decoding_message_size(decode_limit),
             auth,
-        ))
-        .serve_with_incoming_shutdown(incoming, signal)
-        .await;
+        ));
+    let served = match &tls {
+        None => {
+            router
+                .serve_with_incoming_shutdown(incoming(listener), signal)
+                .await
+        }
+        Some(tls) => {
+            let (incoming, accepting) = tls.incoming(listener);
+            let reloading = tls.spawn_reloader(Duration::from_millis(config.tls_reload_ms));
+            let served = router.serve_with_incoming_shutdown(incoming, signal).await;
+            accepting.abort();
+            reloading.abort();
+            served
+        }
+    };
     gauges.abort();
     let closed = tokio::task::spawn_blocking(move || broker.close()).await;
     served?;

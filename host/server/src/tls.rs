@@ -1,59 +1,127 @@
-//! Optional TLS (rustls, ring provider): builds the server's `ServerTlsConfig` from the PEM
-//! files named in [`ServerConfig`]. Files are read once, at start; replacing a certificate
-//! takes a restart.
+//! Optional TLS (rustls, ring provider), with certificates reloaded while serving.
+//!
+//! ```text
+//!  TcpListener ──accept──► handshake task (timeout) ──TlsStream──► channel ──► tonic
+//!                               │ uses the current rustls::ServerConfig
+//!  reloader: every server.tls_reload_ms and on SIGHUP, re-read the PEM files; when their
+//!  bytes changed and they parse, swap the config (new handshakes use it, open
+//!  connections keep theirs); when they do not parse, keep the old one and log why.
+//! ```
+//!
+//! Rotating a certificate (cert-manager, certbot, an operator copying files) therefore
+//! needs no restart, and a half-written or mismatched file never takes the listener down.
 
-use std::path::Path;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use arc_swap::ArcSwap;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{Signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::{RootCertStore, ServerConfig as RustlsConfig};
+use tokio_rustls::server::TlsStream;
+use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{ServeError, ServerConfig};
 
-/// `server` with the TLS settings of `config` applied (unchanged for plaintext). The
-/// certificate and key are parsed here, so a bad file fails before anything is served.
-pub(crate) fn apply(config: &ServerConfig, server: Server) -> Result<Server, ServeError> {
-    match server_tls(config)? {
-        None => Ok(server),
-        Some(tls) => server
-            .tls_config(tls)
-            .map_err(|e| ServeError::Tls(format!("certificate or key rejected: {e}"))),
+/// Longest a client may take to complete its TLS handshake before the connection is
+/// dropped (a client that connects and says nothing holds no task beyond it).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The PEM files TLS is configured from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Files {
+    cert: PathBuf,
+    key: PathBuf,
+    client_ca: Option<PathBuf>,
+}
+
+/// The TLS files of `config`, or `None` for plaintext. Errors name the setting: a
+/// certificate without its key or the reverse, a client CA without TLS.
+fn files(config: &ServerConfig) -> Result<Option<Files>, ServeError> {
+    match (&config.tls_cert, &config.tls_key) {
+        (None, None) if config.tls_client_ca.is_some() => Err(ServeError::Tls(
+            "server.tls_client_ca is set but TLS is off: set server.tls_cert and server.tls_key"
+                .into(),
+        )),
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Ok(Some(Files {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: config.tls_client_ca.clone(),
+        })),
+        (Some(_), None) => Err(ServeError::Tls(
+            "server.tls_cert is set without server.tls_key".into(),
+        )),
+        (None, Some(_)) => Err(ServeError::Tls(
+            "server.tls_key is set without server.tls_cert".into(),
+        )),
     }
 }
 
-/// The TLS settings of `config`, or `None` for plaintext. Errors name the setting and the
-/// file: a missing key, an unreadable file, or a file without a PEM block.
-fn server_tls(config: &ServerConfig) -> Result<Option<ServerTlsConfig>, ServeError> {
-    let (cert, key) = match (&config.tls_cert, &config.tls_key) {
-        (None, None) => {
-            if config.tls_client_ca.is_some() {
-                return Err(ServeError::Tls(
-                    "server.tls_client_ca is set but TLS is off: set server.tls_cert and \
-                     server.tls_key"
-                        .into(),
-                ));
+/// The bytes of each file, in `Files` order: what a reload compares to see a change.
+type Contents = Vec<Vec<u8>>;
+
+impl Files {
+    fn read(&self) -> Result<Contents, ServeError> {
+        let mut out = vec![
+            read_pem("server.tls_cert", &self.cert)?,
+            read_pem("server.tls_key", &self.key)?,
+        ];
+        if let Some(ca) = &self.client_ca {
+            out.push(read_pem("server.tls_client_ca", ca)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Builds the rustls configuration from the files' bytes: certificate chain, its private
+/// key (checked to match), the client CAs when mutual TLS is on, ALPN `h2`.
+fn build(contents: &Contents) -> Result<Arc<RustlsConfig>, ServeError> {
+    let certs = CertificateDer::pem_slice_iter(&contents[0])
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ServeError::Tls(format!("server.tls_cert: not a certificate: {e}")))?;
+    if certs.is_empty() {
+        return Err(ServeError::Tls(
+            "server.tls_cert: no CERTIFICATE block".into(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_slice(&contents[1])
+        .map_err(|e| ServeError::Tls(format!("server.tls_key: not a private key: {e}")))?;
+    let builder = RustlsConfig::builder();
+    let builder = match contents.get(2) {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(ca) {
+                let cert = cert.map_err(|e| {
+                    ServeError::Tls(format!("server.tls_client_ca: not a certificate: {e}"))
+                })?;
+                roots.add(cert).map_err(|e| {
+                    ServeError::Tls(format!("server.tls_client_ca: certificate rejected: {e}"))
+                })?;
             }
-            return Ok(None);
-        }
-        (Some(cert), Some(key)) => (cert, key),
-        (Some(_), None) => {
-            return Err(ServeError::Tls(
-                "server.tls_cert is set without server.tls_key".into(),
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(ServeError::Tls(
-                "server.tls_key is set without server.tls_cert".into(),
-            ));
+            let verifier = WebPkiClientVerifier::builder(roots.into())
+                .build()
+                .map_err(|e| ServeError::Tls(format!("server.tls_client_ca: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
         }
     };
-    let identity = Identity::from_pem(
-        read_pem("server.tls_cert", cert)?,
-        read_pem("server.tls_key", key)?,
-    );
-    let mut tls = ServerTlsConfig::new().identity(identity);
-    if let Some(ca) = &config.tls_client_ca {
-        tls = tls.client_ca_root(Certificate::from_pem(read_pem("server.tls_client_ca", ca)?));
-    }
-    Ok(Some(tls))
+    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
+        ServeError::Tls(format!(
+            "server.tls_cert and server.tls_key: certificate or key rejected: {e}"
+        ))
+    })?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// Reads a PEM file; checks for a PEM block so a wrong file fails here, with its name,
@@ -68,4 +136,268 @@ fn read_pem(setting: &str, path: &Path) -> Result<Vec<u8>, ServeError> {
         )));
     }
     Ok(bytes)
+}
+
+/// Checks the TLS settings of `config` as `serve` would: files readable, certificate,
+/// key and client CAs parsed and accepted by rustls.
+pub(crate) fn check(config: &ServerConfig) -> Result<(), ServeError> {
+    match files(config)? {
+        None => Ok(()),
+        Some(files) => build(&files.read()?).map(drop),
+    }
+}
+
+/// What one reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reload {
+    /// The files hold the bytes already in use.
+    Unchanged,
+    /// New certificates are in use for every handshake from now on.
+    Reloaded,
+    /// The files changed but cannot be used; the previous certificates stay in use.
+    Failed(String),
+}
+
+/// The TLS side of a listener: the current rustls configuration and how to renew it.
+pub(crate) struct Tls {
+    files: Files,
+    current: ArcSwap<RustlsConfig>,
+    /// The bytes `current` was built from.
+    loaded: parking_lot::Mutex<Contents>,
+}
+
+impl Tls {
+    /// Reads and checks the TLS files of `config`; `None` for plaintext.
+    pub(crate) fn from_config(config: &ServerConfig) -> Result<Option<Arc<Self>>, ServeError> {
+        let Some(files) = files(config)? else {
+            return Ok(None);
+        };
+        let contents = files.read()?;
+        let current = ArcSwap::new(build(&contents)?);
+        Ok(Some(Arc::new(Self {
+            files,
+            current,
+            loaded: parking_lot::Mutex::new(contents),
+        })))
+    }
+
+    /// Re-reads the files and, when their bytes changed and they make a valid
+    /// configuration, uses them for every handshake from now on. Logged and counted in
+    /// `distlog_tls_reloads_total{result}`.
+    pub(crate) fn reload(&self) -> Reload {
+        let outcome = match self.files.read() {
+            Ok(contents) if *self.loaded.lock() == contents => return Reload::Unchanged,
+            Ok(contents) => match build(&contents) {
+                Ok(config) => {
+                    self.current.store(config);
+                    *self.loaded.lock() = contents;
+                    Reload::Reloaded
+                }
+                Err(e) => Reload::Failed(e.to_string()),
+            },
+            Err(e) => Reload::Failed(e.to_string()),
+        };
+        match &outcome {
+            Reload::Reloaded => {
+                tracing::info!(cert = %self.files.cert.display(), "TLS certificates reloaded");
+                metrics::counter!("distlog_tls_reloads_total", "result" => "ok").increment(1);
+            }
+            Reload::Failed(why) => {
+                tracing::error!(
+                    error = %why,
+                    "TLS files changed but cannot be used; serving the previous certificates"
+                );
+                metrics::counter!("distlog_tls_reloads_total", "result" => "error").increment(1);
+            }
+            Reload::Unchanged => {}
+        }
+        outcome
+    }
+
+    /// Accepts connections on `listener` and completes their handshakes concurrently, each
+    /// with the configuration current when it started; the stream yields the connections
+    /// that completed one. Failed or timed-out handshakes are logged at debug and dropped.
+    /// The task ends, closing the listener, when the stream is dropped.
+    pub(crate) fn incoming(
+        self: &Arc<Self>,
+        listener: TcpListener,
+    ) -> (
+        ReceiverStream<Result<TlsStream<TcpStream>, io::Error>>,
+        JoinHandle<()>,
+    ) {
+        let (tx, rx) = mpsc::channel(64);
+        let tls = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                // Stops (closing the listener) as soon as the server drops the stream.
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    () = tx.closed() => return,
+                };
+                let (tcp, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: the error is the listener's
+                        // state, not a reason to stop serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let acceptor = TlsAcceptor::from(tls.current.load_full());
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    match handshake(acceptor, tcp, peer).await {
+                        Ok(stream) => {
+                            let _ = tx.send(Ok(stream)).await;
+                        }
+                        Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    }
+                });
+            }
+        });
+        (ReceiverStream::new(rx), task)
+    }
+
+    /// Reloads every `every` (not at all when zero) and on SIGHUP, until aborted.
+    pub(crate) fn spawn_reloader(self: &Arc<Self>, every: Duration) -> JoinHandle<()> {
+        let tls = self.clone();
+        tokio::spawn(async move {
+            let mut hangup = tokio::signal::unix::signal(SignalKind::hangup())
+                .inspect_err(|e| tracing::warn!(error = %e, "cannot listen for SIGHUP"))
+                .ok();
+            let mut tick = (!every.is_zero()).then(|| {
+                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            });
+            loop {
+                tokio::select! {
+                    () = next_tick(&mut tick) => {}
+                    () = next_hangup(&mut hangup) => {
+                        tracing::info!("SIGHUP: reloading TLS certificates");
+                    }
+                }
+                let tls = tls.clone();
+                let _ = tokio::task::spawn_blocking(move || tls.reload()).await;
+            }
+        })
+    }
+}
+
+async fn handshake(
+    acceptor: TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) -> Result<TlsStream<TcpStream>, io::Error> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+        .await
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no TLS handshake from {peer} within {HANDSHAKE_TIMEOUT:?}"),
+            )
+        })?
+}
+
+/// The next tick of `tick`; never, without one.
+async fn next_tick(tick: &mut Option<tokio::time::Interval>) {
+    match tick {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The next SIGHUP; never, when they cannot be received.
+async fn next_hangup(hangup: &mut Option<Signal>) {
+    if let Some(signal) = hangup
+        && signal.recv().await.is_some()
+    {
+        return;
+    }
+    *hangup = None;
+    std::future::pending().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate and its key, as PEM.
+    fn pair() -> (String, String) {
+        let generated =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("rcgen");
+        (generated.cert.pem(), generated.signing_key.serialize_pem())
+    }
+
+    fn config_in(dir: &Path) -> ServerConfig {
+        ServerConfig {
+            tls_cert: Some(dir.join("cert.pem")),
+            tls_key: Some(dir.join("key.pem")),
+            ..ServerConfig::default()
+        }
+    }
+
+    fn write(dir: &Path, (cert, key): &(String, String)) {
+        std::fs::write(dir.join("cert.pem"), cert).expect("write cert");
+        std::fs::write(dir.join("key.pem"), key).expect("write key");
+    }
+
+    #[test]
+    fn reload_swaps_only_for_changed_files_that_parse() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), &pair());
+        let tls = Tls::from_config(&config_in(dir.path()))
+            .expect("valid files")
+            .expect("TLS on");
+        let first = tls.current.load_full();
+        assert_eq!(tls.reload(), Reload::Unchanged);
+        assert!(Arc::ptr_eq(&first, &tls.current.load_full()));
+
+        write(dir.path(), &pair());
+        assert_eq!(tls.reload(), Reload::Reloaded);
+        let second = tls.current.load_full();
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert_eq!(second.alpn_protocols, vec![b"h2".to_vec()]);
+
+        // A key that does not match the certificate, then a file that is not PEM, then a
+        // missing file: each refused, the configuration in use unchanged.
+        let (cert, _) = pair();
+        let (_, other_key) = pair();
+        write(dir.path(), &(cert, other_key));
+        assert!(matches!(tls.reload(), Reload::Failed(why) if why.contains("server.tls_key")));
+        std::fs::write(dir.path().join("cert.pem"), "garbage").expect("write");
+        assert!(matches!(tls.reload(), Reload::Failed(why) if why.contains("not a PEM file")));
+        write(dir.path(), &pair());
+        std::fs::remove_file(dir.path().join("key.pem")).expect("remove");
+        assert!(matches!(tls.reload(), Reload::Failed(why) if why.contains("cannot read")));
+        assert!(Arc::ptr_eq(&second, &tls.current.load_full()));
+
+        // Once whole again, the next reload picks the files up.
+        write(dir.path(), &pair());
+        assert_eq!(tls.reload(), Reload::Reloaded);
+    }
+
+    #[tokio::test]
+    async fn the_timer_reloads_without_a_signal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), &pair());
+        let tls = Tls::from_config(&config_in(dir.path()))
+            .expect("valid files")
+            .expect("TLS on");
+        let first = tls.current.load_full();
+        let reloader = tls.spawn_reloader(Duration::from_millis(10));
+        write(dir.path(), &pair());
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while Arc::ptr_eq(&first, &tls.current.load_full()) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the timer never reloaded");
+        reloader.abort();
+    }
 }
