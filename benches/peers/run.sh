@@ -15,7 +15,7 @@
 # - consume: one consumer walking the whole log from the start, one request of ~BATCH records
 #   at a time. distlog: Fetch; Redis: XRANGE s (<last id> + COUNT BATCH; NATS: pull
 #   consumer fetching BATCH (AckPolicy none). distlog is read twice: with Fetch returning
-#   records (what the CLI does; row "consume") and with raw fetches, the stored batches
+#   records (what any gRPC client gets; row "consume") and with raw fetches, the stored batches
 #   CRC-checked and decoded by the client as a Kafka consumer does (row "consume-raw"),
 #   both against the same peer figures.
 # Durability: distlog topic flush.policy os | batch; Redis AOF appendfsync no | always;
