@@ -96,7 +96,12 @@ fn build(contents: &Contents) -> Result<Arc<RustlsConfig>, ServeError> {
     }
     let key = PrivateKeyDer::from_pem_slice(&contents[1])
         .map_err(|e| ServeError::Tls(format!("server.tls_key: not a private key: {e}")))?;
-    let builder = RustlsConfig::builder();
+    // The ring provider by name, not the process default: builds the same whichever other
+    // providers the dependency graph enables.
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let builder = RustlsConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServeError::Tls(format!("TLS protocol versions: {e}")))?;
     let builder = match contents.get(2) {
         None => builder.with_no_client_auth(),
         Some(ca) => {
@@ -109,7 +114,7 @@ fn build(contents: &Contents) -> Result<Arc<RustlsConfig>, ServeError> {
                     ServeError::Tls(format!("server.tls_client_ca: certificate rejected: {e}"))
                 })?;
             }
-            let verifier = WebPkiClientVerifier::builder(roots.into())
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
                 .build()
                 .map_err(|e| ServeError::Tls(format!("server.tls_client_ca: {e}")))?;
             builder.with_client_cert_verifier(verifier)
