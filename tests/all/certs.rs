@@ -61,3 +61,43 @@ impl Pki {
         })
     }
 }
+
+impl Pki {
+    /// `GET path` over HTTPS from `addr`, trusting this CA and presenting this PKI's client
+    /// certificate; the whole response, head and body.
+    pub fn https_get(&self, addr: std::net::SocketAddr, path: &str) -> Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+        use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto::ring};
+
+        let mut roots = RootCertStore::empty();
+        roots.add(CertificateDer::from_pem_file(&self.ca)?)?;
+        let chain =
+            CertificateDer::pem_file_iter(&self.client_cert)?.collect::<Result<Vec<_>, _>>()?;
+        let key = PrivateKeyDer::from_pem_file(&self.client_key)?;
+        let config =
+            ClientConfig::builder_with_provider(std::sync::Arc::new(ring::default_provider()))
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(roots)
+                .with_client_auth_cert(chain, key)?;
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let tcp = tokio::net::TcpStream::connect(addr).await?;
+            let mut tls = connector
+                .connect(ServerName::try_from("localhost")?, tcp)
+                .await?;
+            tls.write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+            let mut response = Vec::new();
+            tls.read_to_end(&mut response).await?;
+            Ok(String::from_utf8_lossy(&response).into_owned())
+        })
+    }
+}

@@ -432,6 +432,22 @@ fn tls_flags_serve_and_connect_with_client_certificates() -> Result<()> {
         "{stderr}"
     );
     ensure!(!data.exists(), "the data directory was created");
+    let out = run_cli(
+        &[
+            "serve",
+            "--set",
+            "metrics.tls=true",
+            "--data-dir",
+            &path(&data)?,
+        ],
+        b"",
+    )?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        !out.status.success()
+            && stderr.contains("metrics.tls is on but the server has no certificate"),
+        "{stderr}"
+    );
 
     let broker = Broker::start_with(
         &data,
@@ -442,6 +458,8 @@ fn tls_flags_serve_and_connect_with_client_certificates() -> Result<()> {
             &key,
             "--tls-client-ca",
             &ca,
+            "--set",
+            "metrics.tls=true",
         ],
     )?;
     let tls = [
@@ -479,6 +497,19 @@ fn tls_flags_serve_and_connect_with_client_certificates() -> Result<()> {
     let out = broker.cli(&["topic", "list"], b"")?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     ensure!(stderr.contains("--tls-ca"), "no TLS hint: {stderr}");
+
+    // metrics.tls: the scrape needs TLS and, with a client CA, a client certificate.
+    let scraped = pki.https_get(broker.metrics, "/metrics")?;
+    ensure!(
+        scraped.starts_with("HTTP/1.1 200") && scraped.contains("distlog_produce_records_total"),
+        "scrape: {}",
+        scraped.lines().next().unwrap_or_default()
+    );
+    let plain = http_get(broker.metrics, "/metrics");
+    ensure!(
+        !matches!(&plain, Ok((status, _)) if status.contains("200")),
+        "a plaintext scrape was served"
+    );
     let status = broker.terminate()?;
     ensure!(status.success(), "serve exited with {status}");
     Ok(())

@@ -59,6 +59,9 @@ pub struct Config {
 pub struct MetricsConfig {
     /// Prometheus endpoint address; empty disables it.
     pub listen: String,
+    /// Serve the endpoint over TLS with the gRPC server's certificates (and, with
+    /// `server.tls_client_ca`, only to scrapers presenting a client certificate of it).
+    pub tls: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -274,6 +277,11 @@ impl Config {
             bail!("broker.data_dir must not be empty");
         }
         self.server.check_tls()?;
+        if self.metrics.tls && !self.server.tls_enabled() {
+            bail!(
+                "metrics.tls is on but the server has no certificate: set server.tls_cert and server.tls_key"
+            );
+        }
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! The Prometheus endpoint: installs the global `metrics` recorder and serves its text
-//! rendering at `GET /metrics` over plain HTTP/1.1.
+//! rendering at `GET /metrics` over HTTP/1.1, plain or (`metrics.tls`) through the gRPC
+//! server's TLS settings.
 //!
 //! The server is deliberately tiny (one request per connection, `Connection: close`): a
 //! scrape every few seconds does not need keep-alive, and this keeps hyper out of the binary.
@@ -9,8 +10,37 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Where scrapes come from.
+pub enum Listener {
+    Plain(TcpListener),
+    /// Connections whose TLS handshake completed (certificates reloaded as the gRPC ones).
+    Tls(distlog_server::TlsIncoming),
+}
+
+/// One scrape connection.
+trait Conn: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn for T {}
+
+impl Listener {
+    /// The next connection; `None` once the listener is gone.
+    async fn accept(&mut self) -> Option<std::io::Result<Box<dyn Conn>>> {
+        match self {
+            Self::Plain(listener) => Some(
+                listener
+                    .accept()
+                    .await
+                    .map(|(stream, _)| Box::new(stream) as Box<dyn Conn>),
+            ),
+            Self::Tls(incoming) => incoming
+                .accept()
+                .await
+                .map(|stream| Ok(Box::new(stream) as Box<dyn Conn>)),
+        }
+    }
+}
 
 /// Largest request head accepted; a scrape request is a few hundred bytes.
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
@@ -36,7 +66,7 @@ pub fn install_recorder() -> Result<PrometheusHandle> {
 /// Serves `/metrics` on `listener` until `shutdown` completes. Also runs the recorder's
 /// upkeep (histogram draining) every few seconds.
 pub async fn serve(
-    listener: TcpListener,
+    mut listener: Listener,
     handle: PrometheusHandle,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -55,7 +85,8 @@ pub async fn serve(
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                None => break,
+                Some(Ok(stream)) => {
                     let handle = handle.clone();
                     tokio::spawn(async move {
                         if let Err(error) = respond(stream, &handle).await {
@@ -63,14 +94,14 @@ pub async fn serve(
                         }
                     });
                 }
-                Err(error) => tracing::warn!(%error, "metrics accept failed"),
+                Some(Err(error)) => tracing::warn!(%error, "metrics accept failed"),
             },
         }
     }
     upkeep.abort();
 }
 
-async fn respond(mut stream: TcpStream, handle: &PrometheusHandle) -> std::io::Result<()> {
+async fn respond(mut stream: Box<dyn Conn>, handle: &PrometheusHandle) -> std::io::Result<()> {
     let head = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request head timeout"))??;
@@ -102,7 +133,7 @@ async fn respond(mut stream: TcpStream, handle: &PrometheusHandle) -> std::io::R
 }
 
 /// Reads until the blank line that ends an HTTP request head.
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
+async fn read_head(stream: &mut (impl AsyncRead + Unpin)) -> std::io::Result<String> {
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0u8; 1024];
     loop {

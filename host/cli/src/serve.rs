@@ -91,7 +91,15 @@ async fn serve(config: Config) -> Result<()> {
     let metrics_task = match metrics {
         Some(listener) => {
             let addr = listener.local_addr()?;
-            info!("metrics listening on {addr}");
+            let listener = if config.metrics.tls {
+                metrics_http::Listener::Tls(
+                    distlog_server::TlsIncoming::new(&config.server, listener)?
+                        .context("metrics.tls needs the server's TLS settings")?,
+                )
+            } else {
+                metrics_http::Listener::Plain(listener)
+            };
+            info!(tls = config.metrics.tls, "metrics listening on {addr}");
             Some(tokio::spawn(metrics_http::serve(
                 listener,
                 prometheus,

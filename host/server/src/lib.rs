@@ -27,6 +27,7 @@ mod convert;
 mod error;
 mod service;
 mod tls;
+pub use tls::TlsIncoming;
 
 /// Generated `distlog.v1` types, clients and servers.
 #[allow(

@@ -291,6 +291,57 @@ impl Tls {
     }
 }
 
+/// Connections accepted through TLS with the server's certificates (`server.tls_*`,
+/// reloaded on the same timer and SIGHUP as the gRPC listener's), for an endpoint beside
+/// the gRPC one: the CLI serves `/metrics` through it when `metrics.tls` is on. Dropping
+/// it stops accepting and reloading.
+pub struct TlsIncoming {
+    connections: ReceiverStream<Result<TlsStream<TcpStream>, io::Error>>,
+    accepting: JoinHandle<()>,
+    reloading: JoinHandle<()>,
+}
+
+impl TlsIncoming {
+    /// Accepts on `listener` with the TLS settings of `config`; `None` when they leave TLS
+    /// off. Errors as `serve` would report them. Needs a Tokio runtime.
+    pub fn new(config: &ServerConfig, listener: TcpListener) -> Result<Option<Self>, ServeError> {
+        let Some(tls) = Tls::from_config(config)? else {
+            return Ok(None);
+        };
+        let (connections, accepting) = tls.incoming(listener);
+        let reloading = tls.spawn_reloader(Duration::from_millis(config.tls_reload_ms));
+        Ok(Some(Self {
+            connections,
+            accepting,
+            reloading,
+        }))
+    }
+
+    /// The next connection whose handshake completed; `None` once accepting stopped.
+    pub async fn accept(&mut self) -> Option<TlsStream<TcpStream>> {
+        use tokio_stream::StreamExt as _;
+        loop {
+            match self.connections.next().await? {
+                Ok(stream) => return Some(stream),
+                Err(e) => tracing::debug!(error = %e, "TLS connection dropped"),
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for TlsIncoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsIncoming").finish_non_exhaustive()
+    }
+}
+
+impl Drop for TlsIncoming {
+    fn drop(&mut self) {
+        self.accepting.abort();
+        self.reloading.abort();
+    }
+}
+
 async fn handshake(
     acceptor: TlsAcceptor,
     tcp: TcpStream,
