@@ -639,31 +639,43 @@ fn best(runs: Vec<Measured>) -> Measured {
         .unwrap_or_default()
 }
 
-/// One produce load against `addr`: unary with `concurrency` clients, or pipelined on one
-/// `ProduceStream` when `window` is `Some`.
-async fn produce_run(
-    addr: SocketAddr,
-    topic: &str,
+/// The shape of one produce load: record size, records per request, and either
+/// `concurrency` unary clients or one client pipelining `window` requests.
+#[derive(Debug, Clone, Copy)]
+struct ProduceShape {
     size: usize,
     per_request: usize,
     concurrency: usize,
     window: Option<usize>,
     secs: f64,
-) -> Result<Measured> {
-    match window {
-        Some(window) => produce_pipelined(addr, topic, size, per_request, window, secs).await,
-        None => {
-            let partitions = concurrency as u32;
-            produce_load(
-                addr,
-                topic,
-                size,
-                per_request,
-                concurrency,
-                partitions,
-                secs,
-            )
-            .await
+}
+
+impl ProduceShape {
+    /// Runs this load against `topic` at `addr`: unary with `concurrency` clients (one
+    /// partition each), or pipelined on one `ProduceStream` when `window` is `Some`.
+    async fn run(&self, addr: SocketAddr, topic: &str) -> Result<Measured> {
+        let Self {
+            size,
+            per_request,
+            concurrency,
+            window,
+            secs,
+        } = *self;
+        match window {
+            Some(window) => produce_pipelined(addr, topic, size, per_request, window, secs).await,
+            None => {
+                let partitions = concurrency as u32;
+                produce_load(
+                    addr,
+                    topic,
+                    size,
+                    per_request,
+                    concurrency,
+                    partitions,
+                    secs,
+                )
+                .await
+            }
         }
     }
 }
@@ -728,53 +740,27 @@ async fn run(settings: Settings) -> Result<()> {
                 settings.sync.iter().map(|_| Vec::new()).collect();
             let mut broker_runs: Vec<Vec<Measured>> =
                 settings.sync.iter().map(|_| Vec::new()).collect();
+            let shape = ProduceShape {
+                size,
+                per_request,
+                concurrency,
+                window,
+                secs: settings.secs,
+            };
             for _ in 0..settings.rounds {
                 for (disk, runs) in disk_ceilings.iter().zip(&mut disk_runs) {
                     let Some((addr, sink, _)) = disk else {
                         continue;
                     };
-                    runs.push(
-                        produce_run(
-                            *addr,
-                            "disk",
-                            size,
-                            per_request,
-                            concurrency,
-                            window,
-                            settings.secs,
-                        )
-                        .await?,
-                    );
+                    runs.push(shape.run(*addr, "disk").await?);
                     sink.reset()?;
                 }
-                ceiling_runs.push(
-                    produce_run(
-                        ceiling,
-                        "ceiling",
-                        size,
-                        per_request,
-                        concurrency,
-                        window,
-                        settings.secs,
-                    )
-                    .await?,
-                );
+                ceiling_runs.push(shape.run(ceiling, "ceiling").await?);
                 for (sync, runs) in settings.sync.iter().zip(&mut broker_runs) {
                     topic_seq += 1;
                     let topic = format!("bench-{topic_seq}");
                     create_topic(broker.addr, &topic, partitions, sync).await?;
-                    runs.push(
-                        produce_run(
-                            broker.addr,
-                            &topic,
-                            size,
-                            per_request,
-                            concurrency,
-                            window,
-                            settings.secs,
-                        )
-                        .await?,
-                    );
+                    runs.push(shape.run(broker.addr, &topic).await?);
                     delete_topic(broker.addr, &topic).await?;
                 }
             }

@@ -39,7 +39,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use distlog_server::proto::records_client::RecordsClient;
 use distlog_server::proto::topics_client::TopicsClient;
-use distlog_server::proto::{CreateTopicRequest, FetchRequest, Isolation, ProduceRequest, Record};
+use distlog_server::proto::{
+    CreateTopicRequest, FetchRequest, Isolation, ProduceRequest, Record, StoredBatch,
+};
 use distlog_storage::batch::BatchView;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::StreamExt;
@@ -277,13 +279,19 @@ async fn distlog_produce(args: &Args) -> Result<Measured> {
     Ok(measured)
 }
 
+/// One consumer walking the topic from offset 0. With `--fetch raw` the broker sends the
+/// stored batches as they are and this client checks each batch's CRC and walks its
+/// records, as a Kafka consumer does (`check.crcs`); otherwise the broker decodes them into
+/// protobuf records. Either way every record's value is looked at.
 async fn distlog_consume(args: &Args) -> Result<Measured> {
-    if args.raw {
-        return distlog_consume_raw(args).await;
-    }
     let mut client = records_client(distlog_channel(&args.endpoint).await?);
     // max_bytes caps record bytes: about `batch` records per answer.
     let max_bytes = u32::try_from(args.batch * args.size).unwrap_or(u32::MAX);
+    let isolation = if args.raw {
+        Isolation::Raw
+    } else {
+        Isolation::Unspecified
+    };
     let started = Instant::now();
     let mut measured = Measured::default();
     let mut offset = 0;
@@ -295,75 +303,55 @@ async fn distlog_consume(args: &Args) -> Result<Measured> {
                 offset,
                 max_bytes,
                 max_wait_ms: 0,
-                isolation: 0,
+                isolation: isolation as i32,
             })
             .await
             .with_context(|| format!("fetch at {offset}"))?
             .into_inner();
-        if response.records.is_empty() {
+        let (records, bytes) = if args.raw {
+            count_batches(&response.batches, u64::try_from(offset)?)?
+        } else {
+            let bytes = response
+                .records
+                .iter()
+                .map(|r| r.value.as_ref().map_or(0, bytes::Bytes::len) as u64)
+                .sum::<u64>();
+            (response.records.len() as u64, bytes)
+        };
+        if records == 0 {
             break;
         }
         measured.requests += 1;
-        measured.records += response.records.len() as u64;
-        measured.bytes += response
-            .records
-            .iter()
-            .map(|r| r.value.as_ref().map_or(0, bytes::Bytes::len) as u64)
-            .sum::<u64>();
+        measured.records += records;
+        measured.bytes += bytes;
         offset = response.next_offset;
     }
     measured.elapsed = started.elapsed();
     Ok(measured)
 }
 
-/// `distlog_consume` through raw fetches: the broker sends the stored batches as they are
-/// and the client checks each batch's CRC and walks its records, as a Kafka consumer does
-/// (`check.crcs`); every record's offset and value is looked at, as in the other modes.
-async fn distlog_consume_raw(args: &Args) -> Result<Measured> {
-    let mut client = records_client(distlog_channel(&args.endpoint).await?);
-    let max_bytes = u32::try_from(args.batch * args.size).unwrap_or(u32::MAX);
-    let started = Instant::now();
-    let mut measured = Measured::default();
-    let mut offset = 0;
-    while measured.records < args.count {
-        let response = client
-            .fetch(FetchRequest {
-                topic: args.name.clone(),
-                partition: 0,
-                offset,
-                max_bytes,
-                max_wait_ms: 0,
-                isolation: Isolation::Raw as i32,
-            })
-            .await
-            .with_context(|| format!("raw fetch at {offset}"))?
-            .into_inner();
-        if response.batches.is_empty() {
-            break;
-        }
-        measured.requests += 1;
-        for batch in &response.batches {
-            ensure!(
-                batch.codec_name.is_empty(),
-                "batch {} is compressed ({}): this load reads uncompressed topics only",
-                batch.base_offset,
-                batch.codec_name
-            );
-            let view = BatchView::parse(&batch.data)
-                .with_context(|| format!("batch at {}", batch.base_offset))?;
-            for record in view.records()? {
-                let record = record?;
-                if record.offset() < u64::try_from(offset)? {
-                    continue;
-                }
-                measured.records += 1;
-                measured.bytes += record.value().map_or(0, <[u8]>::len) as u64;
+/// Records at or after `offset` in raw-fetched batches, and their value bytes; each
+/// batch's CRC is checked.
+fn count_batches(batches: &[StoredBatch], offset: u64) -> Result<(u64, u64)> {
+    let (mut records, mut bytes) = (0, 0);
+    for batch in batches {
+        ensure!(
+            batch.codec_name.is_empty(),
+            "batch {} is compressed ({}): this load reads uncompressed topics only",
+            batch.base_offset,
+            batch.codec_name
+        );
+        let view = BatchView::parse(&batch.data)
+            .with_context(|| format!("batch at {}", batch.base_offset))?;
+        for record in view.records()? {
+            let record = record?;
+            if record.offset() >= offset {
+                records += 1;
+                bytes += record.value().map_or(0, <[u8]>::len) as u64;
             }
         }
-        offset = response.next_offset;
     }
-    measured.elapsed = started.elapsed();
-    Ok(measured)
+    Ok((records, bytes))
 }
 
 // ---------------------------------------------------------------------------------------

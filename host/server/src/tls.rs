@@ -402,13 +402,18 @@ mod tests {
         std::fs::write(dir.join("key.pem"), key).expect("write key");
     }
 
+    /// TLS from fresh files in `dir`.
+    fn tls_in(dir: &Path) -> Arc<Tls> {
+        write(dir, &pair());
+        Tls::from_config(&config_in(dir))
+            .expect("valid files")
+            .expect("TLS on")
+    }
+
     #[test]
     fn reload_swaps_only_for_changed_files_that_parse() {
         let dir = tempfile::tempdir().expect("tempdir");
-        write(dir.path(), &pair());
-        let tls = Tls::from_config(&config_in(dir.path()))
-            .expect("valid files")
-            .expect("TLS on");
+        let tls = tls_in(dir.path());
         let first = tls.current.load_full();
         assert_eq!(tls.reload(), Reload::Unchanged);
         assert!(Arc::ptr_eq(&first, &tls.current.load_full()));
@@ -440,10 +445,7 @@ mod tests {
     #[tokio::test]
     async fn the_timer_reloads_without_a_signal() {
         let dir = tempfile::tempdir().expect("tempdir");
-        write(dir.path(), &pair());
-        let tls = Tls::from_config(&config_in(dir.path()))
-            .expect("valid files")
-            .expect("TLS on");
+        let tls = tls_in(dir.path());
         let first = tls.current.load_full();
         let reloader = tls.spawn_reloader(Duration::from_millis(10));
         write(dir.path(), &pair());
