@@ -201,12 +201,10 @@ pub async fn serve_with_listener(
                 .await
         }
         Some(tls) => {
-            let (incoming, accepting) = tls.incoming(listener);
-            let reloading = tls.spawn_reloader(Duration::from_millis(config.tls_reload_ms));
-            let served = router.serve_with_incoming_shutdown(incoming, signal).await;
-            accepting.abort();
-            reloading.abort();
-            served
+            // Stops accepting and reloading when tonic drops it.
+            let incoming =
+                TlsIncoming::start(tls, listener, Duration::from_millis(config.tls_reload_ms));
+            router.serve_with_incoming_shutdown(incoming, signal).await
         }
     };
     gauges.abort();

@@ -226,10 +226,7 @@ impl Tls {
     pub(crate) fn incoming(
         self: &Arc<Self>,
         listener: TcpListener,
-    ) -> (
-        ReceiverStream<Result<TlsStream<TcpStream>, io::Error>>,
-        JoinHandle<()>,
-    ) {
+    ) -> (ReceiverStream<TlsStream<TcpStream>>, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(64);
         let tls = self.clone();
         let task = tokio::spawn(async move {
@@ -255,7 +252,7 @@ impl Tls {
                 tokio::spawn(async move {
                     match handshake(acceptor, tcp, peer).await {
                         Ok(stream) => {
-                            let _ = tx.send(Ok(stream)).await;
+                            let _ = tx.send(stream).await;
                         }
                         Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     }
@@ -296,7 +293,7 @@ impl Tls {
 /// the gRPC one: the CLI serves `/metrics` through it when `metrics.tls` is on. Dropping
 /// it stops accepting and reloading.
 pub struct TlsIncoming {
-    connections: ReceiverStream<Result<TlsStream<TcpStream>, io::Error>>,
+    connections: ReceiverStream<TlsStream<TcpStream>>,
     accepting: JoinHandle<()>,
     reloading: JoinHandle<()>,
 }
@@ -308,24 +305,44 @@ impl TlsIncoming {
         let Some(tls) = Tls::from_config(config)? else {
             return Ok(None);
         };
+        Ok(Some(Self::start(
+            &tls,
+            listener,
+            Duration::from_millis(config.tls_reload_ms),
+        )))
+    }
+
+    /// Starts accepting on `listener` with `tls`, reloading it every `reload_every` (and
+    /// on SIGHUP).
+    pub(crate) fn start(tls: &Arc<Tls>, listener: TcpListener, reload_every: Duration) -> Self {
         let (connections, accepting) = tls.incoming(listener);
-        let reloading = tls.spawn_reloader(Duration::from_millis(config.tls_reload_ms));
-        Ok(Some(Self {
+        let reloading = tls.spawn_reloader(reload_every);
+        Self {
             connections,
             accepting,
             reloading,
-        }))
+        }
     }
 
     /// The next connection whose handshake completed; `None` once accepting stopped.
     pub async fn accept(&mut self) -> Option<TlsStream<TcpStream>> {
         use tokio_stream::StreamExt as _;
-        loop {
-            match self.connections.next().await? {
-                Ok(stream) => return Some(stream),
-                Err(e) => tracing::debug!(error = %e, "TLS connection dropped"),
-            }
-        }
+        self.connections.next().await
+    }
+}
+
+/// What tonic's `serve_with_incoming` takes: connections whose handshake completed (failed
+/// handshakes never appear, they are logged where they happen).
+impl tokio_stream::Stream for TlsIncoming {
+    type Item = Result<TlsStream<TcpStream>, io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        std::pin::Pin::new(&mut self.connections)
+            .poll_next(cx)
+            .map(|next| next.map(Ok))
     }
 }
 

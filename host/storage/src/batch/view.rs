@@ -24,20 +24,20 @@ impl<'a> BatchView<'a> {
 
     /// Like [`parse`](Self::parse) with explicit limits.
     pub fn parse_with_limits(buf: &'a [u8], limits: &BatchLimits) -> Result<Self, BatchError> {
-        let header = parse_header_with_limits(buf, limits)?;
-        let total = header.total_len();
-        let bytes = buf.get(..total).ok_or(BatchError::Truncated {
-            needed: total,
-            have: buf.len(),
-        })?;
-        verify_crc(bytes)?;
-        Ok(Self { header, bytes })
+        let view = Self::framed(buf, limits)?;
+        verify_crc(view.bytes)?;
+        Ok(view)
     }
 
     /// A view of a batch this crate has already CRC-checked (what [`crate::Fetched::batches`]
     /// yields): the header is parsed, the CRC is not computed again. Cost: a few loads.
     pub(crate) fn verified(buf: &'a [u8]) -> Result<Self, BatchError> {
-        let header = parse_header_with_limits(buf, &BatchLimits::UNLIMITED)?;
+        Self::framed(buf, &BatchLimits::UNLIMITED)
+    }
+
+    /// The header parsed and the batch's bytes delimited; the CRC is the caller's.
+    fn framed(buf: &'a [u8], limits: &BatchLimits) -> Result<Self, BatchError> {
+        let header = parse_header_with_limits(buf, limits)?;
         let total = header.total_len();
         let bytes = buf.get(..total).ok_or(BatchError::Truncated {
             needed: total,

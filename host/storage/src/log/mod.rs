@@ -207,11 +207,6 @@ impl Fetched {
             Some(view)
         })
     }
-
-    /// Whether the read found nothing (at the log end).
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
 }
 
 #[derive(Debug)]
