@@ -85,19 +85,25 @@ impl Pki {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        // Bounded, so a server that stops answering fails the test instead of hanging it.
         runtime.block_on(async {
-            let tcp = tokio::net::TcpStream::connect(addr).await?;
-            let mut tls = connector
-                .connect(ServerName::try_from("localhost")?, tcp)
+            tokio::time::timeout(std::time::Duration::from_secs(30), async {
+                let tcp = tokio::net::TcpStream::connect(addr).await?;
+                let mut tls = connector
+                    .connect(ServerName::try_from("localhost")?, tcp)
+                    .await?;
+                tls.write_all(
+                    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                        .as_bytes(),
+                )
                 .await?;
-            tls.write_all(
-                format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
-            )
-            .await?;
-            let mut response = Vec::new();
-            tls.read_to_end(&mut response).await?;
-            Ok(String::from_utf8_lossy(&response).into_owned())
+                tls.flush().await?;
+                let mut response = Vec::new();
+                tls.read_to_end(&mut response).await?;
+                Ok(String::from_utf8_lossy(&response).into_owned())
+            })
+            .await
+            .map_err(|_| anyhow::anyhow!("no HTTPS answer from {addr} within 30 s"))?
         })
     }
 }

@@ -171,7 +171,21 @@ impl Broker {
             .args(["-TERM", &self.child.id().to_string()])
             .status()?;
         ensure!(status.success(), "kill -TERM failed");
-        Ok(self.child.wait()?)
+        // Bounded: a broker that does not shut down fails the test, with its log.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = self.child.kill();
+                bail!(
+                    "distlog serve did not exit after SIGTERM; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn log(&self) -> String {
