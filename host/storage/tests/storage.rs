@@ -8,6 +8,7 @@ mod storage {
     mod concurrent;
     mod corrupt;
     mod crash;
+    mod damage;
     mod enospc;
     #[cfg(feature = "failpoints")]
     mod failpoints;

@@ -26,6 +26,8 @@ mod view;
 
 pub use builder::{BatchBuilder, encode_batch, encode_batch_into};
 pub use error::BatchError;
+/// Position of the magic byte in a batch header (resynchronisation after damage looks for it).
+pub(crate) use header::OFF_MAGIC;
 pub use header::{
     Attributes, BatchHeader, BatchLimits, BatchMeta, CodecRef, Compression,
     DEFAULT_MAX_BATCH_LENGTH, DEFAULT_MAX_PAYLOAD_SIZE, HEADER_LEN, LENGTH_PREFIX, MAGIC,

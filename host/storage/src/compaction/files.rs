@@ -289,36 +289,67 @@ pub(crate) fn complete_swap(storage: &dyn Storage, swap: &PendingSwap) -> io::Re
     Ok(())
 }
 
-/// Reads the cleaner checkpoint: `Ok(0)` when there is none or it is unusable (the whole log
-/// counts as dirty then; cleaning it again is safe).
-pub(crate) fn read_cleaner_offset(storage: &dyn Storage) -> io::Result<u64> {
+/// The cleaner checkpoint's two offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CleanerCheckpoint {
+    /// The log is clean below this (the compaction planner's dirty range starts here).
+    pub(crate) cleaned_up_to: u64,
+    /// Offsets may have gaps below this (compaction removed batches); at and above it every
+    /// batch's offsets continue the previous batch exactly. Raised *before* a pass swaps any
+    /// segment, so a crash mid-pass never leaves a gapped segment above it.
+    pub(crate) gaps_below: u64,
+}
+
+const CLEANER_VERSION: u16 = 2;
+
+/// Reads the cleaner checkpoint. None: both offsets 0 (never compacted). Unusable: cleaned up
+/// to 0 (the whole log counts as dirty; cleaning it again is safe) and gaps anywhere (offset
+/// checks fall back to "increasing", which never mistakes a compacted segment for damage).
+/// Version 1 files (one offset) read as `gaps_below = cleaned_up_to`.
+pub(crate) fn read_cleaner_offset(storage: &dyn Storage) -> io::Result<CleanerCheckpoint> {
     let Some(b) = read_file(storage, CLEANER_CHECKPOINT_NAME)? else {
-        return Ok(0);
+        return Ok(CleanerCheckpoint {
+            cleaned_up_to: 0,
+            gaps_below: 0,
+        });
     };
     let parsed = (|| {
         let (body, crc) = b.split_at_checked(b.len().checked_sub(4)?)?;
-        if crc32c::crc32c(body).to_le_bytes() != crc
-            || body.len() != 14
-            || body.get(..4)? != CLEANER_MAGIC
-            || body.get(4..6)? != VERSION.to_le_bytes()
-        {
+        if crc32c::crc32c(body).to_le_bytes() != crc || body.get(..4)? != CLEANER_MAGIC {
             return None;
         }
-        Some(u64::from_le_bytes(body.get(6..14)?.try_into().ok()?))
+        let version = u16::from_le_bytes(body.get(4..6)?.try_into().ok()?);
+        let first = u64::from_le_bytes(body.get(6..14)?.try_into().ok()?);
+        match (version, body.len()) {
+            (1, 14) => Some(CleanerCheckpoint {
+                cleaned_up_to: first,
+                gaps_below: first,
+            }),
+            (CLEANER_VERSION, 22) => Some(CleanerCheckpoint {
+                cleaned_up_to: first,
+                gaps_below: u64::from_le_bytes(body.get(14..22)?.try_into().ok()?),
+            }),
+            _ => None,
+        }
     })();
     Ok(parsed.unwrap_or_else(|| {
         tracing::warn!("ignoring unusable cleaner checkpoint; the whole log counts as dirty");
-        0
+        CleanerCheckpoint {
+            cleaned_up_to: 0,
+            gaps_below: u64::MAX,
+        }
     }))
 }
 
 /// Writes the cleaner checkpoint atomically (temp file, fsync, rename, directory fsync): magic
-/// `DLCO`, version, the offset (u64), CRC32C; little-endian. Cost: two fsyncs.
-pub(crate) fn write_cleaner_offset(storage: &dyn Storage, offset: u64) -> io::Result<()> {
-    let mut b = Vec::with_capacity(18);
+/// `DLCO`, version 2, `cleaned_up_to` u64, `gaps_below` u64, CRC32C; little-endian. Cost: two
+/// fsyncs.
+pub(crate) fn write_cleaner_offset(storage: &dyn Storage, c: CleanerCheckpoint) -> io::Result<()> {
+    let mut b = Vec::with_capacity(26);
     b.extend_from_slice(CLEANER_MAGIC);
-    b.extend_from_slice(&VERSION.to_le_bytes());
-    b.extend_from_slice(&offset.to_le_bytes());
+    b.extend_from_slice(&CLEANER_VERSION.to_le_bytes());
+    b.extend_from_slice(&c.cleaned_up_to.to_le_bytes());
+    b.extend_from_slice(&c.gaps_below.to_le_bytes());
     let crc = crc32c::crc32c(&b);
     b.extend_from_slice(&crc.to_le_bytes());
     write_new(storage, CLEANER_TMP_NAME, &b)?;

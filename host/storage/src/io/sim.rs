@@ -12,6 +12,12 @@
 //!
 //! [`CrashStorage::fail_after`] makes every mutating operation fail once a budget is spent, to
 //! stop the log in the middle of a roll, a checkpoint or a group commit.
+//!
+//! [`CrashStorage::fail_next_sync`] models Linux's fsync failure ("fsyncgate"): the next file
+//! sync fails with an IO error *and* the writes it should have made durable are lost to the
+//! durable image (the kernel marked the pages clean), while the live image still shows them
+//! (the page cache keeps them); later syncs succeed, making only later writes durable. A log
+//! that retries its fsync and then trusts the range has a hole in its durable image.
 
 use super::{MemStorage, OpenMode, Storage, StorageFile};
 use parking_lot::Mutex;
@@ -66,6 +72,19 @@ struct FileState {
 struct SimFile {
     state: Mutex<FileState>,
     power: Arc<Power>,
+    faults: Arc<SyncFaults>,
+}
+
+/// File syncs still to fail (each failing one drops its pending writes from the durable image).
+#[derive(Debug, Default)]
+struct SyncFaults(std::sync::atomic::AtomicU64);
+
+impl SyncFaults {
+    fn take(&self) -> bool {
+        self.0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
 }
 
 /// Remaining budget of mutating operations; negative means unlimited.
@@ -133,8 +152,15 @@ impl StorageFile for SimFile {
     fn sync(&self) -> io::Result<()> {
         self.power.spend()?;
         let mut state = self.state.lock();
-        state.durable = state.live.clone();
-        state.pending.clear();
+        let pending = std::mem::take(&mut state.pending);
+        if self.faults.take() {
+            // The writeback failed: these writes never reach the durable image, and the
+            // error is reported once.
+            return Err(io::Error::other("simulated fsync failure (writes lost)"));
+        }
+        for op in &pending {
+            apply(&mut state.durable, op);
+        }
         Ok(())
     }
 }
@@ -150,6 +176,7 @@ struct DirState {
 pub struct CrashStorage {
     dir: Arc<Mutex<DirState>>,
     power: Arc<Power>,
+    faults: Arc<SyncFaults>,
 }
 
 impl Default for CrashStorage {
@@ -172,6 +199,7 @@ impl CrashStorage {
         Self {
             dir: Arc::default(),
             power: Arc::new(Power(AtomicI64::new(-1))),
+            faults: Arc::default(),
         }
     }
 
@@ -188,6 +216,7 @@ impl CrashStorage {
                         pending: Vec::new(),
                     }),
                     power: sim.power.clone(),
+                    faults: sim.faults.clone(),
                 });
                 dir.live.insert(name.clone(), file.clone());
                 dir.durable.insert(name, file);
@@ -213,6 +242,13 @@ impl CrashStorage {
     pub fn fail_after(&self, ops: Option<u64>) {
         let budget = ops.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
         self.power.0.store(budget, Ordering::SeqCst);
+    }
+
+    /// Makes the next `n` file syncs (of any file) fail the way Linux fails them: the error is
+    /// returned once, the writes that sync covered are lost from the durable image but stay
+    /// visible in the live one, and later syncs succeed (see the module docs).
+    pub fn fail_next_sync(&self, n: u64) {
+        self.faults.0.store(n, Ordering::SeqCst);
     }
 
     /// The directory a crash of the given kind would leave behind.
@@ -277,6 +313,7 @@ impl Storage for CrashStorage {
                 let file = Arc::new(SimFile {
                     state: Mutex::default(),
                     power: self.power.clone(),
+                    faults: self.faults.clone(),
                 });
                 dir.live.insert(name.to_owned(), file.clone());
                 Ok(file)

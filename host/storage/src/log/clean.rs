@@ -146,6 +146,7 @@ impl Output {
             self.time_index,
             self.stats,
             self.base,
+            Vec::new(),
         ))
     }
 }
@@ -239,6 +240,20 @@ impl Log {
             release(&all_sources);
             return Err(io_err("write checkpoint")(e));
         }
+        // Readers and recovery check that offsets continue exactly above `gaps_below`: raise it
+        // over the range this pass may leave gaps in before any swap, durably.
+        let gaps_below = self.gaps_below.load(Ordering::Acquire);
+        if plan.cleaned_up_to > gaps_below {
+            let c = files::CleanerCheckpoint {
+                cleaned_up_to,
+                gaps_below: plan.cleaned_up_to,
+            };
+            if let Err(e) = files::write_cleaner_offset(self.storage.as_ref(), c) {
+                release(&all_sources);
+                return Err(io_err("write cleaner checkpoint")(e));
+            }
+            self.gaps_below.store(plan.cleaned_up_to, Ordering::Release);
+        }
         for (i, group) in plan.groups.iter().enumerate() {
             let sources = &segs[group.clone()];
             let bases: Vec<u64> = sources.iter().map(|s| s.base_offset).collect();
@@ -281,7 +296,11 @@ impl Log {
         if let Err(e) = self.write_checkpoint() {
             tracing::warn!(error = %e, "checkpoint after compaction failed");
         }
-        files::write_cleaner_offset(self.storage.as_ref(), plan.cleaned_up_to)
+        let c = files::CleanerCheckpoint {
+            cleaned_up_to: plan.cleaned_up_to,
+            gaps_below: self.gaps_below.load(Ordering::Acquire),
+        };
+        files::write_cleaner_offset(self.storage.as_ref(), c)
             .map_err(io_err("write cleaner checkpoint"))?;
         self.cleaner_offset
             .store(plan.cleaned_up_to, Ordering::Release);

@@ -4,6 +4,37 @@ use crate::segment::frame::FrameError;
 use std::io;
 use thiserror::Error;
 
+/// Why a log stopped accepting appends: its first failed sync (see
+/// [`Log::failure`](crate::Log::failure)). The IO error's kind is kept, so a full disk on fsync
+/// is reported as a full disk.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error(
+    "fsync failed ({message}); offsets from {synced_offset} are not known to be durable and \
+     the log refuses appends until it is reopened"
+)]
+pub struct LogFailure {
+    /// Kind of the IO error the sync returned.
+    pub kind: io::ErrorKind,
+    /// The IO error, as text.
+    pub message: String,
+    /// Offsets below this were synced before the failure and are durable.
+    pub synced_offset: u64,
+}
+
+impl LogFailure {
+    /// An `io::Error` of the same kind, for callers that speak IO errors.
+    pub fn to_io_error(&self) -> io::Error {
+        io::Error::new(self.kind, self.to_string())
+    }
+
+    /// Whether the sync failed because the device is full.
+    pub fn is_no_space(&self) -> bool {
+        self.kind == io::ErrorKind::StorageFull
+            || self.kind == io::ErrorKind::QuotaExceeded
+            || self.message.contains("No space left")
+    }
+}
+
 /// Opening (and recovering) a log failed.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -51,15 +82,19 @@ pub enum AppendError {
     /// Writing the batch failed. Nothing was appended.
     #[error("write failed: {0}")]
     Io(#[source] io::Error),
-    /// The batch was written and is visible, but the sync the durability policy requires failed;
-    /// it is not known to be durable.
-    #[error("batch at offset {base_offset} written but sync failed: {message}")]
+    /// The batch was written, but the sync the durability policy requires failed; it is not
+    /// known to be durable, and the log has failed (see [`AppendError::Failed`]).
+    #[error("batch at offset {base_offset} written but not made durable: {failure}")]
     Sync {
         /// Base offset assigned to the batch.
         base_offset: u64,
-        /// The sync error.
-        message: String,
+        /// The failure, which the log has latched.
+        failure: LogFailure,
     },
+    /// An earlier sync failed; the log accepts no appends until it is reopened. Nothing was
+    /// written.
+    #[error("log failed: {0}")]
+    Failed(LogFailure),
     /// The log has been closed.
     #[error("log is closed")]
     Closed,
@@ -89,6 +124,24 @@ pub enum ReadError {
         /// What is wrong.
         reason: String,
     },
+    /// The requested offset was in a damaged stretch of the log: those offsets are lost (the
+    /// batches around them are intact and served). Read from `next_offset` to go on.
+    #[error(
+        "offsets {first_offset}..{next_offset} are lost: damaged data in segment {segment} at \
+         position {position} ({reason}); the log continues at offset {next_offset}"
+    )]
+    DataLoss {
+        /// Base offset of the segment.
+        segment: u64,
+        /// Byte position of the damage in the segment.
+        position: u64,
+        /// First lost offset.
+        first_offset: u64,
+        /// First offset after the damage.
+        next_offset: u64,
+        /// What is wrong with the bytes.
+        reason: String,
+    },
     /// An IO operation failed.
     #[error("read failed: {0}")]
     Io(#[from] io::Error),
@@ -116,9 +169,10 @@ pub enum DeleteError {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum FlushError {
-    /// A sync or the checkpoint write failed.
+    /// A sync or the checkpoint write failed (the error's kind is kept: a full disk is
+    /// `StorageFull`).
     #[error("flush failed: {0}")]
-    Io(String),
+    Io(#[source] io::Error),
     /// The log has been closed.
     #[error("log is closed")]
     Closed,

@@ -22,16 +22,19 @@
 mod clean;
 pub(crate) mod codecs;
 mod error;
+mod read;
 mod sealer;
 
 pub use codecs::{CODEC_TABLE_NAME, CodecEntry};
-pub use error::{AppendError, CodecError, DeleteError, FlushError, OpenError, ReadError};
+pub use error::{
+    AppendError, CodecError, DeleteError, FlushError, LogFailure, OpenError, ReadError,
+};
 
 use crate::batch::{BatchView, set_base_offset, set_log_append_time};
 use crate::io::{Storage, is_no_space};
 use crate::recovery::{self, checkpoint};
-use crate::segment::frame::{Frame, FrameError, HEADER_LEN, LOG_APPEND_TIME};
-use crate::segment::{ChunkReader, IndexCursor, Segment, SegmentInfo, Stats};
+use crate::segment::frame::{Frame, FrameError, LOG_APPEND_TIME};
+use crate::segment::{IndexCursor, Segment, SegmentInfo, Stats};
 use bytes::Bytes;
 use codecs::CodecTable;
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -87,8 +90,9 @@ pub struct LogConfig {
     pub max_batch_bytes: u32,
     /// Durability policy.
     pub sync: SyncPolicy,
-    /// Write the recovery checkpoint at least this often while appends are being synced.
-    /// Default 60 s.
+    /// Write the recovery checkpoint at least this often while appends are being synced, on
+    /// the background sealer thread (never on the append path). Bounds what an open after a
+    /// crash must scan to what was appended in about this long. Default 1 s.
     pub checkpoint_interval_ms: u64,
     /// Validate every batch of every segment on open (ignore the checkpoint). Default false.
     pub verify_on_open: bool,
@@ -107,7 +111,7 @@ impl Default for LogConfig {
             index_max_bytes: 10 << 20,
             max_batch_bytes: 16 << 20,
             sync: SyncPolicy::EveryBatch,
-            checkpoint_interval_ms: 60_000,
+            checkpoint_interval_ms: 1_000,
             verify_on_open: false,
             seal_in_background: true,
         }
@@ -224,7 +228,8 @@ struct SyncState {
     synced_offset: u64,
     syncing: bool,
     generation: u64,
-    last_failure: Option<(u64, String)>,
+    /// The latch: set by the first failed sync, never cleared (see [`Log::failure`]).
+    failed: Option<LogFailure>,
     sealed: Vec<Arc<Segment>>,
     dir_dirty: bool,
     point: Option<checkpoint::Entry>,
@@ -256,6 +261,8 @@ pub struct Log {
     me: Weak<Log>,
     /// Set while the log waits on the background sealer: queued once however often it rolls.
     seal_queued: AtomicBool,
+    /// Set while a periodic checkpoint waits on the background sealer.
+    checkpoint_queued: AtomicBool,
     /// Held by the background sealer while it syncs; [`Log::close`] takes it, so no seal runs
     /// on a closed log.
     seal_lock: Mutex<()>,
@@ -265,9 +272,18 @@ pub struct Log {
     unchecked: Mutex<BTreeSet<u64>>,
     /// The cleaner checkpoint: the log is clean below this offset.
     cleaner_offset: AtomicU64,
+    /// Offsets may have gaps below this (see `CleanerCheckpoint::gaps_below`); readers check
+    /// that offsets continue exactly at and above it.
+    gaps_below: AtomicU64,
     /// Committed swaps whose files a failed pass left half done; completed before the next
     /// pass or deletion (or by the next open).
     pending: Mutex<Vec<crate::compaction::files::PendingSwap>>,
+    /// Set (with `sync.failed`) by the first failed sync: appends are refused and readers stop
+    /// at the synced offset from then on. Checked without the sync lock on the hot paths.
+    failed_flag: AtomicBool,
+    /// Offsets below this are readable: `u64::MAX` normally, the synced offset once the log
+    /// has failed (what follows may not be on disk).
+    readable_end: AtomicU64,
     /// Held for the log's lifetime: no second log opens the directory.
     _dir_lock: Option<crate::io::DirLock>,
 }
@@ -279,6 +295,8 @@ pub struct LogSnapshot {
     segments: Arc<Vec<Arc<Segment>>>,
     end_offset: u64,
     max_batch: u32,
+    /// Offsets at or after this continue exactly from batch to batch (the cleaner checkpoint).
+    dense_from: u64,
 }
 
 impl Log {
@@ -328,12 +346,7 @@ impl Log {
         };
         let recovered = recovery::recover(storage.as_ref(), &config)?;
         let codecs = CodecTable::open(storage.clone())?;
-        let cleaner_offset = crate::compaction::files::read_cleaner_offset(storage.as_ref())
-            .map_err(|source| OpenError::Io {
-                op: "read",
-                name: crate::compaction::files::CLEANER_CHECKPOINT_NAME.into(),
-                source,
-            })?;
+        let cleaner = recovered.cleaner;
         let segments = recovered.segments;
         let active = segments
             .last()
@@ -353,6 +366,7 @@ impl Log {
         let log = Arc::new_cyclic(|me| Self {
             me: me.clone(),
             seal_queued: AtomicBool::new(false),
+            checkpoint_queued: AtomicBool::new(false),
             seal_lock: Mutex::new(()),
             storage,
             clock,
@@ -382,8 +396,11 @@ impl Log {
             maintenance: Mutex::new(()),
             unchecked: Mutex::new(BTreeSet::new()),
             pending: Mutex::new(Vec::new()),
+            failed_flag: AtomicBool::new(false),
+            readable_end: AtomicU64::new(u64::MAX),
             _dir_lock: dir_lock,
-            cleaner_offset: AtomicU64::new(cleaner_offset.min(stats.next_offset)),
+            cleaner_offset: AtomicU64::new(cleaner.cleaned_up_to.min(stats.next_offset)),
+            gaps_below: AtomicU64::new(cleaner.gaps_below),
             config,
         });
         if let SyncPolicy::IntervalMs(ms) = log.config.sync {
@@ -426,6 +443,7 @@ impl Log {
         if self.closed.load(Ordering::Acquire) {
             return Err(AppendError::Closed);
         }
+        self.check_failed()?;
         let mut frame = Frame::parse(batch, self.config.max_batch_bytes)?;
         if frame.total_len() != batch.len() as u64 {
             return Err(FrameError::LengthMismatch {
@@ -453,6 +471,7 @@ impl Log {
         if self.closed.load(Ordering::Acquire) {
             return Err(AppendError::Closed);
         }
+        self.check_failed()?;
         let rolled = self.maybe_roll(&mut w, Some(&frame), now)?;
         let base = w.stats.next_offset;
         set_base_offset(batch, base).map_err(FrameError::from)?;
@@ -506,6 +525,29 @@ impl Log {
         })
     }
 
+    /// Why the log refuses appends, once a sync has failed; `None` while it is healthy.
+    ///
+    /// A failed fsync may have dropped the dirty pages it was writing, and a later fsync can
+    /// succeed over the hole (Linux reports a writeback error once). So the log never retries
+    /// into "durable": the first failure latches, every later append fails with
+    /// [`AppendError::Failed`], the synced offset and the recovery checkpoint stay where the
+    /// last good sync left them, and readers stop there. Reopening the log (restarting the
+    /// broker) revalidates everything after the checkpoint and goes on from what is really on
+    /// disk.
+    pub fn failure(&self) -> Option<LogFailure> {
+        if !self.failed_flag.load(Ordering::Acquire) {
+            return None;
+        }
+        self.sync.lock().failed.clone()
+    }
+
+    fn check_failed(&self) -> Result<(), AppendError> {
+        match self.failure() {
+            Some(f) => Err(AppendError::Failed(f)),
+            None => Ok(()),
+        }
+    }
+
     /// Whether [`make_durable`](Self::make_durable) may wait for an fsync under this log's
     /// policy (`EveryBatch`, `EveryRecords`); `false` means it returns at once.
     pub fn syncs_on_append(&self) -> bool {
@@ -523,9 +565,9 @@ impl Log {
     pub fn make_durable(&self, info: &AppendInfo) -> Result<(), AppendError> {
         let base = info.base_offset;
         let target = info.last_offset.saturating_add(1);
-        let sync_err = |message| AppendError::Sync {
+        let sync_err = |failure: LogFailure| AppendError::Sync {
             base_offset: base,
-            message,
+            failure,
         };
         match self.config.sync {
             SyncPolicy::EveryBatch => {
@@ -612,7 +654,7 @@ impl Log {
         if self.seal_queued.swap(true, Ordering::AcqRel) {
             return;
         }
-        if !sealer::queue(self.me.clone()) {
+        if !sealer::queue(self.me.clone(), sealer::Job::Seal) {
             self.seal_queued.store(false, Ordering::Release);
             self.sync_and_checkpoint_after_roll();
         }
@@ -644,22 +686,22 @@ impl Log {
     /// Blocks until an fsync covers every offset below `target` (group commit): if a sync is
     /// running, waits for it and, if it did not cover `target`, takes part in the next one;
     /// otherwise leads a sync of everything written so far. Never holds the writer lock.
-    fn sync_to(&self, target: u64) -> Result<(), String> {
+    ///
+    /// The first failed sync latches the log (see [`failure`](Self::failure)): it and every
+    /// later call that is not already covered fail with that failure; nothing is retried.
+    fn sync_to(&self, target: u64) -> Result<(), LogFailure> {
         let mut st = self.sync.lock();
         loop {
             if st.synced_offset >= target {
                 return Ok(());
             }
+            if let Some(f) = &st.failed {
+                return Err(f.clone());
+            }
             if st.syncing {
                 let generation = st.generation;
                 while st.syncing && st.generation == generation {
                     self.sync_done.wait(&mut st);
-                }
-                if let Some((attempted, message)) = &st.last_failure
-                    && st.generation == generation + 1
-                    && *attempted >= target
-                {
-                    return Err(message.clone());
                 }
                 continue;
             }
@@ -702,23 +744,34 @@ impl Log {
                         base_offset: active.base_offset,
                         stats,
                     });
-                    st.last_failure = None;
                     self.sync_done.notify_all();
                 }
                 Err(e) => {
-                    let message = e.to_string();
-                    let mut back = sealed;
-                    back.append(&mut st.sealed);
-                    st.sealed = back;
-                    st.dir_dirty |= dir_dirty;
-                    st.last_failure = Some((stats.next_offset, message.clone()));
+                    // Latch: the pages this sync was writing may be gone; a retry that
+                    // succeeded would vouch for a hole.
+                    let failure = LogFailure {
+                        kind: e.kind(),
+                        message: e.to_string(),
+                        synced_offset: st.synced_offset,
+                    };
+                    tracing::error!(
+                        synced_offset = failure.synced_offset,
+                        error = %e,
+                        "fsync failed: the log refuses appends until it is reopened"
+                    );
+                    st.failed = Some(failure.clone());
+                    self.readable_end
+                        .store(failure.synced_offset, Ordering::Release);
+                    self.failed_flag.store(true, Ordering::Release);
                     self.sync_done.notify_all();
-                    return Err(message);
+                    return Err(failure);
                 }
             }
         }
     }
 
+    /// Queues a checkpoint on the background sealer when one is due (written inline when the
+    /// sealer cannot run or `seal_in_background` is off).
     fn maybe_checkpoint(&self) {
         let due = {
             let mut st = self.sync.lock();
@@ -731,7 +784,28 @@ impl Log {
             }
             due
         };
-        if due && let Err(e) = self.write_checkpoint() {
+        if !due {
+            return;
+        }
+        if self.config.seal_in_background {
+            if self.checkpoint_queued.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            if sealer::queue(self.me.clone(), sealer::Job::Checkpoint) {
+                return;
+            }
+            self.checkpoint_queued.store(false, Ordering::Release);
+        }
+        self.checkpoint_now();
+    }
+
+    /// The background sealer's checkpoint job (and the inline fallback).
+    fn checkpoint_now(&self) {
+        self.checkpoint_queued.store(false, Ordering::Release);
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        if let Err(e) = self.write_checkpoint() {
             tracing::warn!(error = %e, "periodic checkpoint failed");
         }
     }
@@ -746,7 +820,8 @@ impl Log {
         let unchecked = self.unchecked.lock().clone();
         let mut entries = Vec::with_capacity(segs.len());
         for s in segs.iter() {
-            if unchecked.contains(&s.base_offset) {
+            // A damaged segment stays unchecked, so that every open scans it again.
+            if unchecked.contains(&s.base_offset) || s.is_damaged() {
                 continue;
             }
             if s.base_offset < point.base_offset {
@@ -770,11 +845,12 @@ impl Log {
     /// A read view of the current segments. Cheap: clones an `Arc`.
     pub fn snapshot(&self) -> LogSnapshot {
         // End first: every batch below it is in a segment of the list read after it.
-        let end_offset = self.end_offset.load(Ordering::Acquire);
+        let end_offset = self.log_end_offset();
         LogSnapshot {
             segments: self.snapshot_segments(),
             end_offset,
             max_batch: self.config.max_batch_bytes,
+            dense_from: self.gaps_below.load(Ordering::Acquire),
         }
     }
 
@@ -802,9 +878,12 @@ impl Log {
             .map_or(0, |s| s.base_offset)
     }
 
-    /// The next offset to be assigned.
+    /// The next offset to be assigned. Once the log has failed (see
+    /// [`failure`](Self::failure)), the synced offset: nothing after it is known to be on disk.
     pub fn log_end_offset(&self) -> u64 {
-        self.end_offset.load(Ordering::Acquire)
+        self.end_offset
+            .load(Ordering::Acquire)
+            .min(self.readable_end.load(Ordering::Acquire))
     }
 
     /// Offsets below this are visible to consumers. Equal to the log end offset until
@@ -935,10 +1014,9 @@ impl Log {
     }
 
     fn flush_inner(&self) -> Result<(), FlushError> {
-        self.sync_to(self.log_end_offset())
-            .map_err(FlushError::Io)?;
-        self.write_checkpoint()
-            .map_err(|e| FlushError::Io(e.to_string()))
+        self.sync_to(self.end_offset.load(Ordering::Acquire))
+            .map_err(|f| FlushError::Io(f.to_io_error()))?;
+        self.write_checkpoint().map_err(FlushError::Io)
     }
 
     /// Flushes, stops the background flusher and refuses further operations. Idempotent.
@@ -1028,204 +1106,4 @@ fn spawn_flusher(log: Weak<Log>, interval_ms: u64) -> Flusher {
         })
         .ok();
     Flusher { stop, handle }
-}
-
-impl LogSnapshot {
-    /// Log end offset when the snapshot was taken.
-    pub fn log_end_offset(&self) -> u64 {
-        self.end_offset
-    }
-
-    /// First offset of the snapshot's first segment.
-    pub fn log_start_offset(&self) -> u64 {
-        self.segments.first().map_or(0, |s| s.base_offset)
-    }
-
-    /// See [`Log::read`]. Reads only segments of this snapshot.
-    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Fetched, ReadError> {
-        let (start, end) = (self.log_start_offset(), self.end_offset);
-        let empty = Fetched {
-            bytes: Bytes::new(),
-            batch_count: 0,
-            next_offset: offset,
-            high_watermark: end,
-        };
-        if offset == end && offset >= start {
-            return Ok(empty);
-        }
-        if offset < start || offset > end {
-            return Err(ReadError::OffsetOutOfRange {
-                requested: offset,
-                start,
-                end,
-            });
-        }
-        let first = self
-            .segments
-            .partition_point(|s| s.base_offset <= offset)
-            .saturating_sub(1);
-        for seg in &self.segments[first..] {
-            if let Some(f) = self.read_segment(seg, offset, max_bytes, end)? {
-                return Ok(f);
-            }
-        }
-        Ok(empty)
-    }
-
-    fn corrupt(seg: &Segment, position: u64, reason: impl ToString) -> ReadError {
-        ReadError::Corrupt {
-            segment: seg.base_offset,
-            position,
-            reason: reason.to_string(),
-        }
-    }
-
-    /// Position and frame of the first batch in `seg` whose last offset is >= `offset`.
-    /// Starts at the offset index's position; if the index turns out to be wrong (no batch
-    /// header there, or one past `offset`), falls back to scanning the segment from its start.
-    fn find_batch(
-        &self,
-        seg: &Segment,
-        offset: u64,
-        limit: u64,
-    ) -> Result<Option<(u64, Frame)>, ReadError> {
-        let hinted = seg.position_for(offset);
-        match self.walk_to(seg, offset, hinted, limit) {
-            Ok(Some((pos, frame)))
-                if pos > hinted || frame.base_offset <= offset || hinted == 0 =>
-            {
-                Ok(Some((pos, frame)))
-            }
-            Ok(None) => Ok(None),
-            Ok(Some(_)) | Err(ReadError::Corrupt { .. }) if hinted > 0 => {
-                tracing::warn!(
-                    segment = seg.base_offset,
-                    "offset index entry is wrong; scanning"
-                );
-                self.walk_to(seg, offset, 0, limit)
-            }
-            other => other,
-        }
-    }
-
-    fn walk_to(
-        &self,
-        seg: &Segment,
-        offset: u64,
-        mut pos: u64,
-        limit: u64,
-    ) -> Result<Option<(u64, Frame)>, ReadError> {
-        let mut reader = ChunkReader::new(seg.log.as_ref(), limit, 16 * 1024);
-        while pos < limit {
-            let head = reader.get(pos, HEADER_LEN)?;
-            let frame =
-                Frame::parse(head, self.max_batch).map_err(|e| Self::corrupt(seg, pos, e))?;
-            if frame.last_offset() >= offset {
-                return Ok(Some((pos, frame)));
-            }
-            pos += frame.total_len();
-        }
-        Ok(None)
-    }
-
-    fn read_segment(
-        &self,
-        seg: &Segment,
-        offset: u64,
-        max_bytes: usize,
-        end: u64,
-    ) -> Result<Option<Fetched>, ReadError> {
-        let limit = seg.committed();
-        let Some((pos, first)) = self.find_batch(seg, offset, limit)? else {
-            return Ok(None);
-        };
-        if pos + first.total_len() > limit {
-            return Err(Self::corrupt(
-                seg,
-                pos,
-                "batch extends past the segment end",
-            ));
-        }
-        let want = (limit - pos).min(max_bytes as u64).max(first.total_len());
-        let mut bytes = vec![
-            0u8;
-            usize::try_from(want).map_err(|_| std::io::Error::from(
-                std::io::ErrorKind::OutOfMemory
-            ))?
-        ];
-        seg.log.read_at(&mut bytes, pos)?;
-        let mut at = 0usize;
-        let mut count = 0usize;
-        let mut next_offset = offset;
-        while at + HEADER_LEN <= bytes.len() {
-            let frame = match Frame::parse(&bytes[at..], self.max_batch) {
-                Ok(f) => f,
-                Err(e) if count == 0 => return Err(Self::corrupt(seg, pos, e)),
-                Err(_) => break,
-            };
-            let len = frame.total_len() as usize;
-            if at + len > bytes.len() || frame.base_offset < next_offset && count > 0 {
-                break;
-            }
-            if let Err(e) = frame.verify_crc(&bytes[at..at + len]) {
-                if count == 0 {
-                    return Err(Self::corrupt(seg, pos + at as u64, e));
-                }
-                break;
-            }
-            next_offset = frame.last_offset() + 1;
-            at += len;
-            count += 1;
-        }
-        bytes.truncate(at);
-        Ok(Some(Fetched {
-            bytes: Bytes::from(bytes),
-            batch_count: count,
-            next_offset,
-            high_watermark: end,
-        }))
-    }
-
-    /// See [`Log::offset_for_timestamp`].
-    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>, ReadError> {
-        for seg in self.segments.iter() {
-            let stats = seg.stats();
-            if stats.record_count == 0 || stats.max_timestamp < timestamp_ms {
-                continue;
-            }
-            let rel = seg.rel_for_timestamp(timestamp_ms);
-            let hinted = seg.position_for(seg.base_offset + u64::from(rel));
-            let found = match self.walk_to_timestamp(seg, timestamp_ms, hinted) {
-                Err(ReadError::Corrupt { .. }) if hinted > 0 => {
-                    tracing::warn!(segment = seg.base_offset, "index entry is wrong; scanning");
-                    self.walk_to_timestamp(seg, timestamp_ms, 0)?
-                }
-                other => other?,
-            };
-            if found.is_some() {
-                return Ok(found);
-            }
-        }
-        Ok(None)
-    }
-
-    fn walk_to_timestamp(
-        &self,
-        seg: &Segment,
-        timestamp_ms: i64,
-        mut pos: u64,
-    ) -> Result<Option<u64>, ReadError> {
-        let limit = seg.committed();
-        let mut reader = ChunkReader::new(seg.log.as_ref(), limit, 16 * 1024);
-        while pos < limit {
-            let head = reader.get(pos, HEADER_LEN)?;
-            let frame =
-                Frame::parse(head, self.max_batch).map_err(|e| Self::corrupt(seg, pos, e))?;
-            if frame.max_timestamp >= timestamp_ms {
-                return Ok(Some(frame.base_offset));
-            }
-            pos += frame.total_len();
-        }
-        Ok(None)
-    }
 }

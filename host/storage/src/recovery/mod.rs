@@ -8,10 +8,17 @@
 //!    increasing, inside the prefix, last offset-index entry pointing at a batch header with the
 //!    right offset). Nothing else of a checkpointed segment is read.
 //! 3. Everything after the prefix (or the whole segment, without a checkpoint entry or with
-//!    `verify_on_open`) is validated batch by batch: header, length, CRC, offset monotonicity.
-//!    At the first invalid batch the segment is truncated there, with a warning naming what was
-//!    dropped. Later segments are validated on their own (offsets must keep increasing; a segment
-//!    overlapping its predecessor is deleted).
+//!    `verify_on_open`) is validated batch by batch: header, length, CRC, and offsets that
+//!    continue the previous batch (exactly, above the cleaner checkpoint; with gaps below it,
+//!    where compaction removed batches). At an invalid batch the scan *resynchronises*: it looks
+//!    for the next whole batch whose header, CRC and offsets check out and goes on from there,
+//!    recording the stretch in between as damage (its offsets are lost and reads that reach them
+//!    get `ReadError::DataLoss`; nothing after it is dropped). Only a genuinely torn tail, an
+//!    invalid stretch in the newest segment with no valid batch after it, is truncated. Damage
+//!    at the end of an older segment runs to the next segment's base offset. A damaged segment
+//!    is left out of recovery checkpoints, so every open scans it and reports it again. Later
+//!    segments are validated on their own (offsets must keep increasing; a segment overlapping
+//!    its predecessor is deleted).
 //! 4. Index entries beyond the valid data are dropped and the tail re-indexed; an index that
 //!    fails the sanity check is rebuilt from its segment's headers.
 //! 5. Repaired or scanned data is synced before the log is used, so the new recovery point is
@@ -24,7 +31,8 @@ use crate::io::{OpenMode, Storage, StorageFile};
 use crate::log::{LogConfig, OpenError};
 use crate::segment::frame::LOG_OVERHEAD;
 use crate::segment::{
-    IndexCursor, ScanStop, Segment, Stats, index_name, log_name, parse_name, scan, time_index_name,
+    Damage, IndexCursor, ScanRules, ScanStop, Segment, Stats, index_name, log_name, parse_name,
+    scan, time_index_name,
 };
 use checkpoint::Entry;
 use std::collections::{BTreeSet, HashMap};
@@ -40,6 +48,8 @@ pub(crate) struct Recovered {
     pub(crate) cursor: IndexCursor,
     /// Whether the directory was repaired or scanned (a new checkpoint is due).
     pub(crate) changed: bool,
+    /// The cleaner checkpoint.
+    pub(crate) cleaner: crate::compaction::files::CleanerCheckpoint,
 }
 
 fn io_err(op: &'static str, name: impl Into<String>) -> impl FnOnce(io::Error) -> OpenError {
@@ -66,12 +76,20 @@ struct Candidate {
     has_tail: bool,
     /// Scanned or truncated: must be synced before the new checkpoint names it.
     modified: bool,
+    /// Damaged stretches found by the scan.
+    damage: Vec<Damage>,
+    /// Offsets from here on continue exactly (the cleaner checkpoint).
+    dense_from: u64,
 }
 
 /// Recovers the directory; see the module docs.
 pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovered, OpenError> {
     let finished = crate::compaction::files::finish_pending(storage)
         .map_err(io_err("finish compaction and deletion", "."))?;
+    let cleaner = crate::compaction::files::read_cleaner_offset(storage).map_err(io_err(
+        "read",
+        crate::compaction::files::CLEANER_CHECKPOINT_NAME,
+    ))?;
     let names = storage.list().map_err(io_err("list", "."))?;
     let mut bases = BTreeSet::new();
     let mut index_files = Vec::new();
@@ -119,7 +137,14 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
     let max_batch = cfg.max_batch_bytes;
     let mut kept: Vec<Candidate> = Vec::new();
     let bases: Vec<u64> = bases.into_iter().collect();
-    for &base in &bases {
+    let rules = ScanRules {
+        max_batch_length: max_batch,
+        verify_crc: true,
+        dense_from: cleaner.gaps_below,
+        resync: true,
+        skip: &[],
+    };
+    for (i, &base) in bases.iter().enumerate() {
         let name = log_name(base);
         let log = storage
             .open(&name, OpenMode::Existing)
@@ -145,37 +170,70 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
             .unwrap_or_else(|| Stats::empty(base));
         let mut stats = trust;
         let mut has_tail = false;
-        let (end, stopped) = scan(
+        let scanned = scan(
             log.as_ref(),
             trust.size,
             len,
+            base,
             trust.next_offset,
-            max_batch,
-            true,
+            &rules,
             |_pos, f| {
                 stats.add(f, f.total_len());
                 has_tail = true;
             },
         )
         .map_err(io_err("scan", &name))?;
+        let mut damage = scanned.damage;
+        let end = scanned.end;
+        let next_segment = bases.get(i + 1).copied();
         if end < len {
-            let reason = match &stopped {
-                Some(ScanStop::Invalid { reason }) => reason.clone(),
+            let reason = match scanned.stopped {
+                Some(ScanStop::Invalid { reason }) => reason,
                 None => "trailing bytes".into(),
             };
-            // A torn tail is expected only in the newest segment; in an older one it means
-            // damage. Either way the valid prefix is kept, and later segments are validated on
-            // their own (offsets stay increasing; a gap is possible).
-            tracing::warn!(
-                segment = base,
-                position = end,
-                dropped_bytes = len - end,
-                %reason,
-                "truncating torn or corrupt tail"
-            );
-            log.set_len(end).map_err(io_err("truncate", &name))?;
+            match next_segment {
+                // A torn tail: the newest segment, nothing valid after the stop. Cut it.
+                None => {
+                    tracing::warn!(
+                        segment = base,
+                        position = end,
+                        dropped_bytes = len - end,
+                        %reason,
+                        "truncating torn tail"
+                    );
+                    log.set_len(end).map_err(io_err("truncate", &name))?;
+                }
+                // In an older segment the rest is damage up to the next segment's base: kept
+                // in place and reported, never silently skipped.
+                Some(next) => damage.push(Damage {
+                    position: end,
+                    len: len - end,
+                    first_offset: scanned.next_offset,
+                    next_offset: next.max(scanned.next_offset),
+                    reason,
+                }),
+            }
         }
-        let modified = end < len || has_tail;
+        for d in &damage {
+            tracing::error!(
+                segment = base,
+                position = d.position,
+                bytes = d.len,
+                lost_from = d.first_offset,
+                lost_to = d.next_offset,
+                reason = %d.reason,
+                "damaged batch: its offsets are lost; the batches after it are kept"
+            );
+            if d.position + d.len == len {
+                stats.size = len;
+                stats.next_offset = stats.next_offset.max(d.next_offset);
+            } else {
+                // `stats.add` for the batch after the damage already counted its bytes; add the
+                // damaged bytes themselves.
+                stats.size += d.len;
+            }
+        }
+        let modified = end < len || has_tail || !damage.is_empty();
         changed |= modified;
         kept.push(Candidate {
             base,
@@ -184,6 +242,8 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
             stats,
             has_tail,
             modified,
+            damage,
+            dense_from: cleaner.gaps_below,
         });
     }
     // Empty segments other than the last carry nothing; drop them. An empty first segment
@@ -215,6 +275,7 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
             segments: vec![Arc::new(seg)],
             cursor: IndexCursor::fresh(),
             changed: true,
+            cleaner,
         });
     }
 
@@ -247,6 +308,7 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
         segments,
         cursor,
         changed,
+        cleaner,
     })
 }
 
@@ -348,7 +410,7 @@ fn open_indexes(
         Ok(())
     })();
     r.map_err(io_err("index", &idx_name))?;
-    let seg = Segment::assemble(c.log, index, time_index, c.stats, base);
+    let seg = Segment::assemble(c.log, index, time_index, c.stats, base, c.damage);
     Ok((seg, cursor, rebuilt))
 }
 
@@ -369,13 +431,20 @@ fn index_range(
     } else {
         c.trusted.next_offset
     };
+    let rules = ScanRules {
+        max_batch_length: cfg.max_batch_bytes,
+        verify_crc: false,
+        dense_from: c.dense_from,
+        resync: false,
+        skip: &c.damage,
+    };
     scan(
         c.log.as_ref(),
         from,
         c.stats.size,
+        c.base,
         first_offset,
-        cfg.max_batch_bytes,
-        false,
+        &rules,
         |pos, f| {
             if full || err.is_some() {
                 cursor.advance(f);
@@ -392,10 +461,12 @@ fn index_range(
     err.map_or(Ok(()), Err)
 }
 
-/// The checkpoint entries describing `segments` fully (used right after recovery).
+/// The checkpoint entries describing `segments` fully (used right after recovery). Damaged
+/// segments are left out: the next open scans them again.
 pub(crate) fn entries_for(segments: &[Arc<Segment>]) -> Vec<Entry> {
     segments
         .iter()
+        .filter(|s| !s.is_damaged())
         .map(|s| Entry {
             base_offset: s.base_offset,
             stats: s.stats(),

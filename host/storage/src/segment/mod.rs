@@ -93,6 +93,39 @@ impl Stats {
     }
 }
 
+/// A damaged stretch of a segment: bytes between two valid batches (or between a valid batch
+/// and the end of a sealed segment) that hold no batch whose header, CRC and offsets check out.
+/// The offsets `[first_offset, next_offset)` it held are lost; the batches around it are kept.
+/// Found by recovery's scan or by a read; kept in memory only (a damaged segment is left out
+/// of recovery checkpoints, so every open scans it and finds the damage again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Damage {
+    /// Byte position of the first damaged byte.
+    pub(crate) position: u64,
+    /// Damaged bytes; the next valid batch (or the segment end) is at `position + len`.
+    pub(crate) len: u64,
+    /// First lost offset: the previous valid batch's last offset + 1 (or the segment base).
+    pub(crate) first_offset: u64,
+    /// First offset after the damage: the next valid batch's base offset (or the next
+    /// segment's).
+    pub(crate) next_offset: u64,
+    /// What was wrong with the bytes at `position`.
+    pub(crate) reason: String,
+}
+
+/// How a batch's offsets must continue the batches before it: exactly (`dense`, every offset
+/// of the log is present, as everywhere the cleaner has not been) or with gaps allowed (the
+/// cleaner removed batches). The header's `base_offset` is outside the CRC; this chain is what
+/// vouches for it.
+pub(crate) fn offsets_fit(frame: &Frame, expected: u64, dense: bool, segment_base: u64) -> bool {
+    let base_ok = if dense {
+        frame.base_offset == expected
+    } else {
+        frame.base_offset >= expected
+    };
+    base_ok && frame.last_offset() - segment_base <= u64::from(u32::MAX)
+}
+
 /// A segment shared by the writer and readers.
 #[derive(Debug)]
 pub(crate) struct Segment {
@@ -102,6 +135,8 @@ pub(crate) struct Segment {
     stats: Mutex<Stats>,
     pub(crate) index: RwLock<OffsetIndex>,
     pub(crate) time_index: RwLock<TimeIndex>,
+    /// Known damaged stretches, by position.
+    damage: RwLock<Vec<Damage>>,
 }
 
 impl Segment {
@@ -112,28 +147,35 @@ impl Segment {
         index_capacity: u64,
     ) -> io::Result<Self> {
         crate::failpoint::hit("segment::create")?;
-        let log = storage.open(&log_name(base), OpenMode::Create)?;
-        log.set_len(0)?;
-        let idx_file = storage.open(&index_name(base), OpenMode::Create)?;
-        idx_file.set_len(0)?;
-        let time_file = storage.open(&time_index_name(base), OpenMode::Create)?;
-        time_file.set_len(0)?;
-        let index = OffsetIndex(IndexFile::open(
-            idx_file,
-            OFFSET_ENTRY,
-            Some(index_capacity),
-        )?);
-        let time_index = TimeIndex(IndexFile::open(
-            time_file,
-            TIME_ENTRY,
-            Some(index_capacity),
-        )?);
+        let created = (|| {
+            let log = storage.open(&log_name(base), OpenMode::Create)?;
+            log.set_len(0)?;
+            // The indexes' space is allocated for real (`IndexFile::create`): a full disk fails
+            // here with ENOSPC, not later as SIGBUS on a write to a mapped sparse page.
+            let idx_file = storage.open(&index_name(base), OpenMode::Create)?;
+            let index = OffsetIndex(IndexFile::create(idx_file, OFFSET_ENTRY, index_capacity)?);
+            let time_file = storage.open(&time_index_name(base), OpenMode::Create)?;
+            let time_index = TimeIndex(IndexFile::create(time_file, TIME_ENTRY, index_capacity)?);
+            io::Result::Ok((log, index, time_index))
+        })();
+        let (log, index, time_index) = match created {
+            Ok(parts) => parts,
+            Err(e) => {
+                // Leave no half-made segment behind (its files hold nothing yet): the next roll
+                // starts over, and a restart finds no empty newest segment to preallocate.
+                for name in [log_name(base), index_name(base), time_index_name(base)] {
+                    let _ = storage.remove(&name);
+                }
+                return Err(e);
+            }
+        };
         Ok(Self::assemble(
             log,
             index,
             time_index,
             Stats::empty(base),
             base,
+            Vec::new(),
         ))
     }
 
@@ -143,6 +185,7 @@ impl Segment {
         time_index: TimeIndex,
         stats: Stats,
         base: u64,
+        damage: Vec<Damage>,
     ) -> Self {
         Self {
             base_offset: base,
@@ -151,6 +194,70 @@ impl Segment {
             stats: Mutex::new(stats),
             index: RwLock::new(index),
             time_index: RwLock::new(time_index),
+            damage: RwLock::new(damage),
+        }
+    }
+
+    /// Whether any damage is known in this segment (it is then left out of checkpoints).
+    pub(crate) fn is_damaged(&self) -> bool {
+        !self.damage.read().is_empty()
+    }
+
+    /// The known damage that lost `offset`, if any.
+    pub(crate) fn damage_covering(&self, offset: u64) -> Option<Damage> {
+        self.damage
+            .read()
+            .iter()
+            .find(|d| d.first_offset <= offset && offset < d.next_offset)
+            .cloned()
+    }
+
+    /// The known damage starting at byte `position`, if any.
+    pub(crate) fn damage_at(&self, position: u64) -> Option<Damage> {
+        self.damage
+            .read()
+            .iter()
+            .find(|d| d.position == position)
+            .cloned()
+    }
+
+    /// Records damage a reader found (once).
+    pub(crate) fn add_damage(&self, d: Damage) {
+        let mut list = self.damage.write();
+        if !list.iter().any(|k| k.position == d.position) {
+            tracing::error!(
+                segment = self.base_offset,
+                position = d.position,
+                bytes = d.len,
+                lost_from = d.first_offset,
+                lost_to = d.next_offset,
+                reason = %d.reason,
+                "damaged batch found by a read; its offsets are lost, later batches are served"
+            );
+            list.push(d);
+            list.sort_by_key(|k| k.position);
+        }
+    }
+
+    /// The last offset index entry at or before `offset`: `(offset, position)` of a batch
+    /// boundary, or the segment start.
+    pub(crate) fn anchor_for(&self, offset: u64) -> (u64, u64) {
+        let rel = u32::try_from(offset.saturating_sub(self.base_offset)).unwrap_or(u32::MAX);
+        let index = self.index.read();
+        let (mut lo, mut hi) = (0usize, index.0.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if index.get(mid).0 <= rel {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo == 0 {
+            (self.base_offset, 0)
+        } else {
+            let (r, p) = index.get(lo - 1);
+            (self.base_offset + u64::from(r), u64::from(p))
         }
     }
 
@@ -193,12 +300,6 @@ impl Segment {
         self.log.sync()?;
         self.index.read().0.sync()?;
         self.time_index.read().0.sync()
-    }
-
-    /// Position from which to scan for `offset` (a batch boundary at or before it).
-    pub(crate) fn position_for(&self, offset: u64) -> u64 {
-        let rel = u32::try_from(offset.saturating_sub(self.base_offset)).unwrap_or(u32::MAX);
-        u64::from(self.index.read().lookup(rel))
     }
 
     /// Relative offset from which to scan for timestamp `ts`.
@@ -314,61 +415,186 @@ pub(crate) enum ScanStop {
     Invalid { reason: String },
 }
 
+/// What a [`scan`] checks and how it treats damage.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScanRules<'a> {
+    /// Largest accepted `batch_length`.
+    pub(crate) max_batch_length: u32,
+    /// Check each batch's CRC (otherwise headers only).
+    pub(crate) verify_crc: bool,
+    /// Offsets at or after this must continue exactly (see [`offsets_fit`]): the cleaner
+    /// checkpoint, below which compaction may have left gaps.
+    pub(crate) dense_from: u64,
+    /// At an invalid batch, look for the next valid one and go on from there (recording the
+    /// damage) instead of stopping.
+    pub(crate) resync: bool,
+    /// Damage already known: skipped without looking at it.
+    pub(crate) skip: &'a [Damage],
+}
+
+/// What a [`scan`] found.
+#[derive(Debug)]
+pub(crate) struct Scanned {
+    /// Position after the last valid batch (or damage) before the point where it stopped.
+    pub(crate) end: u64,
+    /// Why it stopped before the end of the range, if it did.
+    pub(crate) stopped: Option<ScanStop>,
+    /// Damage it stepped over (with `resync`).
+    pub(crate) damage: Vec<Damage>,
+    /// The offset after the last valid batch or damage.
+    pub(crate) next_offset: u64,
+}
+
+/// Why the batch at `pos` (whose offsets must continue from `expected`) is not valid, or
+/// `None` with its frame when it is.
+fn check_at(
+    reader: &mut ChunkReader<'_>,
+    pos: u64,
+    end: u64,
+    expected: u64,
+    segment_base: u64,
+    rules: &ScanRules<'_>,
+) -> io::Result<Result<Frame, String>> {
+    let head = reader.get(pos, HEADER_LEN)?;
+    let frame = match Frame::parse(head, rules.max_batch_length) {
+        Ok(frame) => frame,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    if !offsets_fit(&frame, expected, expected >= rules.dense_from, segment_base) {
+        return Ok(Err(format!(
+            "batch offsets {}..={} do not continue the log at {expected}",
+            frame.base_offset,
+            frame.last_offset()
+        )));
+    }
+    let total = frame.total_len();
+    if pos + total > end {
+        let e = FrameError::LengthMismatch {
+            announced: total,
+            actual: end - pos,
+        };
+        return Ok(Err(e.to_string()));
+    }
+    if rules.verify_crc {
+        let bytes = reader.get(pos, total as usize)?;
+        if let Err(e) = frame.verify_crc(bytes) {
+            return Ok(Err(e.to_string()));
+        }
+    }
+    Ok(Ok(frame))
+}
+
+/// The first position in `(from, end)` holding a whole batch whose header and CRC check out
+/// and whose base offset is at least `min_offset`: where reading resumes after damage. Tries
+/// `hint` first (where the damaged batch said it ends), then every byte. Cost: on damage only;
+/// a header check per byte of the damaged stretch, a CRC pass per candidate.
+pub(crate) fn resync(
+    file: &dyn StorageFile,
+    from: u64,
+    end: u64,
+    min_offset: u64,
+    segment_base: u64,
+    max_batch_length: u32,
+    hint: Option<u64>,
+) -> io::Result<Option<(u64, Frame)>> {
+    let mut reader = ChunkReader::new(file, end, 1 << 20);
+    let rules = ScanRules {
+        max_batch_length,
+        verify_crc: true,
+        dense_from: u64::MAX,
+        resync: false,
+        skip: &[],
+    };
+    let magic_at = crate::batch::OFF_MAGIC as u64;
+    let candidates = hint
+        .filter(|&h| h > from && h < end)
+        .into_iter()
+        .chain(from + 1..end);
+    for pos in candidates {
+        if pos + HEADER_LEN as u64 > end {
+            break;
+        }
+        // Cheap filter before parsing: the magic byte.
+        if reader.get(pos + magic_at, 1)?.first() != Some(&crate::batch::MAGIC) {
+            continue;
+        }
+        if let Ok(frame) = check_at(&mut reader, pos, end, min_offset, segment_base, &rules)? {
+            return Ok(Some((pos, frame)));
+        }
+    }
+    Ok(None)
+}
+
 /// Walks batches from `pos` to `end`, validating each header (and CRC when `verify_crc`) and
-/// offset monotonicity against `next_offset`; calls `f(position, frame)` for each valid batch.
-/// Returns the position after the last valid batch and why it stopped early, if it did.
-/// Cost: reads the range once (headers only without `verify_crc`: one chunked pass anyway).
+/// that its offsets continue the log from `next_offset` (see [`offsets_fit`]); calls
+/// `f(position, frame)` for each valid batch. Known damage (`skip`) is stepped over; with
+/// `resync`, new damage is stepped over too (and returned), so one bad batch costs only its
+/// own records. Cost: reads the range once (headers only without `verify_crc`: one chunked
+/// pass anyway).
 pub(crate) fn scan(
     file: &dyn StorageFile,
     mut pos: u64,
     end: u64,
+    segment_base: u64,
     mut next_offset: u64,
-    max_batch_length: u32,
-    verify_crc: bool,
+    rules: &ScanRules<'_>,
     mut f: impl FnMut(u64, &Frame),
-) -> io::Result<(u64, Option<ScanStop>)> {
+) -> io::Result<Scanned> {
     let mut reader = ChunkReader::new(file, end, 1 << 20);
+    let mut damage = Vec::new();
     while pos < end {
-        let head = reader.get(pos, HEADER_LEN)?;
-        let frame = match Frame::parse(head, max_batch_length) {
-            Ok(frame) => frame,
-            Err(e) => {
-                return Ok((pos, Some(stop(pos, e.to_string()))));
+        if let Some(d) = rules.skip.iter().find(|d| d.position == pos) {
+            pos += d.len;
+            next_offset = next_offset.max(d.next_offset);
+            continue;
+        }
+        match check_at(&mut reader, pos, end, next_offset, segment_base, rules)? {
+            Ok(frame) => {
+                f(pos, &frame);
+                next_offset = frame.last_offset() + 1;
+                pos += frame.total_len();
             }
-        };
-        if frame.base_offset < next_offset {
-            return Ok((
-                pos,
-                Some(stop(
-                    pos,
-                    format!(
-                        "base offset {} below expected {next_offset}",
-                        frame.base_offset
-                    ),
-                )),
-            ));
-        }
-        let total = frame.total_len();
-        if pos + total > end {
-            let e = FrameError::LengthMismatch {
-                announced: total,
-                actual: end - pos,
-            };
-            return Ok((pos, Some(stop(pos, e.to_string()))));
-        }
-        if verify_crc {
-            let bytes = reader.get(pos, total as usize)?;
-            if let Err(e) = frame.verify_crc(bytes) {
-                return Ok((pos, Some(stop(pos, e.to_string()))));
+            Err(reason) => {
+                let found = if rules.resync {
+                    let hint = Frame::parse(reader.get(pos, HEADER_LEN)?, rules.max_batch_length)
+                        .ok()
+                        .map(|fr| pos + fr.total_len());
+                    resync(
+                        file,
+                        pos,
+                        end,
+                        next_offset,
+                        segment_base,
+                        rules.max_batch_length,
+                        hint,
+                    )?
+                } else {
+                    None
+                };
+                let Some((at, frame)) = found else {
+                    return Ok(Scanned {
+                        end: pos,
+                        stopped: Some(ScanStop::Invalid { reason }),
+                        damage,
+                        next_offset,
+                    });
+                };
+                damage.push(Damage {
+                    position: pos,
+                    len: at - pos,
+                    first_offset: next_offset,
+                    next_offset: frame.base_offset,
+                    reason,
+                });
+                next_offset = frame.base_offset;
+                pos = at;
             }
         }
-        f(pos, &frame);
-        next_offset = frame.last_offset() + 1;
-        pos += total;
     }
-    Ok((pos, None))
-}
-
-fn stop(_position: u64, reason: String) -> ScanStop {
-    ScanStop::Invalid { reason }
+    Ok(Scanned {
+        end: pos,
+        stopped: None,
+        damage,
+        next_offset,
+    })
 }

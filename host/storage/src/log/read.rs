@@ -1,0 +1,371 @@
+//! The read path: finding a batch by offset or timestamp and returning whole, verified batches.
+//!
+//! Readers work on a [`LogSnapshot`] and never take the writer lock. Every batch they return
+//! passed three checks: its header parses, its CRC matches, and its offsets continue the batch
+//! before it (exactly above the cleaner checkpoint, with gaps below it). The last check is what
+//! vouches for `base_offset`, which the CRC does not cover: a batch whose offsets do not fit is
+//! treated as damage, never served under the offsets it claims.
+//!
+//! A walk starts at an offset-index entry, whose batch must start exactly at the offset the
+//! entry names (otherwise the index or the header is wrong and the walk restarts at the segment
+//! start). Damage found on the way (by recovery or by an earlier read) is stepped over by
+//! position; new damage is located by resynchronising on the next valid batch, recorded on the
+//! segment, and reported to a reader that asks for one of its offsets as
+//! [`ReadError::DataLoss`], naming the lost offsets and where the log continues.
+
+use super::{Fetched, LogSnapshot, ReadError};
+use crate::segment::frame::{Frame, HEADER_LEN};
+use crate::segment::{ChunkReader, Damage, Segment, offsets_fit, resync};
+use bytes::Bytes;
+
+/// Where a header walk stopped.
+enum Walk {
+    /// The first batch the walk was looking for: position, frame, and the offset its
+    /// predecessor said it must start at.
+    Found(u64, Frame, u64),
+    /// The segment holds no such batch.
+    End,
+    /// The batch at the starting index entry does not start at the entry's offset.
+    BadAnchor,
+}
+
+/// Damage found by one read; a read records at most this many before giving up (each one is
+/// a separate damaged stretch, so this only bounds a pathological segment).
+const MAX_NEW_DAMAGE_PER_READ: usize = 64;
+
+fn data_loss(seg: &Segment, d: &Damage) -> ReadError {
+    ReadError::DataLoss {
+        segment: seg.base_offset,
+        position: d.position,
+        first_offset: d.first_offset,
+        next_offset: d.next_offset,
+        reason: d.reason.clone(),
+    }
+}
+
+impl LogSnapshot {
+    /// Log end offset when the snapshot was taken.
+    pub fn log_end_offset(&self) -> u64 {
+        self.end_offset
+    }
+
+    /// First offset of the snapshot's first segment.
+    pub fn log_start_offset(&self) -> u64 {
+        self.segments.first().map_or(0, |s| s.base_offset)
+    }
+
+    /// See [`Log::read`](super::Log::read). Reads only segments of this snapshot.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Fetched, ReadError> {
+        let (start, end) = (self.log_start_offset(), self.end_offset);
+        let empty = Fetched {
+            bytes: Bytes::new(),
+            batch_count: 0,
+            next_offset: offset,
+            high_watermark: end,
+        };
+        if offset == end && offset >= start {
+            return Ok(empty);
+        }
+        if offset < start || offset > end {
+            return Err(ReadError::OffsetOutOfRange {
+                requested: offset,
+                start,
+                end,
+            });
+        }
+        let first = self
+            .segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        for seg in &self.segments[first..] {
+            if let Some(f) = self.read_segment(seg, offset, max_bytes, end)? {
+                return Ok(f);
+            }
+        }
+        Ok(empty)
+    }
+
+    fn dense(&self, expected: u64) -> bool {
+        expected >= self.dense_from
+    }
+
+    /// Locates the damaged stretch starting at `pos` (where a batch continuing the log at
+    /// `expected` should be), records it on the segment and returns it.
+    fn discover(
+        &self,
+        seg: &Segment,
+        pos: u64,
+        expected: u64,
+        limit: u64,
+        reason: String,
+    ) -> Result<Damage, ReadError> {
+        let mut head = [0u8; HEADER_LEN];
+        let hint = (pos + HEADER_LEN as u64 <= limit)
+            .then(|| seg.log.read_at(&mut head, pos).ok())
+            .flatten()
+            .and_then(|()| Frame::parse(&head, self.max_batch).ok())
+            .map(|f| pos + f.total_len());
+        let found = resync(
+            seg.log.as_ref(),
+            pos,
+            limit,
+            expected,
+            seg.base_offset,
+            self.max_batch,
+            hint,
+        )?;
+        let d = match found {
+            Some((at, frame)) => Damage {
+                position: pos,
+                len: at - pos,
+                first_offset: expected,
+                next_offset: frame.base_offset,
+                reason,
+            },
+            None => Damage {
+                position: pos,
+                len: limit - pos,
+                first_offset: expected,
+                next_offset: seg.stats().next_offset.max(expected),
+                reason,
+            },
+        };
+        seg.add_damage(d.clone());
+        Ok(d)
+    }
+
+    /// Walks batch headers from `pos` (a batch boundary whose batch must continue the log at
+    /// `expected`, exactly when `exact` or dense) until `wanted(frame)`. Known damage is
+    /// stepped over; new damage is located, recorded and stepped over; `on_damage` decides
+    /// whether the walk ends there with an error.
+    fn walk(
+        &self,
+        seg: &Segment,
+        mut pos: u64,
+        mut expected: u64,
+        exact: bool,
+        limit: u64,
+        mut wanted: impl FnMut(&Frame) -> bool,
+        mut on_damage: impl FnMut(&Damage) -> Option<ReadError>,
+    ) -> Result<Walk, ReadError> {
+        let mut reader = ChunkReader::new(seg.log.as_ref(), limit, 16 * 1024);
+        let start = pos;
+        let mut found_damage = 0;
+        while pos < limit {
+            if let Some(d) = seg.damage_at(pos) {
+                if let Some(e) = on_damage(&d) {
+                    return Err(e);
+                }
+                pos += d.len;
+                expected = expected.max(d.next_offset);
+                continue;
+            }
+            let head = reader.get(pos, HEADER_LEN)?;
+            let checked = Frame::parse(head, self.max_batch)
+                .map_err(|e| e.to_string())
+                .and_then(|f| {
+                    let dense = self.dense(expected) || (exact && pos == start && pos > 0);
+                    if offsets_fit(&f, expected, dense, seg.base_offset) {
+                        Ok(f)
+                    } else {
+                        Err(format!(
+                            "batch offsets {}..={} do not continue the log at {expected}",
+                            f.base_offset,
+                            f.last_offset()
+                        ))
+                    }
+                })
+                .and_then(|f| {
+                    if pos + f.total_len() > limit {
+                        Err("batch extends past the segment end".into())
+                    } else {
+                        Ok(f)
+                    }
+                });
+            match checked {
+                Ok(f) => {
+                    if wanted(&f) {
+                        return Ok(Walk::Found(pos, f, expected));
+                    }
+                    expected = f.last_offset() + 1;
+                    pos += f.total_len();
+                }
+                Err(_) if exact && pos == start && pos > 0 => return Ok(Walk::BadAnchor),
+                Err(reason) => {
+                    found_damage += 1;
+                    if found_damage > MAX_NEW_DAMAGE_PER_READ {
+                        return Err(ReadError::Corrupt {
+                            segment: seg.base_offset,
+                            position: pos,
+                            reason: "too many damaged batches".into(),
+                        });
+                    }
+                    let d = self.discover(seg, pos, expected, limit, reason)?;
+                    if let Some(e) = on_damage(&d) {
+                        return Err(e);
+                    }
+                    pos += d.len;
+                    expected = d.next_offset;
+                }
+            }
+        }
+        Ok(Walk::End)
+    }
+
+    /// Position, frame and expected base of the first batch in `seg` whose last offset is
+    /// >= `offset`, starting at the offset index entry for it (from the segment start if that
+    /// entry turns out to be wrong).
+    fn find_batch(
+        &self,
+        seg: &Segment,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Option<(u64, Frame, u64)>, ReadError> {
+        let lost = |d: &Damage| (offset < d.next_offset).then(|| data_loss(seg, d));
+        let (anchor_offset, anchor_pos) = seg.anchor_for(offset);
+        let mut walk = self.walk(
+            seg,
+            anchor_pos,
+            anchor_offset,
+            true,
+            limit,
+            |f| f.last_offset() >= offset,
+            lost,
+        )?;
+        if matches!(walk, Walk::BadAnchor) {
+            tracing::warn!(
+                segment = seg.base_offset,
+                "offset index entry is wrong; scanning"
+            );
+            walk = self.walk(
+                seg,
+                0,
+                seg.base_offset,
+                false,
+                limit,
+                |f| f.last_offset() >= offset,
+                lost,
+            )?;
+        }
+        Ok(match walk {
+            Walk::Found(pos, f, expected) => Some((pos, f, expected)),
+            Walk::End | Walk::BadAnchor => None,
+        })
+    }
+
+    fn read_segment(
+        &self,
+        seg: &Segment,
+        offset: u64,
+        max_bytes: usize,
+        end: u64,
+    ) -> Result<Option<Fetched>, ReadError> {
+        let limit = seg.committed();
+        for _ in 0..MAX_NEW_DAMAGE_PER_READ {
+            if let Some(d) = seg.damage_covering(offset) {
+                return Err(data_loss(seg, &d));
+            }
+            let Some((pos, first, expected)) = self.find_batch(seg, offset, limit)? else {
+                return Ok(None);
+            };
+            let want = (limit - pos).min(max_bytes as u64).max(first.total_len());
+            let mut bytes = vec![
+                0u8;
+                usize::try_from(want).map_err(|_| std::io::Error::from(
+                    std::io::ErrorKind::OutOfMemory
+                ))?
+            ];
+            seg.log.read_at(&mut bytes, pos)?;
+            let mut at = 0usize;
+            let mut count = 0usize;
+            let mut next_offset = offset;
+            let mut next_expected = expected;
+            let mut first_bad = None;
+            while at + HEADER_LEN <= bytes.len() {
+                let here = pos + at as u64;
+                if count > 0 && seg.damage_at(here).is_some() {
+                    break;
+                }
+                let frame = match Frame::parse(&bytes[at..], self.max_batch) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        first_bad = (count == 0).then(|| e.to_string());
+                        break;
+                    }
+                };
+                let len = frame.total_len() as usize;
+                // Nothing at or past the snapshot's end: a failed log stops readers at its
+                // synced offset, and the high watermark will bound them the same way.
+                if at + len > bytes.len() || frame.last_offset() >= end {
+                    break;
+                }
+                if count > 0
+                    && !offsets_fit(
+                        &frame,
+                        next_expected,
+                        self.dense(next_expected),
+                        seg.base_offset,
+                    )
+                {
+                    // The next read starts here and finds out which batch is damaged.
+                    break;
+                }
+                if let Err(e) = frame.verify_crc(&bytes[at..at + len]) {
+                    first_bad = (count == 0).then(|| e.to_string());
+                    break;
+                }
+                next_offset = frame.last_offset() + 1;
+                next_expected = next_offset;
+                at += len;
+                count += 1;
+            }
+            if let Some(reason) = first_bad {
+                let d = self.discover(seg, pos, expected, limit, reason)?;
+                if offset < d.next_offset {
+                    return Err(data_loss(seg, &d));
+                }
+                // The requested offset lies after the damage: look again.
+                continue;
+            }
+            bytes.truncate(at);
+            return Ok(Some(Fetched {
+                bytes: Bytes::from(bytes),
+                batch_count: count,
+                next_offset,
+                high_watermark: end,
+            }));
+        }
+        Err(ReadError::Corrupt {
+            segment: seg.base_offset,
+            position: 0,
+            reason: "too many damaged batches".into(),
+        })
+    }
+
+    /// See [`Log::offset_for_timestamp`](super::Log::offset_for_timestamp).
+    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>, ReadError> {
+        for seg in self.segments.iter() {
+            let stats = seg.stats();
+            if stats.record_count == 0 || stats.max_timestamp < timestamp_ms {
+                continue;
+            }
+            let limit = seg.committed();
+            let rel = seg.rel_for_timestamp(timestamp_ms);
+            let (anchor_offset, anchor_pos) = seg.anchor_for(seg.base_offset + u64::from(rel));
+            let wanted = |f: &Frame| f.max_timestamp >= timestamp_ms;
+            // Damage is stepped over: the next intact batch answers.
+            let mut walk =
+                self.walk(seg, anchor_pos, anchor_offset, true, limit, wanted, |_| {
+                    None
+                })?;
+            if matches!(walk, Walk::BadAnchor) {
+                tracing::warn!(segment = seg.base_offset, "index entry is wrong; scanning");
+                walk = self.walk(seg, 0, seg.base_offset, false, limit, wanted, |_| None)?;
+            }
+            if let Walk::Found(_, f, _) = walk {
+                return Ok(Some(f.base_offset));
+            }
+        }
+        Ok(None)
+    }
+}
