@@ -12,6 +12,7 @@ mod storage {
     mod enospc;
     #[cfg(feature = "failpoints")]
     mod failpoints;
+    mod fulldisk;
     mod io;
     mod model;
 }

@@ -8,10 +8,20 @@
 //! zero-filled file be reopened after a crash without a separate length field.
 //!
 //! Files are preallocated (`index_max_bytes`) while their segment is active and trimmed to their
-//! entries when it is sealed. On a real file system they are memory-mapped (memmap2); other
-//! [`StorageFile`]s get a buffered copy with write-through.
+//! entries when it is sealed. On a real file system they are memory-mapped (memmap2), but only
+//! once [`StorageFile::allocate`] has reserved the mapped range: a page the file system cannot
+//! place would otherwise raise SIGBUS on the first touch (a sparse file on a full disk or
+//! tmpfs). Other [`StorageFile`]s get a buffered copy with write-through.
+//!
+//! Invariant, kept by every operation whatever fails: the buffer holds at least `entries`
+//! slots, and those slots are the entries (the first `entries` slots of the file, or, after a
+//! failed write-through, what the file should hold). An operation that cannot remap the file
+//! (full disk, IO error) leaves a copy of the entries in memory, a *degraded* index: lookups
+//! keep working, and it takes no new entries (it reports itself full, so an active segment
+//! rolls). Indexes are caches, so losing capacity never loses data; a read then walks more
+//! batch headers.
 
-use crate::io::StorageFile;
+use crate::io::{StorageFile, is_no_space};
 use memmap2::{MmapMut, MmapOptions};
 use std::io;
 use std::sync::Arc;
@@ -51,55 +61,162 @@ pub(crate) struct IndexFile {
     entries: usize,
 }
 
-fn load(file: &Arc<dyn StorageFile>, len: u64) -> io::Result<Buf> {
+/// Number of leading slots of `bytes` that are not all zero.
+fn count_entries(bytes: &[u8], entry_size: usize) -> usize {
+    bytes
+        .chunks_exact(entry_size)
+        .position(|e| e.iter().all(|&b| b == 0))
+        .unwrap_or(bytes.len() / entry_size)
+}
+
+/// The entries (leading non-zero slots) of the first `len` bytes of `file`, read 64 KiB at a
+/// time, so a large preallocated file costs only the reads of its entries.
+fn read_entries(file: &dyn StorageFile, len: u64, entry_size: usize) -> io::Result<Vec<u8>> {
+    let chunk = (64 << 10) / entry_size * entry_size;
+    let len = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidData)?;
+    let mut out = Vec::new();
+    while out.len() < len {
+        let at = out.len();
+        let n = chunk.min(len - at);
+        out.resize(at + n, 0);
+        file.read_at(&mut out[at..], at as u64)?;
+        let found = count_entries(&out[at..], entry_size);
+        if found * entry_size < n {
+            out.truncate(at + found * entry_size);
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Loads `[0, len)` of `file` (`len` a multiple of `entry_size`): a mapping of the whole range
+/// when the file is a real one and the range can be allocated; a full buffered copy for other
+/// files; and, when allocating or mapping fails, a degraded copy of the entries only. Fails
+/// only when the file cannot be read.
+fn load(file: &Arc<dyn StorageFile>, len: u64, entry_size: usize) -> io::Result<Buf> {
     if len == 0 {
         return Ok(Buf::Mem(Vec::new()));
     }
     let len_usize = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidData)?;
-    if let Some(std_file) = file.as_std_file() {
-        // SAFETY: the index file lives in the partition directory, which one broker process
-        // owns; this struct is the only writer of the file while it is mapped, and it drops the
-        // map before changing the file's length (`trim`, `grow`), so the mapping never refers
-        // past the end of the file.
-        let map = unsafe { MmapOptions::new().len(len_usize).map_mut(std_file)? };
-        Ok(Buf::Map(map))
-    } else {
+    let Some(std_file) = file.as_std_file() else {
         let mut v = vec![0u8; len_usize];
         file.read_at(&mut v, 0)?;
-        Ok(Buf::Mem(v))
-    }
+        return Ok(Buf::Mem(v));
+    };
+    // Only allocated space is mapped (see the module docs); for space allocated before, this
+    // is one cheap syscall.
+    let error = match file.allocate(len) {
+        // SAFETY: the index file lives in the partition directory, which one broker process
+        // owns (`Storage::lock`); this struct is the only writer of the file while it is
+        // mapped, and it drops the map before changing the file's length (`trim`, `reserve`),
+        // so the mapping never refers past the end of the file; its range is allocated, so no
+        // access to it can fault for lack of space.
+        Ok(()) => match unsafe { MmapOptions::new().len(len_usize).map_mut(std_file) } {
+            Ok(map) => return Ok(Buf::Map(map)),
+            Err(e) => e,
+        },
+        Err(e) => e,
+    };
+    tracing::warn!(
+        error = %error,
+        "index file cannot be allocated or mapped; keeping its entries in memory, it takes no new ones"
+    );
+    Ok(Buf::Mem(read_entries(file.as_ref(), len, entry_size)?))
 }
 
 impl IndexFile {
-    /// Opens an index file. With `capacity` set, the file is first extended (zero-filled) to that
-    /// many bytes (rounded down to whole entries), for an active segment. Counts the leading
-    /// non-zero entries; does not validate them (see [`OffsetIndex::validate`]).
+    /// Opens an index file. With `capacity` set, the file is first extended (zero-filled and
+    /// allocated, see [`StorageFile::allocate`]) to that many bytes (rounded down to whole
+    /// entries), for an active segment. Counts the leading non-zero entries; does not validate
+    /// them (see [`OffsetIndex::validate`]).
+    ///
+    /// A full disk does not fail the open: the index is then degraded (its entries, no room
+    /// for more; see the module docs). Fails on other IO errors and when the file cannot be
+    /// read. New segments use [`create`](Self::create), which fails on a full disk instead.
     pub(crate) fn open(
         file: Arc<dyn StorageFile>,
         entry_size: usize,
         capacity: Option<u64>,
     ) -> io::Result<Self> {
-        let mut len = file.len()?;
-        len -= len % entry_size as u64;
+        let es = entry_size as u64;
+        let len = file.len()?;
+        let mut len = len - len % es;
         if let Some(cap) = capacity {
-            let cap = cap - cap % entry_size as u64;
+            let cap = cap - cap % es;
             if cap > len {
-                file.set_len(cap)?;
-                len = cap;
+                match file.allocate(cap) {
+                    Ok(()) => len = cap,
+                    Err(e) if is_no_space(&e) => {
+                        tracing::warn!(
+                            error = %e,
+                            "cannot preallocate an index file; it keeps its entries and takes no new ones"
+                        );
+                        // Give back what a partial allocation took (shrinking needs no space).
+                        if file.len()? > len {
+                            let _ = file.set_len(len);
+                        }
+                        let found = read_entries(file.as_ref(), len, entry_size)?;
+                        return Ok(Self::with(file, Buf::Mem(found), entry_size, None));
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
-        let buf = load(&file, len)?;
-        let entries = buf
-            .bytes()
-            .chunks_exact(entry_size)
-            .position(|e| e.iter().all(|&b| b == 0))
-            .unwrap_or(len as usize / entry_size);
-        Ok(Self {
+        let buf = load(&file, len, entry_size)?;
+        Ok(Self::with(file, buf, entry_size, None))
+    }
+
+    /// Creates the empty index of a new segment with `capacity` bytes (rounded down to whole
+    /// entries) preallocated. Unlike [`open`](Self::open), a full disk fails it (with
+    /// `ErrorKind::StorageFull`), and the file is left empty. Cost: one `ftruncate`, one
+    /// `fallocate` and a map.
+    pub(crate) fn create(
+        file: Arc<dyn StorageFile>,
+        entry_size: usize,
+        capacity: u64,
+    ) -> io::Result<Self> {
+        let es = entry_size as u64;
+        let cap = capacity - capacity % es;
+        file.set_len(0)?;
+        if let Err(e) = file.allocate(cap) {
+            let _ = file.set_len(0);
+            return Err(e);
+        }
+        let buf = load(&file, cap, entry_size)?;
+        Ok(Self::with(file, buf, entry_size, Some(0)))
+    }
+
+    /// Assembles an index over `buf`; `entries` defaults to the leading non-zero slots, and is
+    /// never more than the buffer holds.
+    fn with(
+        file: Arc<dyn StorageFile>,
+        buf: Buf,
+        entry_size: usize,
+        entries: Option<usize>,
+    ) -> Self {
+        let found = entries.unwrap_or_else(|| count_entries(buf.bytes(), entry_size));
+        let mut index = Self {
             file,
             buf,
             entry_size,
-            entries,
-        })
+            entries: 0,
+        };
+        index.entries = found.min(index.capacity());
+        index
+    }
+
+    /// Replaces the buffer, keeping the invariant (a buffer shorter than the entries would be
+    /// a bug of the caller; the entries are clamped rather than read out of range).
+    fn set_buf(&mut self, buf: Buf) {
+        self.buf = buf;
+        debug_assert!(self.entries <= self.capacity(), "index buffer lost entries");
+        self.entries = self.entries.min(self.capacity());
+    }
+
+    /// A degraded buffer: a copy of the entries, nothing more. Taken before the map is
+    /// dropped to change the file's length, so the index stays whole whatever fails next.
+    fn copy_entries(&self) -> Buf {
+        Buf::Mem(self.buf.bytes()[..self.entries * self.entry_size].to_vec())
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -114,58 +231,104 @@ impl IndexFile {
         self.entries >= self.capacity()
     }
 
+    /// Entry `i`, for `i < len()`.
     pub(crate) fn entry(&self, i: usize) -> &[u8] {
         &self.buf.bytes()[i * self.entry_size..(i + 1) * self.entry_size]
     }
 
-    /// Appends an entry; `Ok(false)` when the preallocated space is full.
+    /// Appends an entry; `Ok(false)` when the preallocated space is full. A failed write
+    /// leaves the entry out.
     fn push(&mut self, entry: &[u8]) -> io::Result<bool> {
         if self.is_full() {
             return Ok(false);
         }
         let at = self.entries * self.entry_size;
-        self.buf.bytes_mut()[at..at + self.entry_size].copy_from_slice(entry);
         if let Buf::Mem(_) = self.buf {
             self.file.write_at(entry, at as u64)?;
         }
+        self.buf.bytes_mut()[at..at + self.entry_size].copy_from_slice(entry);
         self.entries += 1;
         Ok(true)
     }
 
-    /// Drops entries from `n` on (zero-fills them).
+    /// Drops entries from `n` on (zero-fills them). The entries are gone from memory even when
+    /// zeroing them in the file fails (the error is returned; the file, a cache, then holds
+    /// stale entries that the next open's sanity check rejects).
     pub(crate) fn truncate(&mut self, n: usize) -> io::Result<()> {
         if n >= self.entries {
             return Ok(());
         }
         let (from, to) = (n * self.entry_size, self.entries * self.entry_size);
         self.buf.bytes_mut()[from..to].fill(0);
+        self.entries = n;
         if let Buf::Mem(_) = self.buf {
             self.file.write_at(&vec![0u8; to - from], from as u64)?;
         }
-        self.entries = n;
         Ok(())
     }
 
-    /// Shrinks the file to its entries (on seal). Cost: one `ftruncate` and a remap.
+    /// Shrinks the file to its entries (on seal). Cost: one `ftruncate` and a remap. If the
+    /// `ftruncate` fails, the error is returned and the index keeps its entries in memory
+    /// (the file, longer, still ends them with a zero slot); a failed remap is not an error.
     pub(crate) fn trim(&mut self) -> io::Result<()> {
-        let len = (self.entries * self.entry_size) as u64;
-        self.buf = Buf::Mem(Vec::new());
+        let used = self.entries * self.entry_size;
+        let len = used as u64;
+        if self.buf.bytes().len() == used && self.file.len()? == len {
+            return Ok(());
+        }
+        // The map must go before the file shrinks: a mapped page past the end raises SIGBUS.
+        self.set_buf(self.copy_entries());
         self.file.set_len(len)?;
-        self.buf = load(&self.file, len)?;
+        match load(&self.file, len, self.entry_size) {
+            Ok(buf) if buf.bytes().len() >= used => self.set_buf(buf),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reload a trimmed index file; keeping its entries in memory");
+            }
+        }
         Ok(())
     }
 
-    /// Extends the file (zero-filled) to at least `capacity` bytes so entries can be added, e.g.
-    /// to rebuild a sealed segment's trimmed or missing index. Cost: one `ftruncate`, a remap.
+    /// Extends the file (zero-filled, allocated) to at least `capacity` bytes so entries can be
+    /// added, e.g. to rebuild a sealed segment's trimmed or missing index. Cost: one
+    /// `fallocate`, a remap.
+    ///
+    /// A full disk is not an error: the index keeps its entries and stays at its size (or
+    /// degraded, full), so fewer batches get entries and reads walk further. Other IO errors are
+    /// returned, with the index in the same usable state.
     pub(crate) fn reserve(&mut self, capacity: u64) -> io::Result<()> {
-        let capacity = capacity - capacity % self.entry_size as u64;
+        let es = self.entry_size as u64;
+        let capacity = capacity - capacity % es;
         if (self.buf.bytes().len() as u64) >= capacity {
             return Ok(());
         }
-        self.buf = Buf::Mem(Vec::new());
-        self.file.set_len(capacity)?;
-        self.buf = load(&self.file, capacity)?;
-        Ok(())
+        let old_len = self.file.len()?;
+        self.set_buf(self.copy_entries());
+        let grown = self.file.allocate(capacity);
+        let len = match &grown {
+            Ok(()) => capacity,
+            Err(_) => {
+                // Give back what a partial allocation took (shrinking needs no space).
+                if self.file.len()? > old_len {
+                    let _ = self.file.set_len(old_len);
+                }
+                old_len - old_len % es
+            }
+        };
+        match load(&self.file, len, self.entry_size) {
+            Ok(buf) if buf.bytes().len() >= self.entries * self.entry_size => self.set_buf(buf),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reload an index file; keeping its entries in memory");
+            }
+        }
+        match grown {
+            Err(e) if is_no_space(&e) => {
+                tracing::warn!(error = %e, "cannot grow an index file: disk full; it takes fewer entries");
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Makes the entries durable (msync + fsync). Expensive; done once when a segment is sealed.
@@ -303,4 +466,196 @@ fn partition_point(n: usize, pred: impl Fn(usize) -> bool) -> usize {
         }
     }
     lo
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every IndexFile operation keeps its invariant when the file fails under it: a failed
+    //! resize, allocation or read leaves an index whose lookups stay in range and right.
+
+    use super::*;
+    use crate::io::{MemStorage, OpenMode, Storage};
+    use parking_lot::Mutex;
+
+    /// A file over a [`MemStorage`] file whose `set_len`, `allocate`, `read_at` and `write_at`
+    /// fail with the armed error kind.
+    #[derive(Debug, Default)]
+    struct Faults {
+        set_len: Option<io::ErrorKind>,
+        allocate: Option<io::ErrorKind>,
+        read: Option<io::ErrorKind>,
+        write: Option<io::ErrorKind>,
+    }
+
+    #[derive(Debug)]
+    struct Faulty {
+        inner: Arc<dyn StorageFile>,
+        faults: Mutex<Faults>,
+    }
+
+    fn fail(kind: Option<io::ErrorKind>) -> io::Result<()> {
+        kind.map_or(Ok(()), |k| Err(io::Error::new(k, "injected")))
+    }
+
+    impl StorageFile for Faulty {
+        fn len(&self) -> io::Result<u64> {
+            self.inner.len()
+        }
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+            fail(self.faults.lock().read)?;
+            self.inner.read_at(buf, offset)
+        }
+        fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+            fail(self.faults.lock().write)?;
+            self.inner.write_at(buf, offset)
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            fail(self.faults.lock().set_len)?;
+            self.inner.set_len(len)
+        }
+        fn allocate(&self, len: u64) -> io::Result<()> {
+            let f = self.faults.lock();
+            fail(f.allocate.or(f.set_len))?;
+            drop(f);
+            self.inner.allocate(len)
+        }
+        fn sync(&self) -> io::Result<()> {
+            self.inner.sync()
+        }
+    }
+
+    fn faulty() -> Arc<Faulty> {
+        let inner = MemStorage::new()
+            .open("0.index", OpenMode::Create)
+            .expect("open");
+        Arc::new(Faulty {
+            inner,
+            faults: Mutex::default(),
+        })
+    }
+
+    /// An offset index with `n` entries (rel 10i, position 100i), `cap` bytes preallocated.
+    fn filled(file: &Arc<Faulty>, n: u32, cap: u64) -> OffsetIndex {
+        let mut idx =
+            OffsetIndex(IndexFile::create(file.clone(), OFFSET_ENTRY, cap).expect("create"));
+        for i in 1..=n {
+            assert!(idx.push(10 * i, 100 * i).expect("push"));
+        }
+        idx
+    }
+
+    /// Every lookup answers from the entries, whatever state the buffer is in.
+    fn check_lookups(idx: &OffsetIndex, n: u32) {
+        assert_eq!(idx.0.len(), n as usize);
+        assert!(idx.0.len() <= idx.0.capacity());
+        for rel in 0..(10 * n + 20) {
+            let want = if rel < 10 { 0 } else { 100 * (rel / 10).min(n) };
+            assert_eq!(idx.lookup(rel), want, "lookup({rel})");
+        }
+        assert!(idx.validate(u64::from(100 * n + 1)));
+    }
+
+    #[test]
+    fn failed_trim_keeps_the_entries() {
+        for kind in [io::ErrorKind::Other, io::ErrorKind::StorageFull] {
+            let file = faulty();
+            let mut idx = filled(&file, 5, 400);
+            file.faults.lock().set_len = Some(kind);
+            assert!(idx.0.trim().is_err(), "the failed ftruncate is reported");
+            check_lookups(&idx, 5);
+            assert!(idx.0.is_full(), "a degraded index takes no new entries");
+            assert!(!idx.push(60, 600).expect("push"));
+            file.faults.lock().set_len = None;
+            idx.0.trim().expect("trim once the file works");
+            check_lookups(&idx, 5);
+            assert_eq!(file.len().unwrap(), 5 * OFFSET_ENTRY as u64);
+        }
+    }
+
+    #[test]
+    fn failed_reload_after_trim_keeps_the_entries() {
+        let file = faulty();
+        let mut idx = filled(&file, 4, 400);
+        file.faults.lock().read = Some(io::ErrorKind::Other);
+        idx.0
+            .trim()
+            .expect("the file was trimmed; only the reload failed");
+        check_lookups(&idx, 4);
+        assert_eq!(file.len().unwrap(), 4 * OFFSET_ENTRY as u64);
+    }
+
+    #[test]
+    fn failed_reserve_keeps_the_entries() {
+        // Disk full: not an error, the index just cannot grow.
+        let file = faulty();
+        let mut idx = filled(&file, 3, 400);
+        idx.0.trim().unwrap();
+        file.faults.lock().allocate = Some(io::ErrorKind::StorageFull);
+        idx.0
+            .reserve(4096)
+            .expect("a full disk only costs capacity");
+        check_lookups(&idx, 3);
+        assert!(!idx.push(40, 400).expect("push"), "no room was gained");
+        // Another IO error: reported, the index as usable as before.
+        file.faults.lock().allocate = Some(io::ErrorKind::Other);
+        assert!(idx.0.reserve(4096).is_err());
+        check_lookups(&idx, 3);
+        // The reload failing too: still whole.
+        file.faults.lock().allocate = None;
+        file.faults.lock().read = Some(io::ErrorKind::Other);
+        idx.0.reserve(4096).expect("grown; only the reload failed");
+        check_lookups(&idx, 3);
+        file.faults.lock().read = None;
+        idx.0.reserve(4096).expect("reserve");
+        assert!(idx.push(40, 400).expect("push"));
+        check_lookups(&idx, 4);
+    }
+
+    #[test]
+    fn open_on_a_full_disk_keeps_the_entries_it_finds() {
+        let file = faulty();
+        let mut idx = filled(&file, 6, 400);
+        idx.0.trim().unwrap();
+        drop(idx);
+        file.faults.lock().allocate = Some(io::ErrorKind::StorageFull);
+        let idx = OffsetIndex(
+            IndexFile::open(file.clone(), OFFSET_ENTRY, Some(4096)).expect("open degrades"),
+        );
+        check_lookups(&idx, 6);
+        assert!(idx.0.is_full());
+        assert_eq!(
+            file.len().unwrap(),
+            6 * OFFSET_ENTRY as u64,
+            "nothing half-allocated"
+        );
+        // Other errors fail the open, without a panic.
+        file.faults.lock().allocate = Some(io::ErrorKind::Other);
+        assert!(IndexFile::open(file.clone(), OFFSET_ENTRY, Some(4096)).is_err());
+        file.faults.lock().allocate = None;
+        file.faults.lock().read = Some(io::ErrorKind::Other);
+        assert!(IndexFile::open(file.clone(), OFFSET_ENTRY, None).is_err());
+    }
+
+    #[test]
+    fn create_on_a_full_disk_fails_and_leaves_the_file_empty() {
+        let file = faulty();
+        file.faults.lock().allocate = Some(io::ErrorKind::StorageFull);
+        let err = IndexFile::create(file.clone(), OFFSET_ENTRY, 4096).expect_err("no space");
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(file.len().unwrap(), 0);
+    }
+
+    #[test]
+    fn failed_write_through_keeps_memory_and_entries_in_step() {
+        let file = faulty();
+        let mut idx = filled(&file, 4, 400);
+        file.faults.lock().write = Some(io::ErrorKind::StorageFull);
+        assert!(idx.push(50, 500).is_err(), "the entry is left out");
+        check_lookups(&idx, 4);
+        assert!(idx.0.truncate(2).is_err(), "zeroing the file failed");
+        check_lookups(&idx, 2);
+        file.faults.lock().write = None;
+        assert!(idx.push(30, 300).expect("push"));
+        check_lookups(&idx, 3);
+    }
 }

@@ -45,6 +45,30 @@ struct FsFile {
     file: File,
 }
 
+impl FsFile {
+    /// Rewrites `[0, len)` with its own contents (zeros past the end and in holes), which makes
+    /// the file system allocate every block of it. The fallback of [`StorageFile::allocate`].
+    /// Cost: reads and writes `len` bytes, 64 KiB at a time.
+    fn write_back(&self, len: u64) -> io::Result<()> {
+        const CHUNK: u64 = 64 << 10;
+        let old_len = self.len()?;
+        let mut buf = vec![0u8; CHUNK as usize];
+        let mut pos = 0;
+        while pos < len {
+            let n = CHUNK.min(len - pos);
+            let chunk = &mut buf[..n as usize];
+            chunk.fill(0);
+            if pos < old_len {
+                let have = n.min(old_len - pos) as usize;
+                self.read_at(&mut chunk[..have], pos)?;
+            }
+            self.write_at(chunk, pos)?;
+            pos += n;
+        }
+        Ok(())
+    }
+}
+
 impl StorageFile for FsFile {
     fn len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
@@ -60,6 +84,22 @@ impl StorageFile for FsFile {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.file.set_len(len)
+    }
+
+    /// `fallocate(fd, 0, 0, len)`: the blocks are reserved (ext4, xfs: as unwritten extents;
+    /// tmpfs: as pages), so a mapped page of the range can always be written. File systems
+    /// without `fallocate` (`EOPNOTSUPP`) get the range written instead.
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        match rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::empty(), 0, len) {
+            Ok(()) => Ok(()),
+            Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {
+                self.write_back(len)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn sync(&self) -> io::Result<()> {
@@ -131,9 +171,16 @@ impl Storage for FsStorage {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
-        file.set_len(0)?;
-        file.rewind()?;
-        write!(file, "{}", std::process::id())?;
+        // The pid only serves the next holder's error message: a log opens on a full disk even
+        // when it cannot be written (overwriting before truncating reuses the old pid's block).
+        let pid = std::process::id().to_string();
+        let written = file
+            .rewind()
+            .and_then(|()| file.write_all(pid.as_bytes()))
+            .and_then(|()| file.set_len(pid.len() as u64));
+        if let Err(e) = written {
+            tracing::warn!(error = %e, lock = %self.root.join(LOCK_NAME).display(), "cannot record the pid in the lock file");
+        }
         Ok(Some(DirLock::new(file)))
     }
 }

@@ -11,6 +11,10 @@
 //!   `sync`/`sync_dir` made durable) next to the *live* one, and can produce the image a power
 //!   loss would leave behind, optionally with a write cut in half.
 //!
+//! A memory-mapped file turns a write the file system cannot place (a full disk, a sparse page
+//! on a full tmpfs) into SIGBUS instead of an error; so nothing is mapped before
+//! [`StorageFile::allocate`] has reserved its space.
+//!
 //! Correctness rules every implementation follows (the log relies on them):
 //! 1. `write_at` either writes the whole buffer or returns an error; after an error any prefix of
 //!    the buffer may have reached the file.
@@ -57,6 +61,23 @@ pub trait StorageFile: Send + Sync + Debug {
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// Truncates or extends (with zeros) the file to `len` bytes.
     fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Extends the file (with zeros) to at least `len` bytes and reserves the disk space of all
+    /// of `[0, len)`, so that later writes inside it, through `write_at` or a memory map, cannot
+    /// fail for lack of space. A full disk fails here, up front, with
+    /// `ErrorKind::StorageFull`; the file may then have grown by part of the request. Never
+    /// shrinks the file or changes its contents.
+    ///
+    /// Cost: one `fallocate` on a real file (nothing to do for space already allocated); where
+    /// the file system has no `fallocate`, the range is read and written back (zeros where
+    /// nothing was written). The default extends with [`set_len`](Self::set_len), which is
+    /// right for implementations that hold every byte they report (in memory).
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        if len > self.len()? {
+            self.set_len(len)
+        } else {
+            Ok(())
+        }
+    }
     /// Makes contents and length durable (`fsync`). Expensive (milliseconds): call it once per
     /// group of writes, never per record.
     fn sync(&self) -> io::Result<()>;
