@@ -151,9 +151,11 @@ impl LogSnapshot {
         let mut reader = ChunkReader::new(seg.log.as_ref(), limit, 16 * 1024);
         let start = pos;
         let mut found_damage = 0;
+        // One look at the segment's damage list per walk, not one per batch.
+        let known = seg.damage();
         while pos < limit {
-            if let Some(d) = seg.damage_at(pos) {
-                if let Some(e) = on_damage(&d) {
+            if let Some(d) = known.iter().find(|d| d.position == pos) {
+                if let Some(e) = on_damage(d) {
                     return Err(e);
                 }
                 pos += d.len;
@@ -281,9 +283,10 @@ impl LogSnapshot {
             let mut next_offset = offset;
             let mut next_expected = expected;
             let mut first_bad = None;
+            let known = seg.damage();
             while at + HEADER_LEN <= bytes.len() {
                 let here = pos + at as u64;
-                if count > 0 && seg.damage_at(here).is_some() {
+                if count > 0 && known.iter().any(|d| d.position == here) {
                     break;
                 }
                 let frame = match Frame::parse(&bytes[at..], self.max_batch) {

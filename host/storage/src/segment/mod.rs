@@ -212,13 +212,9 @@ impl Segment {
             .cloned()
     }
 
-    /// The known damage starting at byte `position`, if any.
-    pub(crate) fn damage_at(&self, position: u64) -> Option<Damage> {
-        self.damage
-            .read()
-            .iter()
-            .find(|d| d.position == position)
-            .cloned()
+    /// The known damage, by position (empty, without allocating, for a healthy segment).
+    pub(crate) fn damage(&self) -> Vec<Damage> {
+        self.damage.read().clone()
     }
 
     /// Records damage a reader found (once).
