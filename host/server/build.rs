@@ -23,6 +23,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // prost's codec, plus the server-side checks of `src/codec.rs`: produce requests
+        // counted on the wire before they are decoded, malformed requests INVALID_ARGUMENT.
+        .codec_path("crate::codec::WireCodec")
         // Fetched keys and values, and raw fetches' stored batches, as `bytes::Bytes`: the
         // broker hands over slices of the read buffer without a copy per record or batch,
         // and a client decodes them as slices of the received message instead of one

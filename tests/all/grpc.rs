@@ -25,24 +25,24 @@ use tonic::transport::Channel;
 use tonic::{Code, Request};
 
 /// Upper bound on any single await, so a regression fails instead of hanging the suite.
-const GUARD: Duration = Duration::from_secs(60);
+pub(crate) const GUARD: Duration = Duration::from_secs(60);
 
-async fn guarded<T>(what: &str, fut: impl Future<Output = T>) -> Result<T> {
+pub(crate) async fn guarded<T>(what: &str, fut: impl Future<Output = T>) -> Result<T> {
     tokio::time::timeout(GUARD, fut)
         .await
         .with_context(|| format!("{what} did not complete"))
 }
 
 /// A running server over a data directory.
-struct Running {
-    addr: SocketAddr,
+pub(crate) struct Running {
+    pub(crate) addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), ServeError>>,
 }
 
 impl Running {
     /// A server without a plugin host (most tests do not need one).
-    async fn start(data: &Path, config: ServerConfig) -> Result<Self> {
+    pub(crate) async fn start(data: &Path, config: ServerConfig) -> Result<Self> {
         let mut broker_config = BrokerConfig::new(data);
         broker_config.plugins.enabled = false;
         Self::start_with(broker_config, config).await
@@ -68,7 +68,7 @@ impl Running {
         })
     }
 
-    async fn channel(&self) -> Result<Channel> {
+    pub(crate) async fn channel(&self) -> Result<Channel> {
         Ok(
             tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))?
                 .connect()
@@ -77,7 +77,7 @@ impl Running {
     }
 
     /// Graceful shutdown: drains, closes the broker, and reports how serving ended.
-    async fn stop(mut self) -> Result<()> {
+    pub(crate) async fn stop(mut self) -> Result<()> {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -86,13 +86,13 @@ impl Running {
     }
 }
 
-struct Clients {
-    topics: TopicsClient<Channel>,
-    records: RecordsClient<Channel>,
-    groups: GroupsClient<Channel>,
+pub(crate) struct Clients {
+    pub(crate) topics: TopicsClient<Channel>,
+    pub(crate) records: RecordsClient<Channel>,
+    pub(crate) groups: GroupsClient<Channel>,
 }
 
-async fn clients(server: &Running) -> Result<Clients> {
+pub(crate) async fn clients(server: &Running) -> Result<Clients> {
     let ch = server.channel().await?;
     Ok(Clients {
         topics: TopicsClient::new(ch.clone()),
@@ -101,7 +101,7 @@ async fn clients(server: &Running) -> Result<Clients> {
     })
 }
 
-fn test_config() -> ServerConfig {
+pub(crate) fn test_config() -> ServerConfig {
     let mut c = ServerConfig::default();
     c.max_wait_ms = 600_000;
     c.max_record_bytes = 64 << 10;
@@ -109,7 +109,7 @@ fn test_config() -> ServerConfig {
     c
 }
 
-async fn create(c: &mut Clients, name: &str, partitions: u32) -> Result<()> {
+pub(crate) async fn create(c: &mut Clients, name: &str, partitions: u32) -> Result<()> {
     c.topics
         .create_topic(proto::CreateTopicRequest {
             name: name.into(),
@@ -120,7 +120,7 @@ async fn create(c: &mut Clients, name: &str, partitions: u32) -> Result<()> {
     Ok(())
 }
 
-fn record(key: Option<&[u8]>, value: Option<&[u8]>) -> proto::Record {
+pub(crate) fn record(key: Option<&[u8]>, value: Option<&[u8]>) -> proto::Record {
     proto::Record {
         key: key.map(<[u8]>::to_vec),
         value: value.map(<[u8]>::to_vec),
@@ -129,7 +129,7 @@ fn record(key: Option<&[u8]>, value: Option<&[u8]>) -> proto::Record {
     }
 }
 
-fn produce_req(
+pub(crate) fn produce_req(
     topic: &str,
     partition: Option<u32>,
     records: Vec<proto::Record>,
@@ -142,7 +142,7 @@ fn produce_req(
     }
 }
 
-fn fetch_req(topic: &str, partition: u32, offset: i64) -> proto::FetchRequest {
+pub(crate) fn fetch_req(topic: &str, partition: u32, offset: i64) -> proto::FetchRequest {
     proto::FetchRequest {
         topic: topic.into(),
         partition,
@@ -211,7 +211,9 @@ fn varied_records() -> Vec<proto::Record> {
     ]
 }
 
-fn status_code<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> Result<(Code, String)> {
+pub(crate) fn status_code<T: std::fmt::Debug>(
+    r: Result<T, tonic::Status>,
+) -> Result<(Code, String)> {
     match r {
         Ok(v) => anyhow::bail!("expected an error status, got {v:?}"),
         Err(s) => Ok((s.code(), s.message().to_owned())),

@@ -2,4 +2,5 @@
 mod certs;
 mod cli;
 mod grpc;
+mod limits;
 mod policies;

@@ -276,6 +276,7 @@ impl Config {
         if self.broker.data_dir.as_os_str().is_empty() {
             bail!("broker.data_dir must not be empty");
         }
+        self.server.check_limits()?;
         self.server.check_tls()?;
         if self.metrics.tls && !self.server.tls_enabled() {
             bail!(

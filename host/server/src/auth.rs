@@ -1,9 +1,15 @@
 //! The service guard: a wrapper around each generated service that
 //! - checks `authorization: Bearer <token>` on admin calls before they reach the service, and
 //! - reports a request over the transport's size limit as RESOURCE_EXHAUSTED (tonic itself
-//!   answers OUT_OF_RANGE), so every "too large" gets the same status.
+//!   answers OUT_OF_RANGE), so every "too large" gets the same status,
+//! - runs the call as the server side of the codec (`codec::scope`: produce requests
+//!   counted before they are decoded, malformed requests INVALID_ARGUMENT), and
+//! - hands a response's byte grants (`limits::Grants`, put in its extensions by the
+//!   handler) to its body, so they are released as the bytes are written.
 
+use crate::codec::{self, WireLimits};
 use crate::error::ApiError;
+use crate::limits::{GrantedBody, Grants};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -73,12 +79,23 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub struct Guard<S> {
     inner: S,
     auth: AdminAuth,
+    limits: Option<WireLimits>,
 }
 
 impl<S> Guard<S> {
     /// Guards `inner` with `auth`.
     pub fn new(inner: S, auth: AdminAuth) -> Self {
-        Self { inner, auth }
+        Self {
+            inner,
+            auth,
+            limits: None,
+        }
+    }
+
+    /// Also checks requests against `limits` before they are decoded.
+    pub(crate) fn limited(mut self, limits: WireLimits) -> Self {
+        self.limits = Some(limits);
+        self
     }
 }
 
@@ -104,9 +121,16 @@ where
             return Box::pin(async move { Ok(response) });
         }
         let call = self.inner.call(req);
+        let limits = self.limits;
         Box::pin(async move {
-            let mut response = call.await?;
+            let mut response = match limits {
+                Some(limits) => codec::scope(limits, call).await?,
+                None => call.await?,
+            };
             too_large_as_resource_exhausted(response.headers_mut());
+            if let Some(grants) = response.extensions_mut().remove::<Grants>() {
+                response = response.map(|body| Body::new(GrantedBody::new(body, grants)));
+            }
             Ok(response)
         })
     }

@@ -16,15 +16,19 @@
 //! Metrics (through the `metrics` facade; the binary installs an exporter):
 //! `distlog_requests_total{method,code}`, `distlog_request_duration_seconds{method}`,
 //! `distlog_produce_{records,bytes}_total{topic}`, `distlog_fetch_{records,bytes}_total{topic}`,
-//! `distlog_admin_denied_total`, `distlog_subscribe_resets_total{topic}`, per partition the gauges
+//! `distlog_admin_denied_total`, `distlog_subscribe_resets_total{topic}`,
+//! `distlog_handshake_timeouts_total`, per partition the gauges
 //! `distlog_partition_{log_start_offset,log_end_offset,size_bytes,segments}{topic,partition}`,
 //! and per plugin version `distlog_plugin_{calls,errors,timeouts}_total{plugin,version}`,
 //! `distlog_plugin_call_microseconds_total` and `distlog_plugin_call_max_seconds`.
 
+mod accept;
 mod auth;
+mod codec;
 mod config;
 mod convert;
 mod error;
+mod limits;
 mod service;
 mod tls;
 pub use tls::TlsIncoming;
@@ -82,6 +86,9 @@ pub enum ServeError {
         "listening on {0} (not loopback) requires server.admin_token (or allow_unauthenticated_admin = true)"
     )]
     AdminTokenRequired(SocketAddr),
+    /// A setting is out of its range (the message names it).
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
     /// The TLS settings are incomplete, or a certificate or key cannot be read or parsed.
     #[error("TLS: {0}")]
     Tls(String),
@@ -131,15 +138,23 @@ pub async fn serve_with_listener(
     {
         return Err(ServeError::AdminTokenRequired(local));
     }
+    config.check_limits()?;
     let tls = tls::Tls::from_config(&config)?;
-    let mut transport = transport();
+    let keepalive = (config.keepalive_interval_ms > 0)
+        .then(|| Duration::from_millis(config.keepalive_interval_ms));
+    let mut transport = transport()
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .http2_keepalive_interval(keepalive)
+        .http2_keepalive_timeout(Some(Duration::from_millis(config.keepalive_timeout_ms)));
     let config = Arc::new(config);
     let (stop_tx, stop_rx) = watch::channel(false);
     let service = DistLogService::new(broker.clone(), config.clone(), stop_rx);
     let auth = AdminAuth::new(config.admin_token.as_deref());
+    let limits = codec::WireLimits::new(&config);
     // The transport refuses larger messages before decoding them; `Guard` reports that
     // as RESOURCE_EXHAUSTED.
     let decode_limit = config.max_request_bytes;
+    let metadata_limit = config.max_metadata_request_bytes.min(decode_limit);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<TopicsServer<DistLogService>>().await;
@@ -178,35 +193,48 @@ pub async fn serve_with_listener(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(Guard::new(
-            TopicsServer::new(service.clone()).max_decoding_message_size(decode_limit),
-            auth.clone(),
-        ))
-        .add_service(Guard::new(
-            RecordsServer::new(service.clone()).max_decoding_message_size(decode_limit),
-            auth.clone(),
-        ))
-        .add_service(Guard::new(
-            GroupsServer::new(service.clone()).max_decoding_message_size(decode_limit),
-            auth.clone(),
-        ))
-        .add_service(Guard::new(
-            PluginsServer::new(service).max_decoding_message_size(decode_limit),
-            auth,
-        ));
-    let served = match &tls {
-        None => {
-            router
-                .serve_with_incoming_shutdown(incoming(listener), signal)
-                .await
-        }
-        Some(tls) => {
-            // Stops accepting and reloading when tonic drops it.
-            let incoming =
-                TlsIncoming::start(tls, listener, Duration::from_millis(config.tls_reload_ms));
-            router.serve_with_incoming_shutdown(incoming, signal).await
-        }
-    };
+        .add_service(
+            Guard::new(
+                TopicsServer::new(service.clone()).max_decoding_message_size(metadata_limit),
+                auth.clone(),
+            )
+            .limited(limits),
+        )
+        .add_service(
+            Guard::new(
+                RecordsServer::new(service.clone()).max_decoding_message_size(decode_limit),
+                auth.clone(),
+            )
+            .limited(limits),
+        )
+        .add_service(
+            Guard::new(
+                GroupsServer::new(service.clone()).max_decoding_message_size(metadata_limit),
+                auth.clone(),
+            )
+            .limited(limits),
+        )
+        .add_service(
+            Guard::new(
+                PluginsServer::new(service).max_decoding_message_size(decode_limit),
+                auth,
+            )
+            .limited(limits),
+        );
+    let reloader = tls
+        .as_ref()
+        .map(|tls| tls.spawn_reloader(Duration::from_millis(config.tls_reload_ms)));
+    // Stops accepting when tonic drops it.
+    let incoming = accept::Accept {
+        tls,
+        timeout: Duration::from_millis(config.handshake_timeout_ms),
+        connection_bytes: config.max_connection_response_bytes,
+    }
+    .start(listener);
+    let served = router.serve_with_incoming_shutdown(incoming, signal).await;
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
     gauges.abort();
     let closed = tokio::task::spawn_blocking(move || broker.close()).await;
     served?;

@@ -3,9 +3,12 @@
 //! Every broker call that may touch the disk runs on tokio's blocking pool
 //! (`spawn_blocking`); the async side only waits, streams and converts.
 
+use crate::accept::ConnInfo;
+use crate::codec;
 use crate::config::ServerConfig;
 use crate::convert;
 use crate::error::ApiError;
+use crate::limits::{Budget, Grant, Grants, encoded_bytes, response_reservation};
 use crate::proto;
 use crate::proto::groups_server::Groups;
 use crate::proto::plugins_server::Plugins;
@@ -15,6 +18,7 @@ use distlog_broker::{Broker, BrokerError, OffsetCommit, OffsetQuery, PendingSync
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
@@ -28,6 +32,9 @@ pub struct DistLogService {
     config: Arc<ServerConfig>,
     /// Turns true when the server starts shutting down: long polls answer and streams end.
     shutdown: watch::Receiver<bool>,
+    /// Bytes of fetch and subscribe responses held unwritten, server-wide
+    /// (`server.max_response_bytes_in_flight`).
+    responses: Budget,
 }
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -101,10 +108,45 @@ fn offset_arg(name: &str, v: i64) -> ApiResult<u64> {
 impl DistLogService {
     /// A service over `broker`; `shutdown` turning true ends long polls and streams.
     pub fn new(broker: Broker, config: Arc<ServerConfig>, shutdown: watch::Receiver<bool>) -> Self {
+        let responses = Budget::new(config.max_response_bytes_in_flight);
         Self {
             broker,
             config,
             shutdown,
+            responses,
+        }
+    }
+
+    /// Reserves the bytes of one read of `max_bytes` for a new call: from the connection's
+    /// budget without waiting (RESOURCE_EXHAUSTED when its unwritten responses leave no
+    /// room: the client should read what it asked for first), then from the server's,
+    /// waiting for room (UNAVAILABLE if the server shuts down meanwhile).
+    async fn reserve(&self, conn: Option<&Budget>, max_bytes: usize) -> ApiResult<Grant> {
+        let bytes = response_reservation(max_bytes);
+        let conn = match conn {
+            None => None,
+            Some(budget) => Some(Grant::try_take(&[budget], bytes).ok_or_else(|| {
+                ApiError::TooLarge(format!(
+                    "this connection holds server.max_connection_response_bytes ({}) of \
+                     responses its client has not read; read them (or use another \
+                     connection) before asking for more",
+                    self.config.max_connection_response_bytes
+                ))
+            })?),
+        };
+        let server = self.wait_for(&[&self.responses], bytes).await?;
+        Ok(match conn {
+            Some(conn) => conn.join(server),
+            None => server,
+        })
+    }
+
+    /// `bytes` from each of `budgets`, waiting for room; UNAVAILABLE on shutdown.
+    async fn wait_for(&self, budgets: &[&Budget], bytes: usize) -> ApiResult<Grant> {
+        let mut shutdown = self.shutdown.clone();
+        tokio::select! {
+            grant = Grant::take(budgets, bytes) => Ok(grant),
+            _ = shutdown.wait_for(|stopping| *stopping) => Err(ApiError::ShuttingDown),
         }
     }
 
@@ -355,13 +397,23 @@ impl DistLogService {
         })
     }
 
-    async fn fetch_inner(&self, req: proto::FetchRequest) -> ApiResult<proto::FetchResponse> {
+    /// A fetch and the grant of its response's bytes (see [`Self::reserve`]); a long poll
+    /// holds no grant while it waits.
+    async fn fetch_inner(
+        &self,
+        req: proto::FetchRequest,
+        conn: Option<Budget>,
+    ) -> ApiResult<(proto::FetchResponse, Grant)> {
         let offset = offset_arg("offset", req.offset)?;
         let max_bytes = self.fetch_bytes(req.max_bytes);
+        let budgets: Vec<&Budget> = conn.iter().chain([&self.responses]).collect();
         if req.isolation == proto::Isolation::Raw as i32 {
-            return self
+            let mut grant = self.reserve(conn.as_ref(), max_bytes).await?;
+            let r = self
                 .read_raw(&req.topic, req.partition, offset, max_bytes)
-                .await;
+                .await?;
+            grant.fit(encoded_bytes(&r), &budgets);
+            return Ok((r, grant));
         }
         let wait = Duration::from_millis(u64::from(req.max_wait_ms.min(self.config.max_wait_ms)));
         let deadline = tokio::time::Instant::now() + wait;
@@ -370,62 +422,85 @@ impl DistLogService {
         let mut shutdown = self.shutdown.clone();
         loop {
             end.borrow_and_update();
+            let mut grant = self.reserve(conn.as_ref(), max_bytes).await?;
             let r = self
                 .read_once(&req.topic, req.partition, offset, max_bytes)
                 .await?;
+            grant.fit(encoded_bytes(&r), &budgets);
             if !r.records.is_empty() || wait.is_zero() || *shutdown.borrow() {
-                return Ok(r);
+                return Ok((r, grant));
             }
+            drop(grant);
             tokio::select! {
                 changed = tokio::time::timeout_at(deadline, end.changed()) => match changed {
-                    Err(_) => return Ok(r),
+                    Err(_) => return Ok((r, Grant::none())),
                     Ok(Ok(())) => {}
                     // The topic is gone: the next watch fails with NOT_FOUND.
                     Ok(Err(_)) => end = self.broker.watch_end(&req.topic, req.partition)?,
                 },
-                _ = shutdown.changed() => return Ok(r),
+                _ = shutdown.changed() => return Ok((r, Grant::none())),
             }
         }
     }
 
+    /// The subscription's responses after `first` (read by the call with `grant`), read
+    /// ahead by a task while the client reads: at most `server.stream_buffer` responses and
+    /// `server.stream_buffer_bytes` bytes, each read waiting for room in the stream's, the
+    /// connection's and the server's budgets. The task ends when the client goes away.
     fn subscribe_inner(
         &self,
         req: proto::SubscribeRequest,
         reset: proto::OffsetReset,
-        first: proto::FetchResponse,
+        (first, grant): (proto::FetchResponse, Grant),
         mut end: watch::Receiver<u64>,
-    ) -> mpsc::Receiver<Result<proto::FetchResponse, Status>> {
-        let (tx, rx) = mpsc::channel(self.config.stream_buffer.max(1));
+        budgets: SubscriptionBudgets,
+    ) -> mpsc::Receiver<Granted> {
+        let (tx, rx) = mpsc::channel::<Granted>(self.config.stream_buffer.max(1));
         let this = self.clone();
         let max_bytes = self.fetch_bytes(req.max_bytes);
         tokio::spawn(async move {
             let mut shutdown = this.shutdown.clone();
             let mut offset = u64::try_from(first.next_offset).unwrap_or(0);
-            if !first.records.is_empty() && tx.send(Ok(first)).await.is_err() {
+            if !first.records.is_empty() && tx.send((Ok(first), Some(grant))).await.is_err() {
                 return;
             }
+            let budgets: Vec<&Budget> = budgets.all().collect();
             loop {
                 end.borrow_and_update();
+                let bytes = response_reservation(max_bytes);
+                let mut grant = tokio::select! {
+                    grant = this.wait_for(&budgets, bytes) => match grant {
+                        Ok(grant) => grant,
+                        Err(e) => {
+                            let _ = tx.send((Err(Status::from(e)), None)).await;
+                            return;
+                        }
+                    },
+                    () = tx.closed() => return,
+                };
                 match this
                     .read_subscribed(&req, reset, &mut offset, max_bytes)
                     .await
                 {
                     Ok(r) if !r.records.is_empty() => {
                         offset = u64::try_from(r.next_offset).unwrap_or(offset);
+                        grant.fit(encoded_bytes(&r), &budgets);
                         // Waits while the client is slow: the buffer is bounded.
-                        if tx.send(Ok(r)).await.is_err() {
+                        if tx.send((Ok(r), Some(grant))).await.is_err() {
                             return;
                         }
                         continue;
                     }
-                    Ok(_) => {}
+                    Ok(_) => drop(grant),
                     Err(e) => {
-                        let _ = tx.send(Err(Status::from(e))).await;
+                        let _ = tx.send((Err(Status::from(e)), None)).await;
                         return;
                     }
                 }
                 if *shutdown.borrow() {
-                    let _ = tx.send(Err(Status::from(ApiError::ShuttingDown))).await;
+                    let _ = tx
+                        .send((Err(Status::from(ApiError::ShuttingDown)), None))
+                        .await;
                     return;
                 }
                 tokio::select! {
@@ -433,14 +508,16 @@ impl DistLogService {
                         match this.broker.watch_end(&req.topic, req.partition) {
                             Ok(rx) => end = rx,
                             Err(e) => {
-                                let _ = tx.send(Err(Status::from(ApiError::from(e)))).await;
+                                let _ = tx.send((Err(Status::from(ApiError::from(e))), None)).await;
                                 return;
                             }
                         }
                     },
                     () = tx.closed() => return,
                     _ = shutdown.changed() => {
-                        let _ = tx.send(Err(Status::from(ApiError::ShuttingDown))).await;
+                        let _ = tx
+                            .send((Err(Status::from(ApiError::ShuttingDown)), None))
+                            .await;
                         return;
                     }
                 }
@@ -451,6 +528,62 @@ impl DistLogService {
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// A subscription's response and the grant of its bytes.
+type Granted = (Result<proto::FetchResponse, Status>, Option<Grant>);
+
+/// The budgets a subscription's reads take from, narrowest first.
+struct SubscriptionBudgets {
+    stream: Budget,
+    conn: Option<Budget>,
+    server: Budget,
+}
+
+impl SubscriptionBudgets {
+    fn all(&self) -> impl Iterator<Item = &Budget> {
+        [&self.stream]
+            .into_iter()
+            .chain(self.conn.as_ref())
+            .chain([&self.server])
+    }
+}
+
+/// A subscription's responses as tonic encodes them: each response's grant is queued for
+/// the body ([`crate::limits::GrantedBody`]) as the response is handed to the encoder.
+struct GrantedStream {
+    rx: mpsc::Receiver<Granted>,
+    grants: Grants,
+}
+
+impl Stream for GrantedStream {
+    type Item = Result<proto::FetchResponse, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx).map(|next| {
+            next.map(|(item, grant)| {
+                if let Some(grant) = grant {
+                    self.grants.push(grant);
+                }
+                item
+            })
+        })
+    }
+}
+
+/// The connection's response budget, from the request's extensions (absent when the
+/// service runs on another listener than the server's).
+fn conn_budget<T>(request: &Request<T>) -> Option<Budget> {
+    request
+        .extensions()
+        .get::<ConnInfo>()
+        .map(|c| c.budget.clone())
+}
+
+/// `response` with the grants of its bytes, for the body to release as it is written.
+fn with_grants<T>(mut response: Response<T>, grants: Grants) -> Response<T> {
+    response.extensions_mut().insert(grants);
+    response
+}
 
 /// An upper bound of the encoded size `req`'s records add to a batch: their bytes plus the
 /// largest per-record and per-header framing (varints at their widest), plus one batch
@@ -646,7 +779,9 @@ impl Records for DistLogService {
         // The reader decodes requests as they arrive, so decoding the next request overlaps
         // the append of the previous ones.
         let (req_tx, mut req_rx) = mpsc::channel(buffer);
-        tokio::spawn(async move {
+        // Decoded here, not in the call: the codec's checks need the call's scope.
+        let limits = codec::WireLimits::new(&self.config);
+        tokio::spawn(codec::scope(limits, async move {
             loop {
                 let next = match inbound.message().await {
                     Ok(Some(req)) => Ok(req),
@@ -661,7 +796,7 @@ impl Records for DistLogService {
                     return;
                 }
             }
-        });
+        }));
         // The answerer sends each group's answers, in order, once its fsync (if the topic's
         // policy asks for one) is done; meanwhile the appender writes the next group, so a
         // pipelined producer's appends overlap the previous fsync (group commit shares them).
@@ -771,7 +906,13 @@ impl Records for DistLogService {
         &self,
         request: Request<proto::FetchRequest>,
     ) -> Result<Response<proto::FetchResponse>, Status> {
-        observe("Fetch", self.fetch_inner(request.into_inner())).await
+        let conn = conn_budget(&request);
+        let (response, grant) = observe("Fetch", self.fetch_inner(request.into_inner(), conn))
+            .await?
+            .into_inner();
+        let grants = Grants::default();
+        grants.push(grant);
+        Ok(with_grants(Response::new(response), grants))
     }
 
     type SubscribeStream = BoxStream<proto::FetchResponse>;
@@ -780,7 +921,9 @@ impl Records for DistLogService {
         &self,
         request: Request<proto::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let conn = conn_budget(&request);
         let req = request.into_inner();
+        let grants = Grants::default();
         observe("Subscribe", async {
             let mut offset = offset_arg("offset", req.offset)?;
             let reset = proto::OffsetReset::try_from(req.reset).map_err(|_| {
@@ -790,15 +933,31 @@ impl Records for DistLogService {
                 ))
             })?;
             let end = self.broker.watch_end(&req.topic, req.partition)?;
+            let max_bytes = self.fetch_bytes(req.max_bytes);
+            let budgets = SubscriptionBudgets {
+                stream: Budget::new(self.config.stream_buffer_bytes),
+                conn,
+                server: self.responses.clone(),
+            };
             // The first read happens before the stream starts, so a bad offset fails the call
-            // (or is reset).
+            // (or is reset). Its bytes are reserved as a Fetch's are.
+            let bytes = response_reservation(max_bytes);
+            let stream_grant = Grant::try_take(&[&budgets.stream], bytes)
+                .ok_or_else(|| ApiError::Internal("a new stream budget is full".into()))?;
+            let mut grant =
+                stream_grant.join(self.reserve(budgets.conn.as_ref(), max_bytes).await?);
             let first = self
-                .read_subscribed(&req, reset, &mut offset, self.fetch_bytes(req.max_bytes))
+                .read_subscribed(&req, reset, &mut offset, max_bytes)
                 .await?;
-            let rx = self.subscribe_inner(req.clone(), reset, first, end);
-            Ok(Box::pin(ReceiverStream::new(rx)) as Self::SubscribeStream)
+            grant.fit(encoded_bytes(&first), &budgets.all().collect::<Vec<_>>());
+            let rx = self.subscribe_inner(req.clone(), reset, (first, grant), end, budgets);
+            Ok(Box::pin(GrantedStream {
+                rx,
+                grants: grants.clone(),
+            }) as Self::SubscribeStream)
         })
         .await
+        .map(|response| with_grants(response, grants))
     }
 
     async fn list_offsets(

@@ -32,10 +32,6 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{ServeError, ServerConfig};
 
-/// Longest a client may take to complete its TLS handshake before the connection is
-/// dropped (a client that connects and says nothing holds no task beyond it).
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The PEM files TLS is configured from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Files {
@@ -219,13 +215,20 @@ impl Tls {
         outcome
     }
 
+    /// An acceptor with the configuration current now.
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.current.load_full())
+    }
+
     /// Accepts connections on `listener` and completes their handshakes concurrently, each
-    /// with the configuration current when it started; the stream yields the connections
-    /// that completed one. Failed or timed-out handshakes are logged at debug and dropped.
-    /// The task ends, closing the listener, when the stream is dropped.
+    /// with the configuration current when it started, within `timeout` (a client that
+    /// connects and says nothing holds no task beyond it); the stream yields the
+    /// connections that completed one. Failed or timed-out handshakes are logged at debug
+    /// and dropped. The task ends, closing the listener, when the stream is dropped.
     pub(crate) fn incoming(
         self: &Arc<Self>,
         listener: TcpListener,
+        timeout: Duration,
     ) -> (ReceiverStream<TlsStream<TcpStream>>, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(64);
         let tls = self.clone();
@@ -247,10 +250,10 @@ impl Tls {
                     }
                 };
                 let _ = tcp.set_nodelay(true);
-                let acceptor = TlsAcceptor::from(tls.current.load_full());
+                let acceptor = tls.acceptor();
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    match handshake(acceptor, tcp, peer).await {
+                    match handshake(acceptor, tcp, peer, timeout).await {
                         Ok(stream) => {
                             let _ = tx.send(stream).await;
                         }
@@ -305,23 +308,16 @@ impl TlsIncoming {
         let Some(tls) = Tls::from_config(config)? else {
             return Ok(None);
         };
-        Ok(Some(Self::start(
-            &tls,
+        let (connections, accepting) = tls.incoming(
             listener,
-            Duration::from_millis(config.tls_reload_ms),
-        )))
-    }
-
-    /// Starts accepting on `listener` with `tls`, reloading it every `reload_every` (and
-    /// on SIGHUP).
-    pub(crate) fn start(tls: &Arc<Tls>, listener: TcpListener, reload_every: Duration) -> Self {
-        let (connections, accepting) = tls.incoming(listener);
-        let reloading = tls.spawn_reloader(reload_every);
-        Self {
+            Duration::from_millis(config.handshake_timeout_ms.max(1)),
+        );
+        let reloading = tls.spawn_reloader(Duration::from_millis(config.tls_reload_ms));
+        Ok(Some(Self {
             connections,
             accepting,
             reloading,
-        }
+        }))
     }
 
     /// The next connection whose handshake completed; `None` once accepting stopped.
@@ -363,13 +359,14 @@ async fn handshake(
     acceptor: TlsAcceptor,
     tcp: TcpStream,
     peer: SocketAddr,
+    timeout: Duration,
 ) -> Result<TlsStream<TcpStream>, io::Error> {
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+    tokio::time::timeout(timeout, acceptor.accept(tcp))
         .await
         .map_err(|_| {
             io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("no TLS handshake from {peer} within {HANDSHAKE_TIMEOUT:?}"),
+                format!("no TLS handshake from {peer} within {timeout:?}"),
             )
         })?
 }
