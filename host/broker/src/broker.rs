@@ -307,8 +307,11 @@ impl Broker {
                 max: cfg.max_partitions,
             });
         }
-        TopicConfig::resolve(&cfg.topic_defaults, &config)?;
+        let resolved = TopicConfig::resolve(&cfg.topic_defaults, &config)?;
+        // Under the admin lock, which unloading a plugin takes too: what is checked here stays
+        // loaded until the topic exists (and then the topic keeps it loaded).
         let _admin = self.inner.admin.lock();
+        resolved.check_plugins(self.plugin_host(), |_| true)?;
         if self.inner.topics.read().contains_key(name) {
             return Err(BrokerError::TopicExists(name.to_owned()));
         }
@@ -316,29 +319,53 @@ impl Broker {
         let target = cfg.data_dir.join("topics").join(name);
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir_all(&staging).map_err(|e| BrokerError::io("create", &staging, e))?;
+        // The partition directories stay empty: an empty directory is an empty partition,
+        // whose log the open below creates in place. So each log is created once, and the
+        // only fsyncs here are topic.json's two (the second, of the staging directory, also
+        // makes the partition directories durable) and one of `topics/` after the rename.
+        for p in 0..partitions {
+            let d = staging.join(p.to_string());
+            std::fs::create_dir(&d).map_err(|e| BrokerError::io("create", &d, e))?;
+        }
         let meta = TopicMeta::new(name, partitions, now_ms(), config);
         meta.write(&staging)?;
-        // Create (and then close) each partition log in staging so the renamed directory is
-        // complete; they are reopened in place below.
-        let log_config = TopicConfig::resolve(&cfg.topic_defaults, &meta.config)?.log_config(cfg);
-        for p in 0..partitions {
-            let log = open_log(&staging.join(p.to_string()), log_config.clone())?;
-            log.close().map_err(|e| BrokerError::Storage {
-                topic: name.to_owned(),
-                partition: p,
-                message: e.to_string(),
-            })?;
-        }
         std::fs::rename(&staging, &target).map_err(|e| BrokerError::io("rename", &target, e))?;
         let topics_dir = cfg.data_dir.join("topics");
         sync_dir(&topics_dir).map_err(|e| BrokerError::io("sync", &topics_dir, e))?;
-        let topic = Arc::new(Topic::open(target, meta, &cfg.topic_defaults, cfg)?);
+        let topic = match Topic::open(target.clone(), meta, &cfg.topic_defaults, cfg) {
+            Ok(t) => Arc::new(t),
+            Err(e) => {
+                // Nothing was visible yet: take the directory back out (a crash here leaves
+                // a topic of empty partitions, which the next open completes).
+                self.discard_dir(&target);
+                return Err(e);
+            }
+        };
         self.inner
             .topics
             .write()
             .insert(name.to_owned(), topic.clone());
         tracing::info!(topic = name, partitions, "created topic");
         Ok(describe(&topic))
+    }
+
+    /// Moves `dir` to the trash and removes it, logging failures (it is removed at the next
+    /// open otherwise).
+    fn discard_dir(&self, dir: &std::path::Path) {
+        let seq = self.inner.trash_seq.fetch_add(1, Ordering::Relaxed);
+        let trash = self
+            .inner
+            .config
+            .data_dir
+            .join("trash")
+            .join(format!("discarded.{}.{seq}", now_ms()));
+        let moved = std::fs::rename(dir, &trash).and_then(|()| {
+            sync_dir(dir.parent().unwrap_or(dir))?;
+            std::fs::remove_dir_all(&trash)
+        });
+        if let Err(e) = moved {
+            tracing::warn!(dir = %dir.display(), error = %e, "discarding a half-created topic failed");
+        }
     }
 
     /// Deletes a topic and its data. The topic disappears atomically (its directory is renamed
@@ -445,8 +472,15 @@ impl Broker {
         for key in &reset {
             overrides.remove(key);
         }
+        let named: Vec<String> = set.keys().cloned().collect();
         overrides.extend(set);
         let new_config = TopicConfig::resolve(&cfg.topic_defaults, &overrides)?;
+        let old = topic.config();
+        // Only the plugin entries this call sets or changes: a topic whose codec failed to
+        // load at start can still have its other settings altered.
+        new_config.check_plugins(self.plugin_host(), |k| {
+            named.iter().any(|n| n == k) || old.get(k) != new_config.get(k)
+        })?;
         if validate_only {
             return Ok(new_config.entries().clone());
         }
@@ -457,7 +491,6 @@ impl Broker {
             overrides.clone(),
         );
         meta.write(&topic.dir)?;
-        let old = topic.config();
         if old.storage_differs(&new_config) {
             let log_config = new_config.log_config(cfg);
             for p in &topic.partitions {
@@ -572,9 +605,7 @@ impl Broker {
             let batch = crate::codec::encode(
                 self.plugin_host(),
                 &log,
-                config
-                    .get("compression")
-                    .unwrap_or(crate::codec::NO_COMPRESSION),
+                config.codec(),
                 builder,
                 &t.name,
                 p,
@@ -855,20 +886,20 @@ impl Broker {
     }
 
     /// Unloads a plugin. `PluginInUse` while a topic's configuration names it
-    /// (`compression`, `retention.policy`, `compaction.key`) or stored data pins it.
+    /// (`compression`, `retention.policy`, `compaction.key`, aliases such as `lz4` included)
+    /// or stored data pins it: as a Kafka broker refuses to drop what a topic depends on, the
+    /// topic must first be altered to another plugin (or deleted).
     pub fn unload_plugin(&self, name: &str) -> Result<(), BrokerError> {
         let plugins = self.plugins()?;
+        // Serialized with topic creation and configuration changes, which check that the
+        // plugins they name are loaded.
+        let _admin = self.inner.admin.lock();
         let users: Vec<String> = self
             .inner
             .topics
             .read()
             .values()
-            .filter(|t| {
-                let c = t.config();
-                ["compression", "retention.policy", "compaction.key"]
-                    .iter()
-                    .any(|k| c.get(k) == Some(name))
-            })
+            .filter(|t| t.config().plugins().any(|(_, _, n)| n == name))
             .map(|t| t.name.clone())
             .collect();
         if !users.is_empty() {

@@ -20,9 +20,6 @@ use distlog_storage::batch::{
 };
 use std::borrow::Cow;
 
-/// The `compression` value that means "store uncompressed".
-pub(crate) const NO_COMPRESSION: &str = "none";
-
 /// The codec identity of a stored batch: the codec table entry it references.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodecIdentity {
@@ -32,22 +29,23 @@ pub struct CodecIdentity {
     pub digest: PluginDigest,
 }
 
-/// Encodes the batch in `builder`, compressed by the codec plugin `codec` when that helps.
+/// Encodes the batch in `builder`, compressed by the codec plugin `codec` when that helps
+/// (`None`: uncompressed; see `TopicConfig::codec`).
 ///
 /// Cost: one plugin call on the calling (blocking) thread per batch, never per record; on the
 /// first batch of a codec version in this partition, one codec table append (an fsync).
 pub(crate) fn encode(
     host: Option<&PluginHost>,
     log: &Log,
-    codec: &str,
+    codec: Option<&str>,
     builder: BatchBuilder,
     topic: &str,
     partition: u32,
 ) -> Result<Vec<u8>, BrokerError> {
     let mut builder = builder;
-    if codec == NO_COMPRESSION {
+    let Some(codec) = codec else {
         return finish(builder);
-    }
+    };
     let fallback = |reason: &'static str, detail: &dyn std::fmt::Display| {
         metrics::counter!("distlog_codec_fallbacks_total",
             "topic" => topic.to_owned(), "codec" => codec.to_owned(), "reason" => reason)

@@ -4,8 +4,17 @@
 //! ([`TopicConfig::validate_entry`]); the effective configuration is the broker's defaults
 //! overlaid with the topic's own entries. Keys under `retention.policy.params.` are free-form
 //! parameters handed to the topic's plugins.
+//!
+//! Three keys name plugins ([`PLUGIN_KEYS`]): `compression` a codec, `retention.policy` a
+//! retention policy, `compaction.key` a key extractor. Each also takes values that name no
+//! plugin (`none`, `default`, `key`), and `compression` takes Kafka's codec names as aliases
+//! of the bundled codecs ([`CODEC_ALIASES`]). [`TopicConfig::check_plugins`] is the one place
+//! that decides whether such a value is usable; creating a topic and altering its
+//! configuration both go through it, opening an existing topic does not (a plugin that failed
+//! to load must not keep the broker from starting).
 
 use crate::BrokerError;
+use distlog_plugin_host::{PluginHost, PluginKind};
 use distlog_storage::{LogConfig, SyncPolicy};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -47,7 +56,7 @@ impl Default for BrokerConfig {
             default_partitions: 1,
             max_partitions: 1024,
             topic_defaults: BTreeMap::new(),
-            checkpoint_interval_ms: 60_000,
+            checkpoint_interval_ms: 1_000,
             index_interval_bytes: 4096,
             plugins: crate::plugins::PluginsConfig::default(),
             retention_check_interval_ms: 30_000,
@@ -160,6 +169,103 @@ pub const PARAM_PREFIXES: &[&str] = &["retention.policy.params."];
 /// take their parameters once, when they are loaded (`LoadPlugin.params`).
 const LOAD_TIME_PARAM_PREFIXES: &[&str] = &["compression.params.", "compaction.key.params."];
 
+/// The keys whose value names a plugin, the kind of plugin each needs, and the values that
+/// name no plugin (the key's built-in behaviour).
+pub const PLUGIN_KEYS: &[(&str, PluginKind, &[&str])] = &[
+    ("compression", PluginKind::Codec, &["none", "uncompressed"]),
+    ("retention.policy", PluginKind::Retention, &["default"]),
+    ("compaction.key", PluginKind::Compaction, &["key"]),
+];
+
+/// Kafka's `compression.type` names that the bundled codec plugins implement: `compression=lz4`
+/// compresses with `codec-lz4`. The alias names the algorithm, not Kafka's framing: batches
+/// keep this broker's format (docs/FORMAT.md), whichever codec wrote them.
+pub const CODEC_ALIASES: &[(&str, &str)] = &[("lz4", "codec-lz4"), ("zstd", "codec-zstd")];
+
+/// Kafka's codec names that have no bundled implementation: refused by name, so that nobody
+/// believes their data is compressed when it is not.
+pub const UNBUNDLED_CODECS: &[&str] = &["gzip", "snappy", "producer"];
+
+/// Why a configuration value that names a plugin cannot be used (see
+/// [`BrokerError::UnusablePlugin`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PluginProblem {
+    /// No plugin has this name.
+    #[error("no plugin {0:?} is loaded")]
+    NotLoaded(String),
+    /// The plugin is of another kind.
+    #[error("{name:?} is a {actual} plugin")]
+    WrongKind {
+        /// Plugin name.
+        name: String,
+        /// Its kind.
+        actual: PluginKind,
+    },
+    /// A Kafka codec name whose bundled plugin is not loaded.
+    #[error("{alias:?} stands for the bundled codec plugin {plugin:?}, which is not loaded")]
+    AliasNotLoaded {
+        /// The Kafka name.
+        alias: String,
+        /// The plugin it stands for.
+        plugin: String,
+    },
+    /// A Kafka codec name without a bundled implementation.
+    #[error("Kafka's {0:?} codec has no bundled implementation (lz4 and zstd do)")]
+    NotBundled(String),
+    /// The broker runs without a plugin host.
+    #[error("{0:?} names a plugin and plugins are disabled on this broker")]
+    PluginsDisabled(String),
+}
+
+/// A configuration entry that names a plugin which cannot serve it: what is wrong, and what
+/// would be accepted instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid topic configuration {key:?}: {problem}; loaded {kind} plugins: [{}]; \
+     also accepted: {}",
+    .loaded.join(", "),
+    .accepted.join(", ")
+)]
+#[non_exhaustive]
+pub struct UnusablePlugin {
+    /// The key concerned.
+    pub key: String,
+    /// The kind of plugin the key needs.
+    pub kind: PluginKind,
+    /// What is wrong with the value.
+    pub problem: PluginProblem,
+    /// The loaded plugins of that kind, sorted.
+    pub loaded: Vec<String>,
+    /// The other values the key accepts (`none`, `default`, `key`, codec aliases).
+    pub accepted: Vec<String>,
+}
+
+/// The plugin a configuration value names, after aliases; `None` when the key names no plugin
+/// or the value is one of the key's built-in behaviours.
+pub fn plugin_named_by<'a>(key: &str, value: &'a str) -> Option<(PluginKind, &'a str)> {
+    let (_, kind, builtin) = PLUGIN_KEYS.iter().find(|(k, _, _)| *k == key)?;
+    if builtin.contains(&value) {
+        return None;
+    }
+    let name = match kind {
+        PluginKind::Codec => CODEC_ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == value)
+            .map_or(value, |(_, plugin)| plugin),
+        _ => value,
+    };
+    Some((*kind, name))
+}
+
+/// Whether `name` is reserved by [`PLUGIN_KEYS`] or [`CODEC_ALIASES`], so that no plugin may be
+/// loaded under it (a topic naming it would not reach the plugin).
+pub fn is_reserved_plugin_name(name: &str) -> bool {
+    PLUGIN_KEYS.iter().any(|(_, _, b)| b.contains(&name))
+        || CODEC_ALIASES.iter().any(|(a, _)| *a == name)
+        || UNBUNDLED_CODECS.contains(&name)
+}
+
 /// A topic's effective configuration: every known key, defaults filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicConfig {
@@ -262,6 +368,79 @@ impl TopicConfig {
         Ok(())
     }
 
+    /// Every plugin this configuration names: key, kind and plugin name (aliases resolved).
+    pub fn plugins(&self) -> impl Iterator<Item = (&'static str, PluginKind, &str)> {
+        PLUGIN_KEYS.iter().filter_map(|(key, _, _)| {
+            let (kind, name) = plugin_named_by(key, self.get(key)?)?;
+            Some((*key, kind, name))
+        })
+    }
+
+    /// Checks that every plugin-naming entry for which `check_key` holds names a loaded plugin
+    /// of the right kind (`host`: `None` when plugins are disabled). The error names the
+    /// entry, what is wrong and the loaded plugins of that kind.
+    /// Cost: a registry lookup per entry; on an error, a listing of the loaded plugins.
+    pub(crate) fn check_plugins(
+        &self,
+        host: Option<&PluginHost>,
+        check_key: impl Fn(&str) -> bool,
+    ) -> Result<(), BrokerError> {
+        for (key, kind, builtin) in PLUGIN_KEYS {
+            let Some(value) = self.get(key).filter(|_| check_key(key)) else {
+                continue;
+            };
+            let Some((_, name)) = plugin_named_by(key, value) else {
+                continue;
+            };
+            let problem = match host.map(|h| h.info(name)) {
+                None => PluginProblem::PluginsDisabled(value.to_owned()),
+                Some(Some(info)) if info.kind == *kind => continue,
+                Some(Some(info)) => PluginProblem::WrongKind {
+                    name: name.to_owned(),
+                    actual: info.kind,
+                },
+                Some(None) if *kind == PluginKind::Codec && UNBUNDLED_CODECS.contains(&name) => {
+                    PluginProblem::NotBundled(value.to_owned())
+                }
+                Some(None) if name != value => PluginProblem::AliasNotLoaded {
+                    alias: value.to_owned(),
+                    plugin: name.to_owned(),
+                },
+                Some(None) => PluginProblem::NotLoaded(name.to_owned()),
+            };
+            let loaded = host.map_or_else(Vec::new, |h| {
+                h.plugins()
+                    .into_iter()
+                    .filter(|i| i.kind == *kind)
+                    .map(|i| i.name)
+                    .collect()
+            });
+            let mut accepted: Vec<String> = builtin.iter().map(|b| (*b).to_owned()).collect();
+            if *kind == PluginKind::Codec {
+                accepted.extend(
+                    CODEC_ALIASES
+                        .iter()
+                        .filter(|(_, plugin)| loaded.iter().any(|l| l == plugin))
+                        .map(|(alias, _)| (*alias).to_owned()),
+                );
+            }
+            return Err(BrokerError::UnusablePlugin(Box::new(UnusablePlugin {
+                key: (*key).to_owned(),
+                kind: *kind,
+                problem,
+                loaded,
+                accepted,
+            })));
+        }
+        Ok(())
+    }
+
+    /// The codec plugin new batches are compressed with (aliases resolved); `None` stores
+    /// them uncompressed.
+    pub fn codec(&self) -> Option<&str> {
+        plugin_named_by("compression", self.get("compression")?).map(|(_, name)| name)
+    }
+
     /// Every entry, sorted by key.
     pub fn entries(&self) -> &BTreeMap<String, String> {
         &self.entries
@@ -288,10 +467,7 @@ impl TopicConfig {
     /// only encodes the batch and copies it into the page cache.
     pub fn produce_may_block(&self) -> bool {
         let syncs = !matches!(self.get("flush.policy"), Some("os" | "interval"));
-        let compresses = self
-            .get("compression")
-            .is_some_and(|c| c != crate::codec::NO_COMPRESSION);
-        syncs || compresses
+        syncs || self.codec().is_some()
     }
 
     /// Whether the broker stamps record timestamps at append (`LogAppendTime`).
@@ -307,8 +483,13 @@ impl TopicConfig {
         c.max_batch_bytes = STORAGE_MAX_BATCH_BYTES;
         c.checkpoint_interval_ms = broker.checkpoint_interval_ms.max(1);
         c.index_interval_bytes = broker.index_interval_bytes.max(1);
-        // Preallocated index files: small segments do not need 10 MiB indexes.
-        c.index_max_bytes = (c.segment_bytes / 64).clamp(64 << 10, 10 << 20);
+        // Preallocated (fallocated) index files of the active segment, sized for the most
+        // entries a full segment can take: one per `index_interval_bytes` of batches, 12 bytes
+        // each at most (a time index entry), plus slack. Kafka's fixed 10 MiB would reserve
+        // 20 MiB per partition (20 GiB for a 1024-partition topic) for at most 3 MiB of
+        // entries per index at the defaults. A full index only rolls the segment early.
+        let entries = c.segment_bytes / u64::from(c.index_interval_bytes) + 16;
+        c.index_max_bytes = (entries * 12).clamp(4 << 10, 10 << 20);
         c.sync = match self.get("flush.policy") {
             Some("interval") => SyncPolicy::IntervalMs(self.get_u64("flush.ms", 1000).max(1)),
             Some("messages") => {

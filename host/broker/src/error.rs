@@ -58,6 +58,10 @@ pub enum BrokerError {
         /// What is wrong.
         reason: String,
     },
+    /// A topic configuration entry (`compression`, `retention.policy`, `compaction.key`)
+    /// names a plugin that is not loaded, or one of another kind.
+    #[error(transparent)]
+    UnusablePlugin(Box<crate::config::UnusablePlugin>),
     /// Any other malformed request (negative offsets, oversized metadata...).
     #[error("{0}")]
     InvalidArgument(String),

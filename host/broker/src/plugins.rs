@@ -271,6 +271,12 @@ impl Plugins {
                 "invalid plugin name {name:?}: use 1 to 128 of [a-zA-Z0-9._-]"
             ))
         })?;
+        if crate::config::is_reserved_plugin_name(name) {
+            return Err(BrokerError::InvalidPlugin(format!(
+                "plugin name {name:?} is reserved: topic configurations use it for a built-in \
+                 behaviour or a bundled codec"
+            )));
+        }
         let _admin = self.admin.lock();
         if self.host.info(name).is_some() {
             return Err(BrokerError::PluginExists(name.to_owned()));

@@ -136,20 +136,27 @@ impl Partition {
     }
 }
 
+/// Opens (creating if needed) the log in `dir`. An IO error keeps its kind (a full disk is
+/// `NoSpace`).
 pub(crate) fn open_log(dir: &Path, config: LogConfig) -> Result<Arc<Log>, BrokerError> {
     let storage = FsStorage::create(dir).map_err(|e| BrokerError::io("create", dir, e))?;
-    Log::open(Arc::new(storage), config).map_err(|e| BrokerError::Storage {
-        topic: dir
-            .parent()
-            .and_then(Path::file_name)
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        partition: dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0),
-        message: format!("opening log: {e}"),
+    Log::open(Arc::new(storage), config).map_err(|e| match e {
+        distlog_storage::OpenError::Io { op, name, source } => {
+            BrokerError::io(op, dir.join(name), source)
+        }
+        e => BrokerError::Storage {
+            topic: dir
+                .parent()
+                .and_then(Path::file_name)
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            partition: dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+            message: format!("opening log: {e}"),
+        },
     })
 }
 
@@ -178,9 +185,9 @@ impl Topic {
     ) -> Result<Self, BrokerError> {
         let config = TopicConfig::resolve(defaults, &meta.config)?;
         let log_config = config.log_config(broker);
-        let partitions = (0..meta.partitions)
-            .map(|p| Partition::open(p, dir.join(p.to_string()), log_config.clone()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let partitions = in_parallel(meta.partitions, |p| {
+            Partition::open(p, dir.join(p.to_string()), log_config.clone())
+        })?;
         Ok(Self {
             name: meta.name,
             dir,
@@ -210,20 +217,70 @@ impl Topic {
         self.config.read().clone()
     }
 
-    /// Closes every partition log (syncs and checkpoints), reporting the first failure.
+    /// Closes every partition log (syncs and checkpoints; several at a time, see
+    /// [`in_parallel`]), reporting the first failure.
     pub(crate) fn close(&self) -> Result<(), BrokerError> {
-        let mut first = None;
-        for p in &self.partitions {
-            let Ok(log) = p.log() else { continue };
-            if let Err(e) = log.close() {
+        let closed = in_parallel(self.partition_count(), |i| {
+            let Some(p) = self.partitions.get(i as usize) else {
+                return Ok(());
+            };
+            let Ok(log) = p.log() else { return Ok(()) };
+            log.close().map_err(|e| {
                 tracing::error!(topic = %self.name, partition = p.index, error = %e, "closing log failed");
-                first.get_or_insert(BrokerError::Storage {
+                BrokerError::Storage {
                     topic: self.name.clone(),
                     partition: p.index,
                     message: e.to_string(),
-                });
-            }
-        }
-        first.map_or(Ok(()), Err)
+                }
+            })
+        });
+        closed.map(|_| ())
     }
+}
+
+/// Threads that open or close the partition logs of one topic. Opening a new log and closing
+/// one are mostly fsyncs (a few milliseconds each on a disk), which the file system serves
+/// concurrently and commits together: a 1024-partition topic is created in seconds instead of
+/// tens of seconds (measure with `cargo run --release -p distlog-broker --example
+/// create_topic_timing`).
+const PARTITION_THREADS: u32 = 8;
+
+/// Runs `f` for every partition index `0..count` on up to [`PARTITION_THREADS`] scoped threads
+/// and returns the results in index order. After a failure no new index is started; the
+/// first failure (lowest index) is returned. A panic in `f` is resumed on the caller.
+pub(crate) fn in_parallel<T: Send>(
+    count: u32,
+    f: impl Fn(u32) -> Result<T, BrokerError> + Sync,
+) -> Result<Vec<T>, BrokerError> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let threads = PARTITION_THREADS.min(count);
+    if threads <= 1 {
+        return (0..count).map(f).collect();
+    }
+    let next = AtomicU32::new(0);
+    let failed = AtomicBool::new(false);
+    let work = || {
+        let mut done = Vec::new();
+        while !failed.load(Ordering::Relaxed) {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= count {
+                break;
+            }
+            let r = f(i);
+            if r.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            done.push((i, r));
+        }
+        done
+    };
+    let mut all: Vec<(u32, Result<T, BrokerError>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, r)| r).collect()
 }

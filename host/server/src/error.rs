@@ -69,6 +69,7 @@ fn broker_code(e: &BrokerError) -> Code {
         BrokerError::InvalidName { .. }
         | BrokerError::InvalidPartitionCount { .. }
         | BrokerError::InvalidConfig { .. }
+        | BrokerError::UnusablePlugin(_)
         | BrokerError::InvalidArgument(_)
         | BrokerError::Empty(_) => Code::InvalidArgument,
         BrokerError::RecordTooLarge { .. } | BrokerError::BatchTooLarge { .. } => {
