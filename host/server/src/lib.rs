@@ -17,7 +17,8 @@
 //! `distlog_requests_total{method,code}`, `distlog_request_duration_seconds{method}`,
 //! `distlog_produce_{records,bytes}_total{topic}`, `distlog_fetch_{records,bytes}_total{topic}`,
 //! `distlog_admin_denied_total`, `distlog_subscribe_resets_total{topic}`,
-//! `distlog_handshake_timeouts_total`, per partition the gauges
+//! `distlog_handshake_timeouts_total`, the gauge `distlog_response_bytes_in_flight`, per
+//! partition the gauges
 //! `distlog_partition_{log_start_offset,log_end_offset,size_bytes,segments}{topic,partition}`,
 //! and per plugin version `distlog_plugin_{calls,errors,timeouts}_total{plugin,version}`,
 //! `distlog_plugin_call_microseconds_total` and `distlog_plugin_call_max_seconds`.
@@ -172,6 +173,7 @@ pub async fn serve_with_listener(
 
     let gauges = tokio::spawn(refresh_gauges(
         broker.clone(),
+        service.clone(),
         Duration::from_millis(config.gauge_interval_ms.max(100)),
     ));
 
@@ -290,8 +292,9 @@ pub fn incoming(listener: TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
-/// Publishes per-partition gauges every `every`. Cost per tick: in-memory descriptors only.
-async fn refresh_gauges(broker: Broker, every: Duration) {
+/// Publishes the response bytes held unwritten and the per-partition gauges every `every`.
+/// Cost per tick: in-memory descriptors only.
+async fn refresh_gauges(broker: Broker, service: DistLogService, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -299,6 +302,9 @@ async fn refresh_gauges(broker: Broker, every: Duration) {
         if broker.is_closed() {
             return;
         }
+        #[allow(clippy::cast_precision_loss)]
+        metrics::gauge!("distlog_response_bytes_in_flight")
+            .set(service.response_bytes_in_flight() as f64);
         for summary in broker.list_topics() {
             let Ok(t) = broker.describe_topic(&summary.name) else {
                 continue;

@@ -47,17 +47,22 @@ pub(crate) fn encoded_bytes(message: &impl prost::Message) -> usize {
 
 /// A byte budget: a semaphore of `bytes` permits.
 #[derive(Debug, Clone)]
-pub(crate) struct Budget(Arc<Semaphore>);
+pub(crate) struct Budget(Arc<Semaphore>, usize);
 
 impl Budget {
     pub(crate) fn new(bytes: usize) -> Self {
-        Self(Arc::new(Semaphore::new(bytes.min(Semaphore::MAX_PERMITS))))
+        let bytes = bytes.min(Semaphore::MAX_PERMITS);
+        Self(Arc::new(Semaphore::new(bytes)), bytes)
     }
 
     /// Bytes not currently granted.
-    #[cfg(test)]
     pub(crate) fn available(&self) -> usize {
         self.0.available_permits()
+    }
+
+    /// Bytes currently granted (a waiter's partial acquisition included).
+    pub(crate) fn granted(&self) -> usize {
+        self.1.saturating_sub(self.available())
     }
 }
 

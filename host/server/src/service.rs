@@ -141,6 +141,11 @@ impl DistLogService {
         })
     }
 
+    /// Bytes of fetch and subscribe responses held unwritten, server-wide.
+    pub(crate) fn response_bytes_in_flight(&self) -> usize {
+        self.responses.granted()
+    }
+
     /// `bytes` from each of `budgets`, waiting for room; UNAVAILABLE on shutdown.
     async fn wait_for(&self, budgets: &[&Budget], bytes: usize) -> ApiResult<Grant> {
         let mut shutdown = self.shutdown.clone();

@@ -1,7 +1,9 @@
-//! Optional TLS (rustls, ring provider), with certificates reloaded while serving.
+//! Optional TLS (rustls, ring provider), with certificates reloaded while serving. The gRPC
+//! listener does its handshakes in `accept.rs` (with the HTTP/2 preface, under one
+//! deadline); [`TlsIncoming`] below serves an HTTP/1 endpoint beside it (`/metrics`):
 //!
 //! ```text
-//!  TcpListener ──accept──► handshake task (timeout) ──TlsStream──► channel ──► tonic
+//!  TcpListener ──accept──► handshake task (timeout) ──TlsStream──► channel ──► server
 //!                               │ uses the current rustls::ServerConfig
 //!  reloader: every server.tls_reload_ms and on SIGHUP, re-read the PEM files; when their
 //!  bytes changed and they parse, swap the config (new handshakes use it, open
