@@ -73,19 +73,19 @@ fn locate() -> Result<PathBuf> {
 }
 
 /// A running `distlog serve`, killed on drop if still running.
-struct Broker {
+pub(crate) struct Broker {
     child: Child,
     grpc: SocketAddr,
     metrics: SocketAddr,
-    log: Arc<Mutex<String>>,
+    pub(crate) log: Arc<Mutex<String>>,
 }
 
 impl Broker {
-    fn start(data_dir: &Path) -> Result<Self> {
+    pub(crate) fn start(data_dir: &Path) -> Result<Self> {
         Self::start_with(data_dir, &[])
     }
 
-    fn start_with(data_dir: &Path, extra: &[&str]) -> Result<Self> {
+    pub(crate) fn start_with(data_dir: &Path, extra: &[&str]) -> Result<Self> {
         let mut child = Command::new(distlog_bin()?)
             .args([
                 "serve",
@@ -148,13 +148,13 @@ impl Broker {
     }
 
     /// Runs a client subcommand against this broker, feeding `stdin`.
-    fn cli(&self, args: &[&str], stdin: &[u8]) -> Result<Output> {
+    pub(crate) fn cli(&self, args: &[&str], stdin: &[u8]) -> Result<Output> {
         let broker = self.grpc.to_string();
         run_cli(&[args, &["--broker", &broker]].concat(), stdin)
     }
 
     /// Like [`Broker::cli`], and fails unless the command succeeded.
-    fn ok(&self, args: &[&str], stdin: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn ok(&self, args: &[&str], stdin: &[u8]) -> Result<Vec<u8>> {
         let out = self.cli(args, stdin)?;
         ensure!(
             out.status.success(),
@@ -166,7 +166,7 @@ impl Broker {
     }
 
     /// Sends SIGTERM and waits for the process to exit.
-    fn terminate(mut self) -> Result<std::process::ExitStatus> {
+    pub(crate) fn terminate(mut self) -> Result<std::process::ExitStatus> {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()?;
@@ -188,7 +188,7 @@ impl Broker {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }

@@ -11,6 +11,13 @@
 //! longer than `shutdown.grace_ms`, or a second signal arrives, the broker is closed
 //! directly and the process exits with an error.
 //!
+//! Exit status: 0 exactly when every acknowledged record is durable. A disk too full to take
+//! the final recovery checkpoints is therefore a clean stop: the storage layer logs a warning
+//! naming the log and closes successfully, since the checkpoint only saves the next start a
+//! rescan. Any close error that reaches this point (a failed sync, whatever its errno) means
+//! records acknowledged without an fsync may be lost, and exits 1 so that systemd's
+//! `Restart=on-failure` and `OnFailure=` see it (docs/CONFIG.md, `[shutdown]`).
+//!
 //! SIGHUP, with TLS on, re-reads the certificate files (as does a timer,
 //! `server.tls_reload_ms`); see docs/CONFIG.md.
 

@@ -19,9 +19,11 @@
 //! (full disk, IO error) leaves a copy of the entries in memory, a *degraded* index: lookups
 //! keep working, and it takes no new entries (it reports itself full, so an active segment
 //! rolls). Indexes are caches, so losing capacity never loses data; a read then walks more
-//! batch headers.
+//! batch headers. Hence opening, trimming and growing an index log a warning and go on, and
+//! only `create` (a new segment: a full disk must fail the roll), `push` and `truncate` (whose
+//! writes through to a buffered file can fail) return IO errors.
 
-use crate::io::{StorageFile, is_no_space};
+use crate::io::StorageFile;
 use memmap2::{MmapMut, MmapOptions};
 use std::io;
 use std::sync::Arc;
@@ -89,6 +91,15 @@ fn read_entries(file: &dyn StorageFile, len: u64, entry_size: usize) -> io::Resu
     Ok(out)
 }
 
+/// The entries read, or none (with a warning) when the file could not be read: an index is a
+/// cache, and an empty one only makes reads walk from the segment start.
+fn or_degraded(read: io::Result<Vec<u8>>) -> Vec<u8> {
+    read.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read an index file; going on without its entries");
+        Vec::new()
+    })
+}
+
 /// Loads `[0, len)` of `file` (`len` a multiple of `entry_size`): a mapping of the whole range
 /// when the file is a real one and the range can be allocated; a full buffered copy for other
 /// files; and, when allocating or mapping fails, a degraded copy of the entries only. Fails
@@ -130,9 +141,10 @@ impl IndexFile {
     /// entries), for an active segment. Counts the leading non-zero entries; does not validate
     /// them (see [`OffsetIndex::validate`]).
     ///
-    /// A full disk does not fail the open: the index is then degraded (its entries, no room
-    /// for more; see the module docs). Fails on other IO errors and when the file cannot be
-    /// read. New segments use [`create`](Self::create), which fails on a full disk instead.
+    /// Nothing but a failed `fstat` fails the open: when the file cannot be allocated (a full
+    /// disk), mapped or read, the index is degraded (the entries that could be read, no room for
+    /// more; see the module docs) and a warning says why. New segments use
+    /// [`create`](Self::create), which fails on a full disk instead.
     pub(crate) fn open(
         file: Arc<dyn StorageFile>,
         entry_size: usize,
@@ -146,7 +158,7 @@ impl IndexFile {
             if cap > len {
                 match file.allocate(cap) {
                     Ok(()) => len = cap,
-                    Err(e) if is_no_space(&e) => {
+                    Err(e) => {
                         tracing::warn!(
                             error = %e,
                             "cannot preallocate an index file; it keeps its entries and takes no new ones"
@@ -155,14 +167,17 @@ impl IndexFile {
                         if file.len()? > len {
                             let _ = file.set_len(len);
                         }
-                        let found = read_entries(file.as_ref(), len, entry_size)?;
-                        return Ok(Self::with(file, Buf::Mem(found), entry_size, None));
+                        let found = read_entries(file.as_ref(), len, entry_size);
+                        let buf = Buf::Mem(or_degraded(found));
+                        return Ok(Self::with(file, buf, entry_size, None));
                     }
-                    Err(e) => return Err(e),
                 }
             }
         }
-        let buf = load(&file, len, entry_size)?;
+        let buf = match load(&file, len, entry_size) {
+            Ok(buf) => buf,
+            Err(e) => Buf::Mem(or_degraded(Err(e))),
+        };
         Ok(Self::with(file, buf, entry_size, None))
     }
 
@@ -267,9 +282,10 @@ impl IndexFile {
         Ok(())
     }
 
-    /// Shrinks the file to its entries (on seal). Cost: one `ftruncate` and a remap. If the
-    /// `ftruncate` fails, the error is returned and the index keeps its entries in memory
-    /// (the file, longer, still ends them with a zero slot); a failed remap is not an error.
+    /// Shrinks the file to its entries (on seal). Cost: one `ftruncate` and a remap. Never
+    /// loses an entry: if the `ftruncate` or the remap fails, the index keeps a copy of its
+    /// entries in memory (the longer file still ends them with a zero slot) and a warning says
+    /// why; only a failed `fstat` is returned.
     pub(crate) fn trim(&mut self) -> io::Result<()> {
         let used = self.entries * self.entry_size;
         let len = used as u64;
@@ -278,14 +294,11 @@ impl IndexFile {
         }
         // The map must go before the file shrinks: a mapped page past the end raises SIGBUS.
         self.set_buf(self.copy_entries());
-        self.file.set_len(len)?;
-        match load(&self.file, len, self.entry_size) {
-            Ok(buf) if buf.bytes().len() >= used => self.set_buf(buf),
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot reload a trimmed index file; keeping its entries in memory");
-            }
+        if let Err(e) = self.file.set_len(len) {
+            tracing::warn!(error = %e, "cannot trim an index file; keeping its entries in memory");
+            return Ok(());
         }
+        self.reload(len);
         Ok(())
     }
 
@@ -293,9 +306,9 @@ impl IndexFile {
     /// added, e.g. to rebuild a sealed segment's trimmed or missing index. Cost: one
     /// `fallocate`, a remap.
     ///
-    /// A full disk is not an error: the index keeps its entries and stays at its size (or
-    /// degraded, full), so fewer batches get entries and reads walk further. Other IO errors are
-    /// returned, with the index in the same usable state.
+    /// Best effort: if the file cannot grow (a full disk, an IO error) or be remapped, the index
+    /// keeps its entries at its old size (or degraded, full) and a warning says why; fewer
+    /// batches then get entries and reads walk further. Only a failed `fstat` is returned.
     pub(crate) fn reserve(&mut self, capacity: u64) -> io::Result<()> {
         let es = self.entry_size as u64;
         let capacity = capacity - capacity % es;
@@ -304,10 +317,10 @@ impl IndexFile {
         }
         let old_len = self.file.len()?;
         self.set_buf(self.copy_entries());
-        let grown = self.file.allocate(capacity);
-        let len = match &grown {
+        let len = match self.file.allocate(capacity) {
             Ok(()) => capacity,
-            Err(_) => {
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot grow an index file; it takes fewer entries");
                 // Give back what a partial allocation took (shrinking needs no space).
                 if self.file.len()? > old_len {
                     let _ = self.file.set_len(old_len);
@@ -315,19 +328,19 @@ impl IndexFile {
                 old_len - old_len % es
             }
         };
+        self.reload(len);
+        Ok(())
+    }
+
+    /// Replaces the buffer (a copy of the entries, see [`copy_entries`](Self::copy_entries))
+    /// with `[0, len)` of the file, unless that fails or holds fewer entries.
+    fn reload(&mut self, len: u64) {
         match load(&self.file, len, self.entry_size) {
             Ok(buf) if buf.bytes().len() >= self.entries * self.entry_size => self.set_buf(buf),
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "cannot reload an index file; keeping its entries in memory");
             }
-        }
-        match grown {
-            Err(e) if is_no_space(&e) => {
-                tracing::warn!(error = %e, "cannot grow an index file: disk full; it takes fewer entries");
-                Ok(())
-            }
-            other => other,
         }
     }
 
@@ -363,14 +376,6 @@ impl OffsetIndex {
         e[..4].copy_from_slice(&rel.to_le_bytes());
         e[4..].copy_from_slice(&pos.to_le_bytes());
         self.0.push(&e)
-    }
-
-    /// Position of the last indexed batch whose relative offset is <= `rel` (0 if none).
-    /// Cost: binary search, O(log entries).
-    pub(crate) fn lookup(&self, rel: u32) -> u32 {
-        let n = self.0.len();
-        let idx = partition_point(n, |i| self.get(i).0 <= rel);
-        if idx == 0 { 0 } else { self.get(idx - 1).1 }
     }
 
     /// Keeps only entries with position < `pos`.
@@ -544,13 +549,20 @@ mod tests {
         idx
     }
 
+    /// Position of the last entry with relative offset <= `rel` (0 if none), searched the way
+    /// `Segment::anchor_for` does: only entries below `len()` are touched.
+    fn position_for(idx: &OffsetIndex, rel: u32) -> u32 {
+        let i = partition_point(idx.0.len(), |i| idx.get(i).0 <= rel);
+        if i == 0 { 0 } else { idx.get(i - 1).1 }
+    }
+
     /// Every lookup answers from the entries, whatever state the buffer is in.
     fn check_lookups(idx: &OffsetIndex, n: u32) {
         assert_eq!(idx.0.len(), n as usize);
         assert!(idx.0.len() <= idx.0.capacity());
         for rel in 0..(10 * n + 20) {
             let want = if rel < 10 { 0 } else { 100 * (rel / 10).min(n) };
-            assert_eq!(idx.lookup(rel), want, "lookup({rel})");
+            assert_eq!(position_for(idx, rel), want, "lookup({rel})");
         }
         assert!(idx.validate(u64::from(100 * n + 1)));
     }
@@ -561,7 +573,9 @@ mod tests {
             let file = faulty();
             let mut idx = filled(&file, 5, 400);
             file.faults.lock().set_len = Some(kind);
-            assert!(idx.0.trim().is_err(), "the failed ftruncate is reported");
+            idx.0
+                .trim()
+                .expect("a failed ftruncate only costs disk space");
             check_lookups(&idx, 5);
             assert!(idx.0.is_full(), "a degraded index takes no new entries");
             assert!(!idx.push(60, 600).expect("push"));
@@ -596,9 +610,11 @@ mod tests {
             .expect("a full disk only costs capacity");
         check_lookups(&idx, 3);
         assert!(!idx.push(40, 400).expect("push"), "no room was gained");
-        // Another IO error: reported, the index as usable as before.
+        // Another IO error: the same.
         file.faults.lock().allocate = Some(io::ErrorKind::Other);
-        assert!(idx.0.reserve(4096).is_err());
+        idx.0
+            .reserve(4096)
+            .expect("a failed growth only costs capacity");
         check_lookups(&idx, 3);
         // The reload failing too: still whole.
         file.faults.lock().allocate = None;
@@ -628,12 +644,22 @@ mod tests {
             6 * OFFSET_ENTRY as u64,
             "nothing half-allocated"
         );
-        // Other errors fail the open, without a panic.
+        // Another IO error: the same.
         file.faults.lock().allocate = Some(io::ErrorKind::Other);
-        assert!(IndexFile::open(file.clone(), OFFSET_ENTRY, Some(4096)).is_err());
+        let idx = OffsetIndex(
+            IndexFile::open(file.clone(), OFFSET_ENTRY, Some(4096)).expect("open degrades"),
+        );
+        check_lookups(&idx, 6);
+        // An unreadable file: an empty index, every lookup from the segment start.
         file.faults.lock().allocate = None;
         file.faults.lock().read = Some(io::ErrorKind::Other);
-        assert!(IndexFile::open(file.clone(), OFFSET_ENTRY, None).is_err());
+        for capacity in [None, Some(4096)] {
+            let idx = OffsetIndex(
+                IndexFile::open(file.clone(), OFFSET_ENTRY, capacity).expect("open degrades"),
+            );
+            check_lookups(&idx, 0);
+            assert!(idx.0.is_full());
+        }
     }
 
     #[test]

@@ -404,12 +404,59 @@ fn failed_index_growth_on_recovery_never_breaks_reads() {
             }
         }
         armed.store(true, Ordering::SeqCst);
-        match Log::open(s.clone(), cfg.clone()) {
-            Ok(log) => check_reads(&log, &acked),
-            // Not a full disk: the open may refuse, but it must not panic.
-            Err(e) => assert_ne!(kind, std::io::ErrorKind::StorageFull, "{e}"),
-        }
+        let log = Log::open(s.clone(), cfg.clone())
+            .expect("an index that cannot grow is no reason to refuse an open");
+        check_reads(&log, &acked);
+        drop(log);
         armed.store(false, Ordering::SeqCst);
         check_reads(&open(&s, &cfg), &acked);
     }
+}
+
+#[test]
+#[ignore = "needs Log::close and Log::open to go on when the recovery checkpoint cannot be \
+            written for lack of space (handed to the owner of log/mod.rs)"]
+fn a_log_closes_and_reopens_on_a_full_tmpfs() {
+    let fs = Tmpfs::mount("16m");
+    let dir = fs.path().join("log");
+    let cfg = tmpfs_config();
+    let log = fs_open(&dir, &cfg);
+    let mut acked = Vec::new();
+    for i in 0..400 {
+        append_ok(&log, &mut acked, i, 300);
+    }
+    let filler = fill(fs.path(), "filler");
+    // The appends since the last roll are synced but not checkpointed; the checkpoint the
+    // close writes needs a new file, which the full disk refuses. The close is still clean:
+    // everything appended is durable.
+    log.close().expect("close on a full disk");
+    drop(log);
+    // Recovery validates the tail past the old checkpoint and cannot write a new one either.
+    let log = fs_open(&dir, &cfg);
+    check_reads(&log, &acked);
+    // Appends go on only while the log file's last page has room.
+    let refused = (0..100u64).any(|i| {
+        let mut b = batch(1, 0, 300, 9000 + i);
+        match log.append(&mut b) {
+            Ok(info) => {
+                acked.push((info.base_offset, info.last_offset, b));
+                false
+            }
+            Err(AppendError::NoSpace(_)) => true,
+            Err(e) => panic!("appending on a full disk: {e}"),
+        }
+    });
+    assert!(refused, "appends on a full disk are refused");
+    check_reads(&log, &acked);
+    log.close().expect("second close on a full disk");
+    drop(log);
+    std::fs::remove_file(&filler).expect("free space");
+    let log = fs_open(&dir, &cfg);
+    check_reads(&log, &acked);
+    for i in 0..40 {
+        append_ok(&log, &mut acked, 5000 + i, 300);
+    }
+    log.close().expect("close");
+    drop(log);
+    check_reads(&fs_open(&dir, &cfg), &acked);
 }

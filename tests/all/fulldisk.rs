@@ -1,0 +1,211 @@
+//! The broker on a full disk: it keeps serving reads, refuses produces with a clear "no space"
+//! error, stops on SIGTERM with exit status 0 (a warning names what could not be written: the
+//! recovery checkpoints, which nothing acknowledged depends on), starts again on the still full
+//! disk, and takes produces again once space returns, with every acknowledged record kept.
+//!
+//! The data directory is a real tmpfs of 64 MiB mounted by the test (root needed, as in CI;
+//! without it the test fails and says so), filled with a file; a full tmpfs fails `write` with
+//! ENOSPC like a full disk, and raised SIGBUS through sparse memory-mapped index files before
+//! those were preallocated.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, ensure};
+
+use crate::cli::Broker;
+
+/// A tmpfs mounted on a fresh temporary directory, unmounted on drop (also when the test
+/// fails or panics). Declare it before the broker so that it drops last.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (a `mount -o size=` value). Panics when that is not permitted:
+    /// a skipped test would pass silently.
+    fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Self { dir },
+            Ok(o) => panic!(
+                "this test mounts a {size} tmpfs and needs root (CI runs as root): `mount -t tmpfs` \
+                 on {} failed: {}",
+                dir.path().display(),
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) => panic!("this test mounts a tmpfs and needs the `mount` command: {e}"),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(self.dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            // Still busy (a process left running by a failed test): detach it anyway.
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(self.dir.path())
+                .status();
+        }
+    }
+}
+
+/// Writes `name` in `dir` until the file system is full; returns its path.
+fn fill(dir: &Path, name: &str) -> Result<PathBuf> {
+    let path = dir.join(name);
+    let mut f = std::fs::File::create(&path)?;
+    let chunk = vec![0x55u8; 64 << 10];
+    let mut step = chunk.len();
+    loop {
+        match f.write(&chunk[..step]) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+                if step == 1 {
+                    return Ok(path);
+                }
+                step /= 2;
+            }
+            Err(e) => return Err(e).context("filling the tmpfs"),
+        }
+    }
+}
+
+fn lines(from: usize, n: usize) -> Vec<u8> {
+    (from..from + n)
+        .flat_map(|i| format!("record {i:06} {}\n", "x".repeat(100)).into_bytes())
+        .collect()
+}
+
+fn consume_all(broker: &Broker) -> Result<Vec<u8>> {
+    broker.ok(&["consume", "full", "--from", "earliest", "-q"], b"")
+}
+
+fn produce_fails_for_lack_of_space(broker: &Broker) -> Result<()> {
+    let out = broker.cli(&["produce", "full", "-q"], &lines(900_000, 10))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success(), "a produce to a full disk succeeded");
+    ensure!(
+        stderr.to_lowercase().contains("no space"),
+        "the produce failed without saying the disk is full: {stderr}"
+    );
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs Log::close and Log::open to go on when the recovery checkpoint cannot be \
+            written for lack of space (handed to the owner of log/mod.rs)"]
+fn the_broker_serves_stops_and_restarts_on_a_full_disk() -> Result<()> {
+    let fs = Tmpfs::mount("64m");
+    let data = fs.path().join("data");
+
+    let broker = Broker::start(&data)?;
+    // Small segments: small preallocated indexes, so the data, not the indexes, fills the disk.
+    broker.ok(
+        &[
+            "topic",
+            "create",
+            "full",
+            "--partitions",
+            "1",
+            "-c",
+            "segment.bytes=1048576",
+        ],
+        b"",
+    )?;
+    let mut acked = lines(0, 3000);
+    broker.ok(&["produce", "full", "-q"], &acked)?;
+    ensure!(consume_all(&broker)? == acked);
+
+    // Fill the disk, then produce until it refuses (the log may still have had room in pages
+    // it already held).
+    let filler = fill(fs.path(), "filler")?;
+    let mut refused = false;
+    for i in 0..50 {
+        let batch = lines(10_000 + i * 1000, 1000);
+        let out = broker.cli(&["produce", "full", "-q"], &batch)?;
+        if out.status.success() {
+            acked.extend_from_slice(&batch);
+            continue;
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            stderr.to_lowercase().contains("no space"),
+            "the produce failed without saying the disk is full: {stderr}"
+        );
+        refused = true;
+        break;
+    }
+    ensure!(refused, "the disk never filled up");
+    produce_fails_for_lack_of_space(&broker)?;
+    ensure!(consume_all(&broker)? == acked, "reads on a full disk");
+
+    // SIGTERM on the full disk: a clean exit.
+    let status = broker.terminate_logged()?;
+    ensure!(
+        status.0.success(),
+        "exit {} on a full disk; log:\n{}",
+        status.0,
+        status.1
+    );
+
+    // A restart on the still full disk serves reads and refuses produces.
+    let broker = Broker::start(&data)?;
+    ensure!(
+        consume_all(&broker)? == acked,
+        "reads after a restart on a full disk"
+    );
+    produce_fails_for_lack_of_space(&broker)?;
+    let status = broker.terminate_logged()?;
+    ensure!(
+        status.0.success(),
+        "second exit {}; log:\n{}",
+        status.0,
+        status.1
+    );
+
+    // Space returns: produces work again, and nothing acknowledged was lost.
+    std::fs::remove_file(&filler)?;
+    let broker = Broker::start(&data)?;
+    let more = lines(500_000, 500);
+    broker.ok(&["produce", "full", "-q"], &more)?;
+    acked.extend_from_slice(&more);
+    ensure!(consume_all(&broker)? == acked, "reads after space returned");
+    let status = broker.terminate_logged()?;
+    ensure!(
+        status.0.success(),
+        "last exit {}; log:\n{}",
+        status.0,
+        status.1
+    );
+    Ok(())
+}
+
+impl Broker {
+    /// [`Broker::terminate`], returning the broker's log with the exit status.
+    fn terminate_logged(self) -> Result<(std::process::ExitStatus, String)> {
+        let log = self.log.clone();
+        let status = self.terminate()?;
+        let log = log.lock().map(|l| l.clone()).unwrap_or_default();
+        Ok((status, log))
+    }
+}
