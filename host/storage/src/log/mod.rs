@@ -328,7 +328,7 @@ impl Log {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, OpenError> {
         config.validate()?;
-        let dir_lock = match storage.lock() {
+        let dir_lock = match lock_dir(storage.as_ref()) {
             Ok(l) => l,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 return Err(OpenError::Locked {
@@ -355,13 +355,24 @@ impl Log {
         let stats = active.stats();
         let now = clock.now_ms();
         if recovered.changed {
-            checkpoint::write(storage.as_ref(), &recovery::entries_for(&segments)).map_err(
-                |source| OpenError::Io {
-                    op: "write",
-                    name: checkpoint::CHECKPOINT_NAME.into(),
-                    source,
-                },
-            )?;
+            match checkpoint::write(storage.as_ref(), &recovery::entries_for(&segments)) {
+                Ok(()) => {}
+                // The checkpoint only saves the next open some reading: going on without it
+                // leaves the state of a crash just before it, which recovery handles. A broker
+                // must start on a full disk (serving reads, refusing writes).
+                Err(e) if is_no_space(&e) => tracing::warn!(
+                    log = ?storage,
+                    error = %e,
+                    "disk full: the recovery checkpoint was not written; the next open repeats this recovery"
+                ),
+                Err(source) => {
+                    return Err(OpenError::Io {
+                        op: "write",
+                        name: checkpoint::CHECKPOINT_NAME.into(),
+                        source,
+                    });
+                }
+            }
         }
         let log = Arc::new_cyclic(|me| Self {
             me: me.clone(),
@@ -1030,7 +1041,20 @@ impl Log {
             }
         }
         self.stop_flusher();
-        self.flush_inner()
+        self.sync_to(self.end_offset.load(Ordering::Acquire))
+            .map_err(|f| FlushError::Io(f.to_io_error()))?;
+        match self.write_checkpoint() {
+            // Everything is synced; only the next open's shortcut is missing.
+            Err(e) if is_no_space(&e) => {
+                tracing::warn!(
+                    log = ?self.storage,
+                    error = %e,
+                    "disk full: closed without writing the recovery checkpoint; the next open validates the tail"
+                );
+                Ok(())
+            }
+            r => r.map_err(FlushError::Io),
+        }
     }
 
     fn stop_flusher(&self) {
@@ -1066,6 +1090,27 @@ impl Log {
 impl Drop for Log {
     fn drop(&mut self) {
         self.stop_flusher();
+    }
+}
+
+/// Takes the directory lock. A lock held by this very process is usually a log of the
+/// directory being dropped on another thread (the background sealer's last reference going
+/// away after its job): wait for it a little instead of failing at once. Another process's lock
+/// fails at once.
+fn lock_dir(storage: &dyn Storage) -> std::io::Result<Option<crate::io::DirLock>> {
+    let own = format!("locked by process {}", std::process::id());
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match storage.lock() {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && e.to_string() == own
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -18,6 +18,37 @@ use crate::segment::frame::{Frame, HEADER_LEN};
 use crate::segment::{ChunkReader, Damage, Segment, offsets_fit, resync};
 use bytes::Bytes;
 
+/// Where a header walk starts: a batch boundary and the offset its batch must start at (exactly
+/// when `exact`, as at an offset-index entry, or where the log is dense).
+#[derive(Clone, Copy)]
+struct Start {
+    pos: u64,
+    expected: u64,
+    exact: bool,
+}
+
+impl Start {
+    /// The segment's first byte: its first batch starts at the segment's base offset, or later
+    /// where compaction removed records.
+    fn segment(seg: &Segment) -> Self {
+        Self {
+            pos: 0,
+            expected: seg.base_offset,
+            exact: false,
+        }
+    }
+
+    /// The offset-index entry at or before `offset`.
+    fn anchor(seg: &Segment, offset: u64) -> Self {
+        let (expected, pos) = seg.anchor_for(offset);
+        Self {
+            pos,
+            expected,
+            exact: true,
+        }
+    }
+}
+
 /// Where a header walk stopped.
 enum Walk {
     /// The first batch the walk was looking for: position, frame, and the offset its
@@ -134,20 +165,22 @@ impl LogSnapshot {
         Ok(d)
     }
 
-    /// Walks batch headers from `pos` (a batch boundary whose batch must continue the log at
-    /// `expected`, exactly when `exact` or dense) until `wanted(frame)`. Known damage is
-    /// stepped over; new damage is located, recorded and stepped over; `on_damage` decides
-    /// whether the walk ends there with an error.
+    /// Walks batch headers from `from` until `wanted(frame)`. Known damage is stepped over; new
+    /// damage is located, recorded and stepped over; `on_damage` decides whether the walk ends
+    /// there with an error.
     fn walk(
         &self,
         seg: &Segment,
-        mut pos: u64,
-        mut expected: u64,
-        exact: bool,
+        from: Start,
         limit: u64,
         mut wanted: impl FnMut(&Frame) -> bool,
         mut on_damage: impl FnMut(&Damage) -> Option<ReadError>,
     ) -> Result<Walk, ReadError> {
+        let Start {
+            mut pos,
+            mut expected,
+            exact,
+        } = from;
         let mut reader = ChunkReader::new(seg.log.as_ref(), limit, 16 * 1024);
         let start = pos;
         let mut found_damage = 0;
@@ -214,9 +247,9 @@ impl LogSnapshot {
         Ok(Walk::End)
     }
 
-    /// Position, frame and expected base of the first batch in `seg` whose last offset is
-    /// >= `offset`, starting at the offset index entry for it (from the segment start if that
-    /// entry turns out to be wrong).
+    /// Position, frame and expected base of the first batch in `seg` whose last offset is at
+    /// least `offset`, starting at the offset index entry for it (from the segment start if
+    /// that entry turns out to be wrong).
     fn find_batch(
         &self,
         seg: &Segment,
@@ -224,12 +257,9 @@ impl LogSnapshot {
         limit: u64,
     ) -> Result<Option<(u64, Frame, u64)>, ReadError> {
         let lost = |d: &Damage| (offset < d.next_offset).then(|| data_loss(seg, d));
-        let (anchor_offset, anchor_pos) = seg.anchor_for(offset);
         let mut walk = self.walk(
             seg,
-            anchor_pos,
-            anchor_offset,
-            true,
+            Start::anchor(seg, offset),
             limit,
             |f| f.last_offset() >= offset,
             lost,
@@ -241,9 +271,7 @@ impl LogSnapshot {
             );
             walk = self.walk(
                 seg,
-                0,
-                seg.base_offset,
-                false,
+                Start::segment(seg),
                 limit,
                 |f| f.last_offset() >= offset,
                 lost,
@@ -354,16 +382,13 @@ impl LogSnapshot {
             }
             let limit = seg.committed();
             let rel = seg.rel_for_timestamp(timestamp_ms);
-            let (anchor_offset, anchor_pos) = seg.anchor_for(seg.base_offset + u64::from(rel));
+            let anchor = Start::anchor(seg, seg.base_offset + u64::from(rel));
             let wanted = |f: &Frame| f.max_timestamp >= timestamp_ms;
             // Damage is stepped over: the next intact batch answers.
-            let mut walk =
-                self.walk(seg, anchor_pos, anchor_offset, true, limit, wanted, |_| {
-                    None
-                })?;
+            let mut walk = self.walk(seg, anchor, limit, wanted, |_| None)?;
             if matches!(walk, Walk::BadAnchor) {
                 tracing::warn!(segment = seg.base_offset, "index entry is wrong; scanning");
-                walk = self.walk(seg, 0, seg.base_offset, false, limit, wanted, |_| None)?;
+                walk = self.walk(seg, Start::segment(seg), limit, wanted, |_| None)?;
             }
             if let Walk::Found(_, f, _) = walk {
                 return Ok(Some(f.base_offset));

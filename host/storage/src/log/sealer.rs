@@ -28,7 +28,10 @@ pub(super) enum Job {
     Checkpoint,
 }
 
-static QUEUE: OnceLock<Option<Sender<(Weak<Log>, Job)>>> = OnceLock::new();
+/// The sealer's queue; `None` when its thread could not start.
+type Queue = Option<Sender<(Weak<Log>, Job)>>;
+
+static QUEUE: OnceLock<Queue> = OnceLock::new();
 
 /// Queues `job` for `log` on the background thread. Returns `false` when the sealer thread
 /// cannot run (the caller then does the job inline).

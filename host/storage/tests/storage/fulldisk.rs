@@ -414,8 +414,6 @@ fn failed_index_growth_on_recovery_never_breaks_reads() {
 }
 
 #[test]
-#[ignore = "needs Log::close and Log::open to go on when the recovery checkpoint cannot be \
-            written for lack of space (handed to the owner of log/mod.rs)"]
 fn a_log_closes_and_reopens_on_a_full_tmpfs() {
     let fs = Tmpfs::mount("16m");
     let dir = fs.path().join("log");
