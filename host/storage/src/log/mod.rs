@@ -30,7 +30,7 @@ pub use error::{
     AppendError, CodecError, DeleteError, FlushError, LogFailure, OpenError, ReadError,
 };
 
-use crate::batch::{BatchView, set_base_offset, set_log_append_time};
+use crate::batch::{BatchView, set_base_offset, set_leader_epoch, set_log_append_time};
 use crate::io::{Storage, is_no_space};
 use crate::recovery::{self, checkpoint};
 use crate::segment::frame::{Frame, FrameError, LOG_APPEND_TIME};
@@ -487,6 +487,11 @@ impl Log {
         let base = w.stats.next_offset;
         set_base_offset(batch, base).map_err(FrameError::from)?;
         frame.base_offset = base;
+        // Outside the CRC, so free to write: every batch is stored in the log's epoch.
+        if frame.leader_epoch != crate::segment::MAX_LEADER_EPOCH {
+            set_leader_epoch(batch, crate::segment::MAX_LEADER_EPOCH).map_err(FrameError::from)?;
+            frame.leader_epoch = crate::segment::MAX_LEADER_EPOCH;
+        }
         let seg = w.active.clone();
         let pos = w.stats.size;
         if w.needs_truncate {

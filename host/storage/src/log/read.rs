@@ -15,7 +15,7 @@
 
 use super::{Fetched, LogSnapshot, ReadError};
 use crate::segment::frame::{Frame, HEADER_LEN};
-use crate::segment::{ChunkReader, Damage, Segment, offsets_fit, resync};
+use crate::segment::{ChunkReader, Damage, Segment, header_fits, misfit, resync};
 use bytes::Bytes;
 
 /// Where a header walk starts: a batch boundary and the offset its batch must start at (exactly
@@ -200,14 +200,10 @@ impl LogSnapshot {
                 .map_err(|e| e.to_string())
                 .and_then(|f| {
                     let dense = self.dense(expected) || (exact && pos == start && pos > 0);
-                    if offsets_fit(&f, expected, dense, seg.base_offset) {
+                    if header_fits(&f, expected, dense, seg.base_offset) {
                         Ok(f)
                     } else {
-                        Err(format!(
-                            "batch offsets {}..={} do not continue the log at {expected}",
-                            f.base_offset,
-                            f.last_offset()
-                        ))
+                        Err(misfit(&f, expected))
                     }
                 })
                 .and_then(|f| {
@@ -331,7 +327,7 @@ impl LogSnapshot {
                     break;
                 }
                 if count > 0
-                    && !offsets_fit(
+                    && !header_fits(
                         &frame,
                         next_expected,
                         self.dense(next_expected),

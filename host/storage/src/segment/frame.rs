@@ -33,6 +33,8 @@ pub struct Frame {
     pub base_offset: u64,
     /// Bytes after the length field.
     pub batch_length: u32,
+    /// Leader epoch the batch was written in (outside the CRC).
+    pub leader_epoch: u32,
     /// CRC32C stored in the header.
     pub crc: u32,
     /// Attribute bits.
@@ -68,6 +70,7 @@ impl Frame {
         Ok(Self {
             base_offset: h.base_offset(),
             batch_length: h.batch_length(),
+            leader_epoch: h.leader_epoch(),
             crc: h.crc(),
             attributes,
             codec_ref: h.codec_ref(),

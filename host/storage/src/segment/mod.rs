@@ -113,17 +113,25 @@ pub(crate) struct Damage {
     pub(crate) reason: String,
 }
 
-/// How a batch's offsets must continue the batches before it: exactly (`dense`, every offset
-/// of the log is present, as everywhere the cleaner has not been) or with gaps allowed (the
-/// cleaner removed batches). The header's `base_offset` is outside the CRC; this chain is what
-/// vouches for it.
-pub(crate) fn offsets_fit(frame: &Frame, expected: u64, dense: bool, segment_base: u64) -> bool {
+/// The newest leader epoch a stored batch may carry. Every batch is written in epoch 0 until
+/// replication assigns epochs (and keeps them in a leader-epoch file to check against), so any
+/// other value is damage: `leader_epoch` is outside the CRC like `base_offset`.
+pub(crate) const MAX_LEADER_EPOCH: u32 = 0;
+
+/// Whether a batch's header fields outside the CRC fit the log: its offsets continue the
+/// batches before it exactly (`dense`, every offset of the log is present, as everywhere the
+/// cleaner has not been) or with gaps allowed (the cleaner removed batches), and its leader
+/// epoch is one the log has had. The CRC does not cover `base_offset` or `leader_epoch`; this
+/// chain is what vouches for them.
+pub(crate) fn header_fits(frame: &Frame, expected: u64, dense: bool, segment_base: u64) -> bool {
     let base_ok = if dense {
         frame.base_offset == expected
     } else {
         frame.base_offset >= expected
     };
-    base_ok && frame.last_offset() - segment_base <= u64::from(u32::MAX)
+    base_ok
+        && frame.last_offset() - segment_base <= u64::from(u32::MAX)
+        && frame.leader_epoch <= MAX_LEADER_EPOCH
 }
 
 /// A segment shared by the writer and readers.
@@ -418,7 +426,7 @@ pub(crate) struct ScanRules<'a> {
     pub(crate) max_batch_length: u32,
     /// Check each batch's CRC (otherwise headers only).
     pub(crate) verify_crc: bool,
-    /// Offsets at or after this must continue exactly (see [`offsets_fit`]): the cleaner
+    /// Offsets at or after this must continue exactly (see [`header_fits`]): the cleaner
     /// checkpoint, below which compaction may have left gaps.
     pub(crate) dense_from: u64,
     /// At an invalid batch, look for the next valid one and go on from there (recording the
@@ -456,12 +464,8 @@ fn check_at(
         Ok(frame) => frame,
         Err(e) => return Ok(Err(e.to_string())),
     };
-    if !offsets_fit(&frame, expected, expected >= rules.dense_from, segment_base) {
-        return Ok(Err(format!(
-            "batch offsets {}..={} do not continue the log at {expected}",
-            frame.base_offset,
-            frame.last_offset()
-        )));
+    if !header_fits(&frame, expected, expected >= rules.dense_from, segment_base) {
+        return Ok(Err(misfit(&frame, expected)));
     }
     let total = frame.total_len();
     if pos + total > end {
@@ -478,6 +482,22 @@ fn check_at(
         }
     }
     Ok(Ok(frame))
+}
+
+/// Why a frame that parsed does not fit the log at `expected` (see [`header_fits`]).
+pub(crate) fn misfit(frame: &Frame, expected: u64) -> String {
+    if frame.leader_epoch > MAX_LEADER_EPOCH {
+        format!(
+            "batch leader epoch {} is newer than any epoch of the log ({MAX_LEADER_EPOCH})",
+            frame.leader_epoch
+        )
+    } else {
+        format!(
+            "batch offsets {}..={} do not continue the log at {expected}",
+            frame.base_offset,
+            frame.last_offset()
+        )
+    }
 }
 
 /// The first position in `(from, end)` holding a whole batch whose header and CRC check out
@@ -522,7 +542,7 @@ pub(crate) fn resync(
 }
 
 /// Walks batches from `pos` to `end`, validating each header (and CRC when `verify_crc`) and
-/// that its offsets continue the log from `next_offset` (see [`offsets_fit`]); calls
+/// that its offsets continue the log from `next_offset` (see [`header_fits`]); calls
 /// `f(position, frame)` for each valid batch. Known damage (`skip`) is stepped over; with
 /// `resync`, new damage is stepped over too (and returned), so one bad batch costs only its
 /// own records. Cost: reads the range once (headers only without `verify_crc`: one chunked

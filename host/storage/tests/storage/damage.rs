@@ -17,8 +17,10 @@ use distlog_storage::io::{MemStorage, Storage};
 use distlog_storage::{AppendError, Log, LogConfig, ReadError, SyncPolicy};
 use std::sync::Arc;
 
-/// `base_offset` is the header's first field (docs/FORMAT.md).
+/// `base_offset` is the header's first field, `leader_epoch` its third (docs/FORMAT.md); the CRC
+/// covers neither.
 const OFF_BASE: usize = 0;
+const OFF_EPOCH: usize = 12;
 
 /// Appends `n` batches of `records` records each; returns what was stored.
 fn fill(log: &Log, n: u64, records: u32) -> Vec<Stored> {
@@ -58,8 +60,13 @@ fn big_segments() -> LogConfig {
 }
 
 #[test]
-fn a_flipped_base_offset_is_never_served_under_wrong_offsets() {
-    for clean_close in [true, false] {
+fn a_flipped_base_offset_or_epoch_is_never_served() {
+    for (clean_close, field) in [
+        (true, OFF_BASE + 1),
+        (false, OFF_BASE + 1),
+        (true, OFF_EPOCH),
+        (false, OFF_EPOCH + 3),
+    ] {
         let (m, s) = mem();
         let cfg = big_segments();
         let log = open(&s, &cfg);
@@ -69,8 +76,8 @@ fn a_flipped_base_offset_is_never_served_under_wrong_offsets() {
         }
         drop(log);
         let seg = "00000000000000000000.log";
-        // 10 -> 2058, as in the report.
-        let at = position_of(&m, seg, 10) + OFF_BASE + 1;
+        // Base offset 10 -> 2058, as in the report; or the epoch 0 -> 8 (or 2^27).
+        let at = position_of(&m, seg, 10) + field;
         flip(&m, seg, at, 0x08);
         let log = open(&s, &cfg);
         let first = log.read(0, 1 << 20).expect("read at 0");
