@@ -112,8 +112,6 @@ fn produce_fails_for_lack_of_space(broker: &Broker) -> Result<()> {
 }
 
 #[test]
-#[ignore = "needs Log::close and Log::open to go on when the recovery checkpoint cannot be \
-            written for lack of space (handed to the owner of log/mod.rs)"]
 fn the_broker_serves_stops_and_restarts_on_a_full_disk() -> Result<()> {
     let fs = Tmpfs::mount("64m");
     let data = fs.path().join("data");
