@@ -746,15 +746,17 @@ impl Broker {
                 else {
                     return Ok((snapshot.log_end_offset(), None));
                 };
-                // The batch's max timestamp is >= ts: find the first such record in it.
+                // The batch's max timestamp is >= ts: find the first such record in it. A
+                // batch that does not decode is an error, as it is for a fetch.
                 let fetched = snapshot
                     .read(base, 1)
                     .map_err(|e| read_error(&t.name, partition, e))?;
-                if let Some(view) = fetched.batches().next()
-                    && let Ok(payload) = crate::codec::payload(self.plugin_host(), &log, &view)
-                    && let Ok(iter) = RecordIter::new(&payload, view.header())
-                {
-                    for r in iter.flatten() {
+                if let Some(view) = fetched.batches().next() {
+                    let payload = crate::codec::payload(self.plugin_host(), &log, &view)?;
+                    let iter = RecordIter::new(&payload, view.header())
+                        .map_err(|e| corrupt(&t.name, partition, &e))?;
+                    for r in iter {
+                        let r = r.map_err(|e| corrupt(&t.name, partition, &e))?;
                         if r.offset() >= base && r.timestamp() >= ts {
                             return Ok((r.offset(), Some(r.timestamp())));
                         }
@@ -1034,6 +1036,18 @@ fn append_error(topic: &str, partition: u32, e: AppendError) -> BrokerError {
     match e {
         AppendError::NoSpace(e) => BrokerError::NoSpace(e.to_string()),
         AppendError::Closed => BrokerError::ShuttingDown,
+        // A sync that failed for lack of space is a full disk, whatever else it latched.
+        AppendError::Sync { failure, .. } | AppendError::Failed(failure)
+            if failure.is_no_space() =>
+        {
+            BrokerError::NoSpace(failure.to_string())
+        }
+        // Other IO errors keep their kind.
+        AppendError::Io(source) => BrokerError::io(
+            "append",
+            PathBuf::from(format!("{topic}/{partition}")),
+            source,
+        ),
         e => BrokerError::Storage {
             topic: topic.to_owned(),
             partition,
@@ -1054,6 +1068,11 @@ fn read_error(topic: &str, partition: u32, e: ReadError) -> BrokerError {
             end,
         },
         ReadError::Closed => BrokerError::ShuttingDown,
+        ReadError::Io(source) => BrokerError::io(
+            "read",
+            PathBuf::from(format!("{topic}/{partition}")),
+            source,
+        ),
         e => BrokerError::Storage {
             topic: topic.to_owned(),
             partition,
@@ -1131,6 +1150,87 @@ mod tests {
             Broker::open(config(dir.path())),
             Err(BrokerError::CorruptMetadata { .. })
         ));
+    }
+
+    /// Guards `list_offset`: a batch that passes its CRC but does not decode is an error
+    /// (as for a fetch), never a silent "no record at or after this time".
+    #[test]
+    fn an_undecodable_batch_is_corrupt_for_list_offset_and_fetch() {
+        use distlog_storage::batch::{Compression, encode_batch};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = Broker::open(config(dir.path())).expect("open");
+        b.create_topic("t", 1, BTreeMap::new()).expect("create");
+        let mut good = rec(Some(b"k"), b"v");
+        good.timestamp_ms = Some(1_000);
+        b.produce("t", Some(0), vec![good]).expect("produce");
+        let mut builder = BatchBuilder::with_capacity(128);
+        builder
+            .push(&Record {
+                timestamp: 5_000,
+                key: Some(b"key".to_vec()),
+                value: Some(b"a value to damage".to_vec()),
+                headers: Vec::new(),
+            })
+            .expect("push");
+        let (meta, payload) = builder.payload().expect("payload");
+        let mut batch =
+            encode_batch(&meta, Compression::None, &vec![0xff; payload.len()]).expect("encode");
+        let log = b
+            .topic("t")
+            .and_then(|t| t.partition(0)?.log())
+            .expect("log");
+        log.append(&mut batch).expect("append");
+        let listed = b.list_offset("t", 0, OffsetQuery::Timestamp(4_000));
+        assert!(listed.is_err(), "{listed:?}");
+        let fetched = b.fetch("t", 0, 1, 1 << 20);
+        assert!(fetched.is_err(), "{fetched:?}");
+        // The intact batch before it still resolves.
+        assert_eq!(
+            b.list_offset("t", 0, OffsetQuery::Timestamp(500))
+                .expect("list"),
+            (0, Some(1_000))
+        );
+    }
+
+    /// Guards the mapping of storage errors: an IO error keeps its kind, a full disk met by a
+    /// write or by the fsync a produce waits for is `NoSpace`.
+    #[test]
+    fn storage_errors_keep_their_io_kind() {
+        use std::io::{Error, ErrorKind};
+        let e = append_error(
+            "t",
+            3,
+            AppendError::Io(Error::from(ErrorKind::PermissionDenied)),
+        );
+        assert!(
+            matches!(&e, BrokerError::Io { source, .. } if source.kind() == ErrorKind::PermissionDenied),
+            "{e:?}"
+        );
+        let e = read_error("t", 3, ReadError::Io(Error::from(ErrorKind::UnexpectedEof)));
+        assert!(
+            matches!(&e, BrokerError::Io { source, .. } if source.kind() == ErrorKind::UnexpectedEof),
+            "{e:?}"
+        );
+        let e = append_error(
+            "t",
+            3,
+            AppendError::NoSpace(Error::from(ErrorKind::StorageFull)),
+        );
+        assert!(matches!(e, BrokerError::NoSpace(_)), "{e:?}");
+        let failure = distlog_storage::log::LogFailure {
+            kind: ErrorKind::StorageFull,
+            message: "No space left on device (os error 28)".into(),
+            synced_offset: 7,
+        };
+        let e = append_error(
+            "t",
+            3,
+            AppendError::Sync {
+                base_offset: 7,
+                failure,
+            },
+        );
+        assert!(matches!(e, BrokerError::NoSpace(_)), "{e:?}");
     }
 
     #[test]
