@@ -5,3 +5,4 @@ mod fulldisk;
 mod grpc;
 mod limits;
 mod policies;
+mod topics;

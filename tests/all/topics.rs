@@ -1,0 +1,440 @@
+//! Topic administration end to end over gRPC, against a real server on 127.0.0.1:0 with the
+//! real plugin host and the bundled plugins.
+//!
+//! Guards: a topic configuration that names a plugin which is not loaded, or one of the wrong
+//! kind, is refused at create and at alter with INVALID_ARGUMENT and the list of loaded plugins
+//! of that kind; Kafka's codec names `lz4` and `zstd` really compress (with the bundled codec
+//! plugins), `gzip` is refused instead of silently storing uncompressed; a plugin that a topic
+//! names, through an alias too, cannot be unloaded; a 1024-partition topic is created in one
+//! call and serves produce and fetch on its partitions, before and after a restart.
+
+use anyhow::{Context, Result, ensure};
+use distlog_server::proto::plugins_client::PluginsClient;
+use distlog_server::proto::records_client::RecordsClient;
+use distlog_server::proto::topics_client::TopicsClient;
+use distlog_server::{Broker, BrokerConfig, ServeError, ServerConfig, proto};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::Code;
+use tonic::transport::Channel;
+
+/// Upper bound on any single await, so a regression fails instead of hanging the suite.
+const GUARD: Duration = Duration::from_secs(120);
+
+struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+impl Server {
+    async fn start(data: &Path) -> Result<Self> {
+        let mut config = BrokerConfig::new(data);
+        config.plugins.cache_dir =
+            Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("topics-plugin-cache"));
+        config.retention_check_interval_ms = 0;
+        let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(distlog_server::serve_with_listener(
+            listener,
+            ServerConfig::default(),
+            broker,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Ok(Self {
+            addr,
+            stop: Some(tx),
+            task,
+        })
+    }
+
+    async fn clients(&self) -> Result<Clients> {
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))?
+            .connect()
+            .await?;
+        Ok(Clients {
+            topics: TopicsClient::new(ch.clone()),
+            records: RecordsClient::new(ch.clone()),
+            plugins: PluginsClient::new(ch),
+        })
+    }
+
+    async fn stop(mut self) -> Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(GUARD, &mut self.task)
+            .await
+            .context("shutdown did not complete")???;
+        Ok(())
+    }
+}
+
+struct Clients {
+    topics: TopicsClient<Channel>,
+    records: RecordsClient<Channel>,
+    plugins: PluginsClient<Channel>,
+}
+
+fn config(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn bundled(path: &str) -> Result<Vec<u8>> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/dist")
+        .join(path);
+    std::fs::read(&p).with_context(|| format!("reading {}", p.display()))
+}
+
+/// The status of a call that must fail.
+fn refused<T: std::fmt::Debug>(
+    r: Result<tonic::Response<T>, tonic::Status>,
+) -> Result<tonic::Status> {
+    match r {
+        Ok(ok) => anyhow::bail!("expected an error, got {ok:?}"),
+        Err(status) => Ok(status),
+    }
+}
+
+impl Clients {
+    async fn create(
+        &mut self,
+        name: &str,
+        partitions: u32,
+        pairs: &[(&str, &str)],
+    ) -> Result<tonic::Response<proto::CreateTopicResponse>, tonic::Status> {
+        self.topics
+            .create_topic(proto::CreateTopicRequest {
+                name: name.into(),
+                partitions,
+                config: config(pairs),
+            })
+            .await
+    }
+
+    async fn alter(
+        &mut self,
+        name: &str,
+        pairs: &[(&str, &str)],
+    ) -> Result<tonic::Response<proto::AlterTopicConfigResponse>, tonic::Status> {
+        self.topics
+            .alter_topic_config(proto::AlterTopicConfigRequest {
+                name: name.into(),
+                set: config(pairs),
+                reset: vec![],
+                validate_only: false,
+            })
+            .await
+    }
+
+    async fn describe(&mut self, topic: &str) -> Result<proto::TopicDescription> {
+        self.topics
+            .describe_topic(proto::DescribeTopicRequest { name: topic.into() })
+            .await?
+            .into_inner()
+            .topic
+            .context("no topic described")
+    }
+
+    async fn produce(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        records: Vec<proto::Record>,
+    ) -> Result<()> {
+        self.records
+            .produce(proto::ProduceRequest {
+                topic: topic.into(),
+                partition: Some(partition),
+                records,
+                sequence: 0,
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn fetch(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        offset: i64,
+        raw: bool,
+    ) -> Result<proto::FetchResponse, tonic::Status> {
+        Ok(self
+            .records
+            .fetch(proto::FetchRequest {
+                topic: topic.into(),
+                partition,
+                offset,
+                max_bytes: 0,
+                max_wait_ms: 0,
+                isolation: if raw {
+                    proto::Isolation::Raw as i32
+                } else {
+                    proto::Isolation::Unspecified as i32
+                },
+            })
+            .await?
+            .into_inner())
+    }
+
+    async fn unload(
+        &mut self,
+        name: &str,
+    ) -> Result<tonic::Response<proto::UnloadPluginResponse>, tonic::Status> {
+        self.plugins
+            .unload_plugin(proto::UnloadPluginRequest { name: name.into() })
+            .await
+    }
+}
+
+/// Compressible JSON events, keyed.
+fn events(count: usize) -> Vec<proto::Record> {
+    (0..count)
+        .map(|i| proto::Record {
+            key: Some(format!("user-{}", i % 7).into_bytes()),
+            value: Some(
+                format!(
+                    r#"{{"id":"user-{}","event":"page_view","path":"/products/{}/details","ua":"Mozilla/5.0 (X11; Linux x86_64)"}}"#,
+                    i % 7,
+                    i % 5
+                )
+                .into_bytes(),
+            ),
+            headers: vec![],
+            timestamp_ms: Some(1_700_000_000_000 + i as i64),
+        })
+        .collect()
+}
+
+fn assert_invalid(status: &tonic::Status, needles: &[&str]) -> Result<()> {
+    ensure!(
+        status.code() == Code::InvalidArgument,
+        "{:?}: {}",
+        status.code(),
+        status.message()
+    );
+    for n in needles {
+        ensure!(
+            status.message().contains(n),
+            "{n:?} not in {:?}",
+            status.message()
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_names_are_checked_at_create_and_alter() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(dir.path()).await?;
+    let mut c = server.clients().await?;
+    // A retention plugin under a name that could pass for anything.
+    c.plugins
+        .load_plugin(proto::LoadPluginRequest {
+            name: "keep-newest".into(),
+            kind: proto::PluginKind::Retention as i32,
+            component: bundled("retention-segments.wasm")?,
+            params: Default::default(),
+        })
+        .await?;
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "compression",
+            "gzip",
+            &[
+                "gzip",
+                "no bundled implementation",
+                "codec-lz4",
+                "codec-zstd",
+            ],
+        ),
+        (
+            "compression",
+            "keep-newest",
+            &[
+                "keep-newest",
+                "is a retention plugin",
+                "codec-lz4, codec-zstd",
+            ],
+        ),
+        (
+            "retention.policy",
+            "nope",
+            &["nope", "keep-newest", "retention-size", "retention-time"],
+        ),
+        (
+            "compaction.key",
+            "missing",
+            &["missing", "key-json-field", "key-record-key"],
+        ),
+        ("retention.policy", "codec-lz4", &["is a codec plugin"]),
+    ];
+    for (key, value, needles) in cases {
+        let status = refused(c.create("refused", 1, &[(key, value)]).await)?;
+        assert_invalid(&status, needles).with_context(|| format!("create {key}={value}"))?;
+    }
+    let listed = c.topics.list_topics(proto::ListTopicsRequest {}).await?;
+    ensure!(
+        listed.into_inner().topics.is_empty(),
+        "a refused create leaves no topic"
+    );
+
+    // The same values are refused by an alter, which then changes nothing.
+    c.create("t", 1, &[("compression", "lz4"), ("retention.ms", "1000")])
+        .await?;
+    for (key, value, needles) in cases {
+        let status = refused(c.alter("t", &[(key, value), ("retention.ms", "5")]).await)?;
+        assert_invalid(&status, needles).with_context(|| format!("alter {key}={value}"))?;
+    }
+    let described = c.describe("t").await?;
+    ensure!(described.config.get("compression").map(String::as_str) == Some("lz4"));
+    ensure!(described.config.get("retention.ms").map(String::as_str) == Some("1000"));
+
+    // What a Kafka user writes is accepted, and so are the loaded plugins of the right kind.
+    for (key, value) in [
+        ("compression", "zstd"),
+        ("compression", "uncompressed"),
+        ("compression", "none"),
+        ("compression", "codec-lz4"),
+        ("retention.policy", "keep-newest"),
+        ("retention.policy", "default"),
+        ("compaction.key", "key-json-field"),
+        ("compaction.key", "key"),
+    ] {
+        c.alter("t", &[(key, value)])
+            .await
+            .with_context(|| format!("alter {key}={value}"))?;
+    }
+    // A plugin loaded under a name the configuration reserves is refused.
+    let status = refused(
+        c.plugins
+            .load_plugin(proto::LoadPluginRequest {
+                name: "lz4".into(),
+                kind: proto::PluginKind::Codec as i32,
+                component: bundled("codec-rle.wasm")?,
+                params: Default::default(),
+            })
+            .await,
+    )?;
+    ensure!(
+        status.code() == Code::InvalidArgument && status.message().contains("reserved"),
+        "{status:?}"
+    );
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_codec_names_compress_with_the_bundled_codecs() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(dir.path()).await?;
+    let mut c = server.clients().await?;
+    let records = events(500);
+    let mut sizes = HashMap::new();
+    for (topic, codec, stored_as) in [
+        ("as-lz4", "lz4", "codec-lz4"),
+        ("as-zstd", "zstd", "codec-zstd"),
+        ("as-none", "uncompressed", ""),
+    ] {
+        c.create(topic, 1, &[("compression", codec)]).await?;
+        c.produce(topic, 0, records.clone()).await?;
+        let raw = c.fetch(topic, 0, 0, true).await?;
+        ensure!(raw.batches.len() == 1, "{topic}: {:?}", raw.batches.len());
+        ensure!(
+            raw.batches[0].codec_name == stored_as,
+            "{topic} stored with {:?}, not {stored_as:?}",
+            raw.batches[0].codec_name
+        );
+        // And it decodes back to exactly what was sent.
+        let fetched = c.fetch(topic, 0, 0, false).await?;
+        ensure!(fetched.records.len() == records.len());
+        for (got, sent) in fetched.records.iter().zip(&records) {
+            ensure!(got.value.as_deref() == sent.value.as_deref(), "{topic}");
+        }
+        let size = c.describe(topic).await?.partitions[0].size_bytes;
+        sizes.insert(topic, size);
+    }
+    ensure!(
+        sizes["as-lz4"] < sizes["as-none"] && sizes["as-zstd"] < sizes["as-none"],
+        "compressed partitions are smaller: {sizes:?}"
+    );
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_a_topic_names_cannot_be_unloaded() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(dir.path()).await?;
+    let mut c = server.clients().await?;
+    // Named through its Kafka alias only.
+    c.create("kafkaish", 1, &[("compression", "lz4")]).await?;
+    let status = refused(c.unload("codec-lz4").await)?;
+    ensure!(
+        status.code() == Code::FailedPrecondition && status.message().contains("kafkaish"),
+        "{status:?}"
+    );
+    // Once no topic names it (and no stored batch pins it), it can go; then the alias is
+    // refused, naming what it stands for.
+    c.alter("kafkaish", &[("compression", "none")]).await?;
+    c.unload("codec-lz4").await?;
+    let status = refused(c.create("later", 1, &[("compression", "lz4")]).await)?;
+    assert_invalid(&status, &["codec-lz4", "not loaded", "codec-zstd"])?;
+    let status = refused(c.alter("kafkaish", &[("compression", "lz4")]).await)?;
+    assert_invalid(&status, &["codec-lz4", "not loaded"])?;
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1024_partition_topic_serves_every_partition_across_a_restart() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(dir.path()).await?;
+    let mut c = server.clients().await?;
+    let created = c.create("wide", 1024, &[]).await?.into_inner();
+    ensure!(created.topic.map(|t| t.partitions.len()) == Some(1024));
+    let probes = [0_u32, 1, 511, 1022, 1023];
+    for &p in &probes {
+        c.produce("wide", p, events(3)).await?;
+    }
+    let check = |r: proto::FetchResponse, p: u32| -> Result<()> {
+        ensure!(
+            r.records.len() == 3 && r.log_end_offset == 3,
+            "partition {p}: {} records, end {}",
+            r.records.len(),
+            r.log_end_offset
+        );
+        Ok(())
+    };
+    for &p in &probes {
+        check(c.fetch("wide", p, 0, false).await?, p)?;
+    }
+    let empty = c.fetch("wide", 700, 0, false).await?;
+    ensure!(empty.records.is_empty() && empty.log_end_offset == 0);
+    server.stop().await?;
+
+    let server = Server::start(dir.path()).await?;
+    let mut c = server.clients().await?;
+    ensure!(c.describe("wide").await?.partitions.len() == 1024);
+    for &p in &probes {
+        check(c.fetch("wide", p, 0, false).await?, p)?;
+    }
+    c.produce("wide", 700, events(1)).await?;
+    ensure!(c.fetch("wide", 700, 0, false).await?.records.len() == 1);
+    c.topics
+        .delete_topic(proto::DeleteTopicRequest {
+            name: "wide".into(),
+        })
+        .await?;
+    server.stop().await
+}
