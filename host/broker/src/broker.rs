@@ -673,7 +673,9 @@ impl Broker {
         // decompressed payload). The read CRC-checked every batch.
         let buf = fetched.bytes();
         for view in fetched.batches() {
-            let payload = match crate::codec::payload(self.plugin_host(), &log, &view)? {
+            let payload = match crate::codec::payload(self.plugin_host(), &log, &view)
+                .map_err(|e| in_partition(e, &t.name, partition))?
+            {
                 Cow::Borrowed(stored) => buf.slice_ref(stored),
                 Cow::Owned(decoded) => Bytes::from(decoded),
             };
@@ -752,7 +754,8 @@ impl Broker {
                     .read(base, 1)
                     .map_err(|e| read_error(&t.name, partition, e))?;
                 if let Some(view) = fetched.batches().next() {
-                    let payload = crate::codec::payload(self.plugin_host(), &log, &view)?;
+                    let payload = crate::codec::payload(self.plugin_host(), &log, &view)
+                        .map_err(|e| in_partition(e, &t.name, partition))?;
                     let iter = RecordIter::new(&payload, view.header())
                         .map_err(|e| corrupt(&t.name, partition, &e))?;
                     for r in iter {
@@ -1042,6 +1045,14 @@ fn append_error(topic: &str, partition: u32, e: AppendError) -> BrokerError {
         {
             BrokerError::NoSpace(failure.to_string())
         }
+        AppendError::Sync { failure, .. } | AppendError::Failed(failure) => {
+            BrokerError::LogFailed {
+                topic: topic.to_owned(),
+                partition,
+                synced_offset: failure.synced_offset,
+                message: failure.to_string(),
+            }
+        }
         // Other IO errors keep their kind.
         AppendError::Io(source) => BrokerError::io(
             "append",
@@ -1068,6 +1079,22 @@ fn read_error(topic: &str, partition: u32, e: ReadError) -> BrokerError {
             end,
         },
         ReadError::Closed => BrokerError::ShuttingDown,
+        ReadError::DataLoss {
+            first_offset,
+            next_offset,
+            ..
+        } => BrokerError::DataLoss {
+            topic: topic.to_owned(),
+            partition,
+            first_offset,
+            next_offset,
+            message: e.to_string(),
+        },
+        ReadError::Corrupt { .. } => BrokerError::Corrupt {
+            topic: topic.to_owned(),
+            partition,
+            message: e.to_string(),
+        },
         ReadError::Io(source) => BrokerError::io(
             "read",
             PathBuf::from(format!("{topic}/{partition}")),
@@ -1082,10 +1109,22 @@ fn read_error(topic: &str, partition: u32, e: ReadError) -> BrokerError {
 }
 
 fn corrupt(topic: &str, partition: u32, e: &distlog_storage::batch::BatchError) -> BrokerError {
-    BrokerError::Storage {
+    BrokerError::Corrupt {
         topic: topic.to_owned(),
         partition,
         message: format!("corrupt batch: {e}"),
+    }
+}
+
+/// Names the partition in a codec error, which does not know it (see `codec::payload`).
+fn in_partition(e: BrokerError, topic: &str, partition: u32) -> BrokerError {
+    match e {
+        BrokerError::Corrupt { message, .. } => BrokerError::Corrupt {
+            topic: topic.to_owned(),
+            partition,
+            message,
+        },
+        e => e,
     }
 }
 
@@ -1181,9 +1220,15 @@ mod tests {
             .expect("log");
         log.append(&mut batch).expect("append");
         let listed = b.list_offset("t", 0, OffsetQuery::Timestamp(4_000));
-        assert!(listed.is_err(), "{listed:?}");
+        assert!(
+            matches!(listed, Err(BrokerError::Corrupt { partition: 0, .. })),
+            "{listed:?}"
+        );
         let fetched = b.fetch("t", 0, 1, 1 << 20);
-        assert!(fetched.is_err(), "{fetched:?}");
+        assert!(
+            matches!(fetched, Err(BrokerError::Corrupt { .. })),
+            "{fetched:?}"
+        );
         // The intact batch before it still resolves.
         assert_eq!(
             b.list_offset("t", 0, OffsetQuery::Timestamp(500))

@@ -144,12 +144,19 @@ pub(crate) fn identity(
     }
 }
 
+/// A batch that passed its CRC but names a codec table entry the partition lacks: the table
+/// lost an entry, so nothing can decode the batch (DATA_LOSS, not a client's fault). The
+/// caller names the partition.
 fn unknown_ref(header: &BatchHeader, r: CodecRef) -> BrokerError {
-    BrokerError::FailedPrecondition(format!(
-        "batch at offset {} references codec table entry {}, which this partition does not have",
-        header.base_offset(),
-        r.0
-    ))
+    BrokerError::Corrupt {
+        topic: String::new(),
+        partition: 0,
+        message: format!(
+            "batch at offset {} references codec table entry {}, which this partition does not have",
+            header.base_offset(),
+            r.0
+        ),
+    }
 }
 
 /// The uncompressed records payload of `view`: borrowed when it is stored uncompressed,

@@ -109,6 +109,49 @@ pub enum BrokerError {
     /// The disk is full; nothing was written.
     #[error("no space left on device: {0}")]
     NoSpace(String),
+    /// Stored data is damaged: the offsets `[first_offset, next_offset)` of the partition are
+    /// lost (the records around them are intact). Fetch from `next_offset` to go on.
+    #[error("data loss on {topic}/{partition}: {message}")]
+    DataLoss {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// First lost offset.
+        first_offset: u64,
+        /// Where the log continues.
+        next_offset: u64,
+        /// The storage error, naming the damage.
+        message: String,
+    },
+    /// Stored data failed validation where no lost range can be named (a batch that decodes
+    /// wrongly, a segment with too many damaged batches). Never served.
+    #[error("corrupt data on {topic}/{partition}: {message}")]
+    Corrupt {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// What is wrong.
+        message: String,
+    },
+    /// The partition's log stopped accepting appends after a failed fsync (never retried into
+    /// "durable"); a restart of the broker revalidates it. Records below `synced_offset` are
+    /// durable.
+    #[error(
+        "partition {topic}/{partition} refuses appends: {message}; restart the broker to \
+         revalidate its log"
+    )]
+    LogFailed {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// Offsets below this are durable.
+        synced_offset: u64,
+        /// The failure.
+        message: String,
+    },
     /// The storage layer failed (IO error, corrupt data).
     #[error("storage error on {topic}/{partition}: {message}")]
     Storage {

@@ -77,7 +77,10 @@ fn broker_code(e: &BrokerError) -> Code {
         }
         BrokerError::OffsetOutOfRange { .. } => Code::OutOfRange,
         BrokerError::FailedPrecondition(_) => Code::FailedPrecondition,
-        BrokerError::ShuttingDown | BrokerError::NoSpace(_) => Code::Unavailable,
+        BrokerError::ShuttingDown | BrokerError::NoSpace(_) | BrokerError::LogFailed { .. } => {
+            Code::Unavailable
+        }
+        BrokerError::DataLoss { .. } | BrokerError::Corrupt { .. } => Code::DataLoss,
         _ => Code::Internal,
     }
 }

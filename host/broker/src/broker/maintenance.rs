@@ -405,7 +405,8 @@ impl Broker {
                 base_offset: view.base_offset(),
                 last_offset: view.last_offset(),
                 bytes: fetched.bytes().slice_ref(view.as_bytes()),
-                codec: codec::identity(&log, view.header())?,
+                codec: codec::identity(&log, view.header())
+                    .map_err(|e| super::in_partition(e, &t.name, partition))?,
             });
         }
         Ok(RawFetchResult {

@@ -123,6 +123,10 @@ pub(crate) const MAX_LEADER_EPOCH: u32 = 0;
 /// cleaner has not been) or with gaps allowed (the cleaner removed batches), and its leader
 /// epoch is one the log has had. The CRC does not cover `base_offset` or `leader_epoch`; this
 /// chain is what vouches for them.
+#[allow(
+    clippy::absurd_extreme_comparisons,
+    reason = "MAX_LEADER_EPOCH is 0 until replication assigns epochs"
+)]
 pub(crate) fn header_fits(frame: &Frame, expected: u64, dense: bool, segment_base: u64) -> bool {
     let base_ok = if dense {
         frame.base_offset == expected
@@ -485,6 +489,10 @@ fn check_at(
 }
 
 /// Why a frame that parsed does not fit the log at `expected` (see [`header_fits`]).
+#[allow(
+    clippy::absurd_extreme_comparisons,
+    reason = "MAX_LEADER_EPOCH is 0 until replication assigns epochs"
+)]
 pub(crate) fn misfit(frame: &Frame, expected: u64) -> String {
     if frame.leader_epoch > MAX_LEADER_EPOCH {
         format!(
