@@ -483,11 +483,10 @@ impl TopicConfig {
         c.max_batch_bytes = STORAGE_MAX_BATCH_BYTES;
         c.checkpoint_interval_ms = broker.checkpoint_interval_ms.max(1);
         c.index_interval_bytes = broker.index_interval_bytes.max(1);
-        // Preallocated (fallocated) index files of the active segment, sized for the most
-        // entries a full segment can take: one per `index_interval_bytes` of batches, 12 bytes
-        // each at most (a time index entry), plus slack. Kafka's fixed 10 MiB would reserve
-        // 20 MiB per partition (20 GiB for a 1024-partition topic) for at most 3 MiB of
-        // entries per index at the defaults. A full index only rolls the segment early.
+        // The most the active segment's index files grow to (storage allocates them for real,
+        // 64 KiB at first and doubling as they fill): the entries a full segment can take, one
+        // per `index_interval_bytes` of batches, 12 bytes each at most (a time index entry),
+        // plus slack; 3 MiB at the defaults. A full index only rolls the segment early.
         let entries = c.segment_bytes / u64::from(c.index_interval_bytes) + 16;
         c.index_max_bytes = (entries * 12).clamp(4 << 10, 10 << 20);
         c.sync = match self.get("flush.policy") {

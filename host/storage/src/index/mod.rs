@@ -7,8 +7,10 @@
 //! offset); the first all-zero slot marks the end of the entries, which lets a preallocated,
 //! zero-filled file be reopened after a crash without a separate length field.
 //!
-//! Files are preallocated (`index_max_bytes`) while their segment is active and trimmed to their
-//! entries when it is sealed. On a real file system they are memory-mapped (memmap2), but only
+//! Files grow while their segment is active, up to `index_max_bytes`: a new index allocates
+//! [`GROWTH_START`] bytes and doubles its allocation whenever it fills, so an idle partition
+//! holds 64 KiB per index on disk, not `index_max_bytes`; a sealed segment's index is trimmed to
+//! its entries. On a real file system they are memory-mapped (memmap2), but only
 //! once [`StorageFile::allocate`] has reserved the mapped range: a page the file system cannot
 //! place would otherwise raise SIGBUS on the first touch (a sparse file on a full disk or
 //! tmpfs). Other [`StorageFile`]s get a buffered copy with write-through.
@@ -61,7 +63,13 @@ pub(crate) struct IndexFile {
     buf: Buf,
     entry_size: usize,
     entries: usize,
+    /// Bytes the buffer may grow to (by [`reserve`](Self::reserve) when a push finds it full);
+    /// the index is full only at this size.
+    limit: usize,
 }
+
+/// The allocation of a new active index, doubled each time it fills up to its limit.
+pub(crate) const GROWTH_START: u64 = 64 << 10;
 
 /// Number of leading slots of `bytes` that are not all zero.
 fn count_entries(bytes: &[u8], entry_size: usize) -> usize {
@@ -153,11 +161,15 @@ impl IndexFile {
         let es = entry_size as u64;
         let len = file.len()?;
         let mut len = len - len % es;
+        let limit = capacity.map_or(len, |cap| (cap - cap % es).max(len));
         if let Some(cap) = capacity {
             let cap = cap - cap % es;
-            if cap > len {
-                match file.allocate(cap) {
-                    Ok(()) => len = cap,
+            // Only the first step of the growth is allocated now (see `GROWTH_START`).
+            let first = cap.min(GROWTH_START.max(len));
+            let first = first - first % es;
+            if first > len {
+                match file.allocate(first) {
+                    Ok(()) => len = first,
                     Err(e) => {
                         tracing::warn!(
                             error = %e,
@@ -178,7 +190,11 @@ impl IndexFile {
             Ok(buf) => buf,
             Err(e) => Buf::Mem(or_degraded(Err(e))),
         };
-        Ok(Self::with(file, buf, entry_size, None))
+        let mut index = Self::with(file, buf, entry_size, None);
+        if matches!(index.buf, Buf::Map(_)) || index.buf.bytes().len() as u64 == len {
+            index.limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        }
+        Ok(index)
     }
 
     /// Creates the empty index of a new segment with `capacity` bytes (rounded down to whole
@@ -192,13 +208,17 @@ impl IndexFile {
     ) -> io::Result<Self> {
         let es = entry_size as u64;
         let cap = capacity - capacity % es;
+        let first = cap.min(GROWTH_START);
+        let first = first - first % es;
         file.set_len(0)?;
-        if let Err(e) = file.allocate(cap) {
+        if let Err(e) = file.allocate(first) {
             let _ = file.set_len(0);
             return Err(e);
         }
-        let buf = load(&file, cap, entry_size)?;
-        Ok(Self::with(file, buf, entry_size, Some(0)))
+        let buf = load(&file, first, entry_size)?;
+        let mut index = Self::with(file, buf, entry_size, Some(0));
+        index.limit = usize::try_from(cap).unwrap_or(usize::MAX);
+        Ok(index)
     }
 
     /// Assembles an index over `buf`; `entries` defaults to the leading non-zero slots, and is
@@ -210,11 +230,13 @@ impl IndexFile {
         entries: Option<usize>,
     ) -> Self {
         let found = entries.unwrap_or_else(|| count_entries(buf.bytes(), entry_size));
+        let limit = buf.bytes().len();
         let mut index = Self {
             file,
             buf,
             entry_size,
             entries: 0,
+            limit,
         };
         index.entries = found.min(index.capacity());
         index
@@ -242,8 +264,9 @@ impl IndexFile {
         self.buf.bytes().len() / self.entry_size
     }
 
+    /// Full: no free slot, and no room to grow (at the limit, or degraded).
     pub(crate) fn is_full(&self) -> bool {
-        self.entries >= self.capacity()
+        self.entries >= self.capacity() && self.buf.bytes().len() >= self.limit
     }
 
     /// Entry `i`, for `i < len()`.
@@ -254,8 +277,21 @@ impl IndexFile {
     /// Appends an entry; `Ok(false)` when the preallocated space is full. A failed write
     /// leaves the entry out.
     fn push(&mut self, entry: &[u8]) -> io::Result<bool> {
-        if self.is_full() {
-            return Ok(false);
+        if self.entries >= self.capacity() {
+            if self.is_full() {
+                return Ok(false);
+            }
+            // Double the allocation, up to the limit.
+            let have = self.buf.bytes().len();
+            let want = (have.saturating_mul(2))
+                .max(GROWTH_START as usize)
+                .min(self.limit);
+            self.reserve(want as u64)?;
+            if self.entries >= self.capacity() {
+                // Could not grow (a full disk): full from now on, so the segment rolls.
+                self.limit = self.buf.bytes().len();
+                return Ok(false);
+            }
         }
         let at = self.entries * self.entry_size;
         if let Buf::Mem(_) = self.buf {
@@ -296,14 +332,16 @@ impl IndexFile {
         self.set_buf(self.copy_entries());
         if let Err(e) = self.file.set_len(len) {
             tracing::warn!(error = %e, "cannot trim an index file; keeping its entries in memory");
+            self.limit = self.buf.bytes().len();
             return Ok(());
         }
         self.reload(len);
+        self.limit = self.buf.bytes().len();
         Ok(())
     }
 
     /// Extends the file (zero-filled, allocated) to at least `capacity` bytes so entries can be
-    /// added, e.g. to rebuild a sealed segment's trimmed or missing index. Cost: one
+    /// added, and lets it grow that far (a push grows it on demand by the same means). Cost: one
     /// `fallocate`, a remap.
     ///
     /// Best effort: if the file cannot grow (a full disk, an IO error) or be remapped, the index
@@ -313,12 +351,20 @@ impl IndexFile {
         let es = self.entry_size as u64;
         let capacity = capacity - capacity % es;
         if (self.buf.bytes().len() as u64) >= capacity {
+            self.limit = self
+                .limit
+                .max(usize::try_from(capacity).unwrap_or(usize::MAX));
             return Ok(());
         }
         let old_len = self.file.len()?;
         self.set_buf(self.copy_entries());
         let len = match self.file.allocate(capacity) {
-            Ok(()) => capacity,
+            Ok(()) => {
+                self.limit = self
+                    .limit
+                    .max(usize::try_from(capacity).unwrap_or(usize::MAX));
+                capacity
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot grow an index file; it takes fewer entries");
                 // Give back what a partial allocation took (shrinking needs no space).
@@ -329,6 +375,20 @@ impl IndexFile {
             }
         };
         self.reload(len);
+        Ok(())
+    }
+
+    /// Lets the index grow to `limit` bytes, allocating only the first step now (see
+    /// [`GROWTH_START`]): for an index that becomes active again at recovery. Best effort, as
+    /// [`reserve`](Self::reserve).
+    pub(crate) fn allow_growth(&mut self, limit: u64) -> io::Result<()> {
+        let es = self.entry_size as u64;
+        let limit = limit - limit % es;
+        let first = limit.min(GROWTH_START.max(self.buf.bytes().len() as u64));
+        self.reserve(first)?;
+        if self.buf.bytes().len() as u64 >= first {
+            self.limit = self.limit.max(usize::try_from(limit).unwrap_or(usize::MAX));
+        }
         Ok(())
     }
 
@@ -565,6 +625,41 @@ mod tests {
             assert_eq!(position_for(idx, rel), want, "lookup({rel})");
         }
         assert!(idx.validate(u64::from(100 * n + 1)));
+    }
+
+    #[test]
+    fn an_active_index_allocates_as_it_fills_up_to_its_limit() {
+        let file = faulty();
+        let limit = 4 * GROWTH_START;
+        let mut idx = filled(&file, 1, limit);
+        assert_eq!(
+            file.len().unwrap(),
+            GROWTH_START,
+            "only the first step is allocated"
+        );
+        let n = (limit / OFFSET_ENTRY as u64) as u32;
+        for i in 2..=n {
+            assert!(idx.push(10 * i, 100 * i).expect("push"), "entry {i} fits");
+            assert!(!idx.0.is_full() || i == n);
+        }
+        assert_eq!(file.len().unwrap(), limit);
+        assert!(idx.0.is_full(), "full at the limit");
+        assert!(!idx.push(10 * (n + 1), 100 * (n + 1)).expect("push"));
+        check_lookups(&idx, n);
+        // A full disk while growing: full from then on, entries intact.
+        let file = faulty();
+        let mut idx = filled(&file, 1, limit);
+        file.faults.lock().allocate = Some(io::ErrorKind::StorageFull);
+        let fit = (GROWTH_START / OFFSET_ENTRY as u64) as u32;
+        for i in 2..=fit {
+            assert!(idx.push(10 * i, 100 * i).expect("push"));
+        }
+        assert!(!idx.push(10 * (fit + 1), 100 * (fit + 1)).expect("push"));
+        assert!(
+            idx.0.is_full(),
+            "a failed growth makes the index full, so the segment rolls"
+        );
+        check_lookups(&idx, fit);
     }
 
     #[test]

@@ -381,8 +381,8 @@ fn open_indexes(
                 trusted.max_timestamp
             };
             if c.has_tail {
-                index.0.reserve(cfg.index_max_bytes)?;
-                time_index.0.reserve(cfg.index_max_bytes)?;
+                index.0.allow_growth(cfg.index_max_bytes)?;
+                time_index.0.allow_growth(cfg.index_max_bytes)?;
                 // Walk the validated tail's headers again (no CRC) rather than keeping every
                 // frame of a possibly huge tail in memory.
                 index_range(
@@ -399,8 +399,8 @@ fn open_indexes(
             rebuilt = true;
             index.0.truncate(0)?;
             time_index.0.truncate(0)?;
-            index.0.reserve(cfg.index_max_bytes)?;
-            time_index.0.reserve(cfg.index_max_bytes)?;
+            index.0.allow_growth(cfg.index_max_bytes)?;
+            time_index.0.allow_growth(cfg.index_max_bytes)?;
             index_range(&c, cfg, 0, &mut cursor, &mut index, &mut time_index)?;
         }
         if !active {
