@@ -169,7 +169,13 @@ impl Plugins {
             for b in distlog_plugin_host::builtins() {
                 // With the parameters their `init` needs (key-json-field's `field`, `id` by
                 // default: load it again under another name for another field).
-                match plugins.load_builtin(&b) {
+                // Once more after a failure: the load runs the plugin's self-test under the call
+                // deadline, which a machine starved of CPU at start-up can miss once.
+                let loaded = plugins.load_builtin(&b).or_else(|e| {
+                    tracing::warn!(plugin = b.name, reason = %e, "built-in plugin failed to load; retrying once");
+                    plugins.load_builtin(&b)
+                });
+                match loaded {
                     Ok(digest) => {
                         builtin.push(b.name.to_owned());
                         if b.kind == PluginKind::Codec {
