@@ -34,7 +34,7 @@ use tonic::transport::Channel;
 const GUARD: Duration = Duration::from_secs(120);
 
 /// A server over a data directory, with a handle on its broker for deterministic passes.
-struct Server {
+pub(crate) struct Server {
     addr: SocketAddr,
     broker: Broker,
     stop: Option<oneshot::Sender<()>>,
@@ -50,7 +50,7 @@ fn broker_config(data: &Path) -> BrokerConfig {
 }
 
 impl Server {
-    async fn start(data: &Path) -> Result<Self> {
+    pub(crate) async fn start(data: &Path) -> Result<Self> {
         let config = broker_config(data);
         let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -72,7 +72,7 @@ impl Server {
         })
     }
 
-    async fn clients(&self) -> Result<Clients> {
+    pub(crate) async fn clients(&self) -> Result<Clients> {
         let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))?
             .connect()
             .await?;
@@ -92,7 +92,7 @@ impl Server {
         Ok(tokio::task::spawn_blocking(move || f(&b)).await?)
     }
 
-    async fn stop(mut self) -> Result<()> {
+    pub(crate) async fn stop(mut self) -> Result<()> {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -103,20 +103,20 @@ impl Server {
     }
 }
 
-struct Clients {
-    topics: TopicsClient<Channel>,
-    records: RecordsClient<Channel>,
-    plugins: PluginsClient<Channel>,
+pub(crate) struct Clients {
+    pub(crate) topics: TopicsClient<Channel>,
+    pub(crate) records: RecordsClient<Channel>,
+    pub(crate) plugins: PluginsClient<Channel>,
 }
 
-fn bundled(path: &str) -> Result<Vec<u8>> {
+pub(crate) fn bundled(path: &str) -> Result<Vec<u8>> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../plugins/dist")
         .join(path);
     std::fs::read(&p).with_context(|| format!("reading {}", p.display()))
 }
 
-fn config(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+pub(crate) fn config(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

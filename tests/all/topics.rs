@@ -10,95 +10,11 @@
 //! that passes its CRC but does not decode is DATA_LOSS for ListOffsets and Fetch, never a
 //! silent answer.
 
+use crate::policies::{Clients, Server, bundled, config};
 use anyhow::{Context, Result, ensure};
-use distlog_server::proto::plugins_client::PluginsClient;
-use distlog_server::proto::records_client::RecordsClient;
-use distlog_server::proto::topics_client::TopicsClient;
-use distlog_server::{Broker, BrokerConfig, ServeError, ServerConfig, proto};
+use distlog_server::proto;
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::Path;
-use std::time::Duration;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::Code;
-use tonic::transport::Channel;
-
-/// Upper bound on any single await, so a regression fails instead of hanging the suite.
-const GUARD: Duration = Duration::from_secs(120);
-
-struct Server {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), ServeError>>,
-}
-
-impl Server {
-    async fn start(data: &Path) -> Result<Self> {
-        let mut config = BrokerConfig::new(data);
-        config.plugins.cache_dir =
-            Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("topics-plugin-cache"));
-        config.retention_check_interval_ms = 0;
-        let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(distlog_server::serve_with_listener(
-            listener,
-            ServerConfig::default(),
-            broker,
-            async move {
-                let _ = rx.await;
-            },
-        ));
-        Ok(Self {
-            addr,
-            stop: Some(tx),
-            task,
-        })
-    }
-
-    async fn clients(&self) -> Result<Clients> {
-        let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))?
-            .connect()
-            .await?;
-        Ok(Clients {
-            topics: TopicsClient::new(ch.clone()),
-            records: RecordsClient::new(ch.clone()),
-            plugins: PluginsClient::new(ch),
-        })
-    }
-
-    async fn stop(mut self) -> Result<()> {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        tokio::time::timeout(GUARD, &mut self.task)
-            .await
-            .context("shutdown did not complete")???;
-        Ok(())
-    }
-}
-
-struct Clients {
-    topics: TopicsClient<Channel>,
-    records: RecordsClient<Channel>,
-    plugins: PluginsClient<Channel>,
-}
-
-fn config(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
-}
-
-fn bundled(path: &str) -> Result<Vec<u8>> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins/dist")
-        .join(path);
-    std::fs::read(&p).with_context(|| format!("reading {}", p.display()))
-}
 
 /// The status of a call that must fail.
 fn refused<T: std::fmt::Debug>(
@@ -110,8 +26,9 @@ fn refused<T: std::fmt::Debug>(
     }
 }
 
+/// Calls whose status the tests look at, on the shared harness's clients.
 impl Clients {
-    async fn create(
+    async fn try_create(
         &mut self,
         name: &str,
         partitions: u32,
@@ -126,7 +43,7 @@ impl Clients {
             .await
     }
 
-    async fn alter(
+    async fn try_alter(
         &mut self,
         name: &str,
         pairs: &[(&str, &str)],
@@ -141,7 +58,7 @@ impl Clients {
             .await
     }
 
-    async fn describe(&mut self, topic: &str) -> Result<proto::TopicDescription> {
+    async fn describe_topic(&mut self, topic: &str) -> Result<proto::TopicDescription> {
         self.topics
             .describe_topic(proto::DescribeTopicRequest { name: topic.into() })
             .await?
@@ -150,7 +67,7 @@ impl Clients {
             .context("no topic described")
     }
 
-    async fn produce(
+    async fn produce_to(
         &mut self,
         topic: &str,
         partition: u32,
@@ -167,7 +84,7 @@ impl Clients {
         Ok(())
     }
 
-    async fn fetch(
+    async fn fetch_from(
         &mut self,
         topic: &str,
         partition: u32,
@@ -285,7 +202,7 @@ async fn plugin_names_are_checked_at_create_and_alter() -> Result<()> {
         ("retention.policy", "codec-lz4", &["is a codec plugin"]),
     ];
     for (key, value, needles) in cases {
-        let status = refused(c.create("refused", 1, &[(key, value)]).await)?;
+        let status = refused(c.try_create("refused", 1, &[(key, value)]).await)?;
         assert_invalid(&status, needles).with_context(|| format!("create {key}={value}"))?;
     }
     let listed = c.topics.list_topics(proto::ListTopicsRequest {}).await?;
@@ -295,13 +212,16 @@ async fn plugin_names_are_checked_at_create_and_alter() -> Result<()> {
     );
 
     // The same values are refused by an alter, which then changes nothing.
-    c.create("t", 1, &[("compression", "lz4"), ("retention.ms", "1000")])
+    c.try_create("t", 1, &[("compression", "lz4"), ("retention.ms", "1000")])
         .await?;
     for (key, value, needles) in cases {
-        let status = refused(c.alter("t", &[(key, value), ("retention.ms", "5")]).await)?;
+        let status = refused(
+            c.try_alter("t", &[(key, value), ("retention.ms", "5")])
+                .await,
+        )?;
         assert_invalid(&status, needles).with_context(|| format!("alter {key}={value}"))?;
     }
-    let described = c.describe("t").await?;
+    let described = c.describe_topic("t").await?;
     ensure!(described.config.get("compression").map(String::as_str) == Some("lz4"));
     ensure!(described.config.get("retention.ms").map(String::as_str) == Some("1000"));
 
@@ -316,7 +236,7 @@ async fn plugin_names_are_checked_at_create_and_alter() -> Result<()> {
         ("compaction.key", "key-json-field"),
         ("compaction.key", "key"),
     ] {
-        c.alter("t", &[(key, value)])
+        c.try_alter("t", &[(key, value)])
             .await
             .with_context(|| format!("alter {key}={value}"))?;
     }
@@ -350,9 +270,9 @@ async fn kafka_codec_names_compress_with_the_bundled_codecs() -> Result<()> {
         ("as-zstd", "zstd", "codec-zstd"),
         ("as-none", "uncompressed", ""),
     ] {
-        c.create(topic, 1, &[("compression", codec)]).await?;
-        c.produce(topic, 0, records.clone()).await?;
-        let raw = c.fetch(topic, 0, 0, true).await?;
+        c.try_create(topic, 1, &[("compression", codec)]).await?;
+        c.produce_to(topic, 0, records.clone()).await?;
+        let raw = c.fetch_from(topic, 0, 0, true).await?;
         ensure!(raw.batches.len() == 1, "{topic}: {:?}", raw.batches.len());
         ensure!(
             raw.batches[0].codec_name == stored_as,
@@ -360,12 +280,12 @@ async fn kafka_codec_names_compress_with_the_bundled_codecs() -> Result<()> {
             raw.batches[0].codec_name
         );
         // And it decodes back to exactly what was sent.
-        let fetched = c.fetch(topic, 0, 0, false).await?;
+        let fetched = c.fetch_from(topic, 0, 0, false).await?;
         ensure!(fetched.records.len() == records.len());
         for (got, sent) in fetched.records.iter().zip(&records) {
             ensure!(got.value.as_deref() == sent.value.as_deref(), "{topic}");
         }
-        let size = c.describe(topic).await?.partitions[0].size_bytes;
+        let size = c.describe_topic(topic).await?.partitions[0].size_bytes;
         sizes.insert(topic, size);
     }
     ensure!(
@@ -381,7 +301,8 @@ async fn a_plugin_a_topic_names_cannot_be_unloaded() -> Result<()> {
     let server = Server::start(dir.path()).await?;
     let mut c = server.clients().await?;
     // Named through its Kafka alias only.
-    c.create("kafkaish", 1, &[("compression", "lz4")]).await?;
+    c.try_create("kafkaish", 1, &[("compression", "lz4")])
+        .await?;
     let status = refused(c.unload("codec-lz4").await)?;
     ensure!(
         status.code() == Code::FailedPrecondition && status.message().contains("kafkaish"),
@@ -389,11 +310,11 @@ async fn a_plugin_a_topic_names_cannot_be_unloaded() -> Result<()> {
     );
     // Once no topic names it (and no stored batch pins it), it can go; then the alias is
     // refused, naming what it stands for.
-    c.alter("kafkaish", &[("compression", "none")]).await?;
+    c.try_alter("kafkaish", &[("compression", "none")]).await?;
     c.unload("codec-lz4").await?;
-    let status = refused(c.create("later", 1, &[("compression", "lz4")]).await)?;
+    let status = refused(c.try_create("later", 1, &[("compression", "lz4")]).await)?;
     assert_invalid(&status, &["codec-lz4", "not loaded", "codec-zstd"])?;
-    let status = refused(c.alter("kafkaish", &[("compression", "lz4")]).await)?;
+    let status = refused(c.try_alter("kafkaish", &[("compression", "lz4")]).await)?;
     assert_invalid(&status, &["codec-lz4", "not loaded"])?;
     server.stop().await
 }
@@ -403,11 +324,11 @@ async fn a_1024_partition_topic_serves_every_partition_across_a_restart() -> Res
     let dir = tempfile::tempdir()?;
     let server = Server::start(dir.path()).await?;
     let mut c = server.clients().await?;
-    let created = c.create("wide", 1024, &[]).await?.into_inner();
+    let created = c.try_create("wide", 1024, &[]).await?.into_inner();
     ensure!(created.topic.map(|t| t.partitions.len()) == Some(1024));
     let probes = [0_u32, 1, 511, 1022, 1023];
     for &p in &probes {
-        c.produce("wide", p, events(3)).await?;
+        c.produce_to("wide", p, events(3)).await?;
     }
     let check = |r: proto::FetchResponse, p: u32| -> Result<()> {
         ensure!(
@@ -419,20 +340,20 @@ async fn a_1024_partition_topic_serves_every_partition_across_a_restart() -> Res
         Ok(())
     };
     for &p in &probes {
-        check(c.fetch("wide", p, 0, false).await?, p)?;
+        check(c.fetch_from("wide", p, 0, false).await?, p)?;
     }
-    let empty = c.fetch("wide", 700, 0, false).await?;
+    let empty = c.fetch_from("wide", 700, 0, false).await?;
     ensure!(empty.records.is_empty() && empty.log_end_offset == 0);
     server.stop().await?;
 
     let server = Server::start(dir.path()).await?;
     let mut c = server.clients().await?;
-    ensure!(c.describe("wide").await?.partitions.len() == 1024);
+    ensure!(c.describe_topic("wide").await?.partitions.len() == 1024);
     for &p in &probes {
-        check(c.fetch("wide", p, 0, false).await?, p)?;
+        check(c.fetch_from("wide", p, 0, false).await?, p)?;
     }
-    c.produce("wide", 700, events(1)).await?;
-    ensure!(c.fetch("wide", 700, 0, false).await?.records.len() == 1);
+    c.produce_to("wide", 700, events(1)).await?;
+    ensure!(c.fetch_from("wide", 700, 0, false).await?.records.len() == 1);
     c.topics
         .delete_topic(proto::DeleteTopicRequest {
             name: "wide".into(),
@@ -447,8 +368,8 @@ async fn an_undecodable_batch_is_data_loss_for_list_offsets_and_fetch() -> Resul
     let dir = tempfile::tempdir()?;
     let server = Server::start(dir.path()).await?;
     let mut c = server.clients().await?;
-    c.create("damaged", 1, &[]).await?;
-    c.produce("damaged", 0, events(2)).await?;
+    c.try_create("damaged", 1, &[]).await?;
+    c.produce_to("damaged", 0, events(2)).await?;
     server.stop().await?;
 
     // A batch whose CRC is right but whose records do not decode (a writer bug, or damage
@@ -486,7 +407,7 @@ async fn an_undecodable_batch_is_data_loss_for_list_offsets_and_fetch() -> Resul
     let status = refused(listed)?;
     ensure!(status.code() == Code::DataLoss, "{status:?}");
     let status = c
-        .fetch("damaged", 0, 2, false)
+        .fetch_from("damaged", 0, 2, false)
         .await
         .err()
         .context("fetch")?;
