@@ -215,15 +215,7 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
             }
         }
         for d in &damage {
-            tracing::error!(
-                segment = base,
-                position = d.position,
-                bytes = d.len,
-                lost_from = d.first_offset,
-                lost_to = d.next_offset,
-                reason = %d.reason,
-                "damaged batch: its offsets are lost; the batches after it are kept"
-            );
+            d.report(base, "recovery");
             if d.position + d.len == len {
                 stats.size = len;
                 stats.next_offset = stats.next_offset.max(d.next_offset);

@@ -113,6 +113,22 @@ pub(crate) struct Damage {
     pub(crate) reason: String,
 }
 
+impl Damage {
+    /// Logs the damage at error level: an operator must hear of lost records.
+    pub(crate) fn report(&self, segment: u64, found_by: &str) {
+        tracing::error!(
+            segment,
+            position = self.position,
+            bytes = self.len,
+            lost_from = self.first_offset,
+            lost_to = self.next_offset,
+            reason = %self.reason,
+            found_by,
+            "damaged batch: its offsets are lost; the batches after it are kept and served"
+        );
+    }
+}
+
 /// The newest leader epoch a stored batch may carry. Every batch is written in epoch 0 until
 /// replication assigns epochs (and keeps them in a leader-epoch file to check against), so any
 /// other value is damage: `leader_epoch` is outside the CRC like `base_offset`.
@@ -233,15 +249,7 @@ impl Segment {
     pub(crate) fn add_damage(&self, d: Damage) {
         let mut list = self.damage.write();
         if !list.iter().any(|k| k.position == d.position) {
-            tracing::error!(
-                segment = self.base_offset,
-                position = d.position,
-                bytes = d.len,
-                lost_from = d.first_offset,
-                lost_to = d.next_offset,
-                reason = %d.reason,
-                "damaged batch found by a read; its offsets are lost, later batches are served"
-            );
+            d.report(self.base_offset, "a read");
             list.push(d);
             list.sort_by_key(|k| k.position);
         }
