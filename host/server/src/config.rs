@@ -101,7 +101,7 @@ impl Default for ServerConfig {
             gauge_interval_ms: 5_000,
             max_headers_per_request: 1_000_000,
             max_concurrent_streams: 128,
-            max_response_bytes_in_flight: 512 << 20,
+            max_response_bytes_in_flight: 256 << 20,
             max_connection_response_bytes: 128 << 20,
             stream_buffer_bytes: 32 << 20,
             handshake_timeout_ms: 10_000,
