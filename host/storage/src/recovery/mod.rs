@@ -14,8 +14,10 @@
 //!    for the next whole batch whose header, CRC and offsets check out and goes on from there,
 //!    recording the stretch in between as damage (its offsets are lost and reads that reach them
 //!    get `ReadError::DataLoss`; nothing after it is dropped). Only a genuinely torn tail, an
-//!    invalid stretch in the newest segment with no valid batch after it, is truncated. Damage
-//!    at the end of an older segment runs to the next segment's base offset. A damaged segment
+//!    invalid stretch with no valid batch after it in the whole log (in the newest segment, or
+//!    in an older one when every later segment is empty, as a crash right after a roll leaves
+//!    them; those empty segments are removed), is truncated. Damage at the end of an older
+//!    segment runs to the next segment's base offset. A damaged segment
 //!    is left out of recovery checkpoints, so every open scans it and reports it again. Later
 //!    segments are validated on their own (offsets must keep increasing; a segment overlapping
 //!    its predecessor is deleted).
@@ -185,12 +187,26 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
         .map_err(io_err("scan", &name))?;
         let mut damage = scanned.damage;
         let end = scanned.end;
-        let next_segment = bases.get(i + 1).copied();
+        let mut next_segment = bases.get(i + 1).copied();
+        let mut rest_dropped = false;
         if end < len {
             let reason = match scanned.stopped {
                 Some(ScanStop::Invalid { reason }) => reason,
                 None => "trailing bytes".into(),
             };
+            // Nothing valid after the stop in the whole log (every later segment empty, as a
+            // crash right after a roll leaves them) makes it a torn tail too: the later, empty
+            // segments go and this one becomes the newest again.
+            if next_segment.is_some() && later_segments_empty(storage, &bases[i + 1..])? {
+                for &b in &bases[i + 1..] {
+                    for name in [log_name(b), index_name(b), time_index_name(b)] {
+                        remove_if_exists(storage, &name)?;
+                    }
+                }
+                next_segment = None;
+                rest_dropped = true;
+                changed = true;
+            }
             match next_segment {
                 // A torn tail: the newest segment, nothing valid after the stop. Cut it.
                 None => {
@@ -237,6 +253,9 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
             damage,
             dense_from: cleaner.gaps_below,
         });
+        if rest_dropped {
+            break;
+        }
     }
     // Empty segments other than the last carry nothing; drop them. An empty first segment
     // (left by compaction when everything in it was removed) is kept: it holds the log start
@@ -302,6 +321,21 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
         changed,
         cleaner,
     })
+}
+
+/// Whether every segment file of `bases` is empty.
+fn later_segments_empty(storage: &dyn Storage, bases: &[u64]) -> Result<bool, OpenError> {
+    for &b in bases {
+        let name = log_name(b);
+        let len = storage
+            .open(&name, OpenMode::Existing)
+            .and_then(|f| f.len())
+            .map_err(io_err("stat", &name))?;
+        if len > 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Whether the offset index entry `(rel, pos)` points at a batch header with offset base+rel.

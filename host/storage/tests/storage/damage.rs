@@ -271,3 +271,36 @@ fn concurrent_appenders_all_see_the_failed_fsync() {
         assert!(all.contains(b), "acknowledged batch {} survives", b.0);
     }
 }
+
+#[test]
+fn a_torn_tail_before_an_empty_newest_segment_is_truncated_not_reported() {
+    // A crash right after a roll: the sealed segment's last batch is torn and the new active
+    // segment is still empty. Nothing valid follows the tear anywhere, so it is a torn tail
+    // (truncated, the offsets reused), not damage reported as lost.
+    let (m, s) = mem();
+    let cfg = big_segments();
+    let log = open(&s, &cfg);
+    let stored = fill(&log, 5, 2);
+    assert!(log.roll().unwrap());
+    drop(log);
+    let seg = "00000000000000000000.log";
+    let mut data = m.read_file(seg).unwrap();
+    let cut = position_of(&m, seg, 8) + 30;
+    data.truncate(cut);
+    m.write_file(seg, data);
+    let log = open(&s, &cfg);
+    assert_eq!(read_all(&log), stored[..4].to_vec());
+    assert_eq!(log.log_end_offset(), 8);
+    assert!(
+        !m.list()
+            .unwrap()
+            .iter()
+            .any(|n| n.starts_with("00000000000000000010")),
+        "the empty segment after the tear is gone"
+    );
+    let info = log.append(&mut batch(1, 0, 5, 3)).unwrap();
+    assert_eq!(info.base_offset, 8);
+    drop(log);
+    let log = open(&s, &cfg);
+    assert_eq!(log.log_end_offset(), 9, "the truncation is durable");
+}
