@@ -161,50 +161,74 @@ impl tokio_stream::Stream for Incoming {
     }
 }
 
+/// Accepts connections on `listener` until the returned stream is dropped (which closes the
+/// listener) and runs `open` on each, TCP_NODELAY set, in a task of its own; the stream yields
+/// what `open` gives `Some` for. An accept error (out of file descriptors and the like) is the
+/// listener's state, not a reason to stop serving: logged, and accepting resumes 50 ms later.
+pub(crate) fn accept_each<T, F, Fut>(
+    listener: TcpListener,
+    open: F,
+) -> (ReceiverStream<T>, JoinHandle<()>)
+where
+    T: Send + 'static,
+    F: Fn(TcpStream, std::net::SocketAddr) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Option<T>> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(64);
+    let task = tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = tx.closed() => return,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let opening = open(tcp, peer);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                if let Some(conn) = opening.await {
+                    let _ = tx.send(conn).await;
+                }
+            });
+        }
+    });
+    (ReceiverStream::new(rx), task)
+}
+
 impl Accept {
     /// Starts accepting on `listener`.
     pub(crate) fn start(self, listener: TcpListener) -> Incoming {
-        let (tx, rx) = mpsc::channel(64);
         let accept = Arc::new(self);
-        let accepting = tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    accepted = listener.accept() => accepted,
-                    () = tx.closed() => return,
-                };
-                let (tcp, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of file descriptors and the like: the listener's state, not a
-                        // reason to stop serving.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
+        let (connections, accepting) = accept_each(listener, move |tcp, peer| {
+            let accept = accept.clone();
+            async move {
+                match tokio::time::timeout(accept.timeout, accept.open(tcp)).await {
+                    Ok(Ok(conn)) => Some(conn),
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "connection refused");
+                        None
                     }
-                };
-                let _ = tcp.set_nodelay(true);
-                let accept = accept.clone();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(accept.timeout, accept.open(tcp)).await {
-                        Ok(Ok(conn)) => {
-                            let _ = tx.send(conn).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "connection refused"),
-                        Err(_) => {
-                            metrics::counter!("distlog_handshake_timeouts_total").increment(1);
-                            tracing::debug!(
-                                %peer,
-                                "no handshake and HTTP/2 preface within {:?}: closed",
-                                accept.timeout
-                            );
-                        }
+                    Err(_) => {
+                        metrics::counter!("distlog_handshake_timeouts_total").increment(1);
+                        tracing::debug!(
+                            %peer,
+                            "no handshake and HTTP/2 preface within {:?}: closed",
+                            accept.timeout
+                        );
+                        None
                     }
-                });
+                }
             }
         });
         Incoming {
-            connections: ReceiverStream::new(rx),
+            connections,
             accepting,
         }
     }

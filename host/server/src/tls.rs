@@ -22,7 +22,6 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{Signal, SignalKind};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;
@@ -232,39 +231,16 @@ impl Tls {
         listener: TcpListener,
         timeout: Duration,
     ) -> (ReceiverStream<TlsStream<TcpStream>>, JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(64);
         let tls = self.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                // Stops (closing the listener) as soon as the server drops the stream.
-                let accepted = tokio::select! {
-                    accepted = listener.accept() => accepted,
-                    () = tx.closed() => return,
-                };
-                let (tcp, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of file descriptors and the like: the error is the listener's
-                        // state, not a reason to stop serving.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = tcp.set_nodelay(true);
-                let acceptor = tls.acceptor();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    match handshake(acceptor, tcp, peer, timeout).await {
-                        Ok(stream) => {
-                            let _ = tx.send(stream).await;
-                        }
-                        Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                    }
-                });
+        crate::accept::accept_each(listener, move |tcp, peer| {
+            let acceptor = tls.acceptor();
+            async move {
+                handshake(acceptor, tcp, peer, timeout)
+                    .await
+                    .inspect_err(|e| tracing::debug!(%peer, error = %e, "TLS handshake failed"))
+                    .ok()
             }
-        });
-        (ReceiverStream::new(rx), task)
+        })
     }
 
     /// Reloads every `every` (not at all when zero) and on SIGHUP, until aborted.
