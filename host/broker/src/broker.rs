@@ -349,16 +349,20 @@ impl Broker {
         Ok(describe(&topic))
     }
 
-    /// Moves `dir` to the trash and removes it, logging failures (it is removed at the next
-    /// open otherwise).
-    fn discard_dir(&self, dir: &std::path::Path) {
+    /// A fresh name in the trash directory for something called `label`.
+    fn trash_path(&self, label: &str) -> std::path::PathBuf {
         let seq = self.inner.trash_seq.fetch_add(1, Ordering::Relaxed);
-        let trash = self
-            .inner
+        self.inner
             .config
             .data_dir
             .join("trash")
-            .join(format!("discarded.{}.{seq}", now_ms()));
+            .join(format!("{label}.{}.{seq}", now_ms()))
+    }
+
+    /// Moves `dir` to the trash and removes it, logging failures (it is removed at the next
+    /// open otherwise).
+    fn discard_dir(&self, dir: &std::path::Path) {
+        let trash = self.trash_path("discarded");
         let moved = std::fs::rename(dir, &trash).and_then(|()| {
             sync_dir(dir.parent().unwrap_or(dir))?;
             std::fs::remove_dir_all(&trash)
@@ -384,13 +388,7 @@ impl Broker {
         if let Err(e) = topic.close() {
             tracing::warn!(topic = name, error = %e, "closing deleted topic's logs failed");
         }
-        let seq = self.inner.trash_seq.fetch_add(1, Ordering::Relaxed);
-        let trash = self
-            .inner
-            .config
-            .data_dir
-            .join("trash")
-            .join(format!("{name}.{}.{seq}", now_ms()));
+        let trash = self.trash_path(name);
         std::fs::rename(&topic.dir, &trash).map_err(|e| BrokerError::io("rename", &trash, e))?;
         // Its batches are gone: the codec versions they pinned may be unloaded again.
         self.unpin_codecs(&topic);
