@@ -11,10 +11,12 @@
 
 pub mod batch;
 pub mod compaction;
+pub mod epochs;
 pub mod failpoint;
 pub mod index;
 pub mod io;
 pub mod log;
+pub mod producers;
 pub mod recovery;
 pub mod segment;
 
