@@ -26,7 +26,6 @@ pub const SWAP: &str = ".swap";
 pub const DELETED: &str = ".deleted";
 /// File name of the cleaner checkpoint.
 pub const CLEANER_CHECKPOINT_NAME: &str = "cleaner-offset.checkpoint";
-const CLEANER_TMP_NAME: &str = "cleaner-offset.checkpoint.tmp";
 const MANIFEST_MAGIC: &[u8; 4] = b"DLSW";
 const CLEANER_MAGIC: &[u8; 4] = b"DLCO";
 const VERSION: u16 = 1;
@@ -341,7 +340,7 @@ pub(crate) fn read_cleaner_offset(storage: &dyn Storage) -> io::Result<CleanerCh
     }))
 }
 
-/// Writes the cleaner checkpoint atomically (temp file, fsync, rename, directory fsync): magic
+/// Writes the cleaner checkpoint atomically ([`crate::io::replace`]): magic
 /// `DLCO`, version 2, `cleaned_up_to` u64, `gaps_below` u64, CRC32C; little-endian. Cost: two
 /// fsyncs.
 pub(crate) fn write_cleaner_offset(storage: &dyn Storage, c: CleanerCheckpoint) -> io::Result<()> {
@@ -352,9 +351,7 @@ pub(crate) fn write_cleaner_offset(storage: &dyn Storage, c: CleanerCheckpoint) 
     b.extend_from_slice(&c.gaps_below.to_le_bytes());
     let crc = crc32c::crc32c(&b);
     b.extend_from_slice(&crc.to_le_bytes());
-    write_new(storage, CLEANER_TMP_NAME, &b)?;
-    storage.rename(CLEANER_TMP_NAME, CLEANER_CHECKPOINT_NAME)?;
-    storage.sync_dir()
+    crate::io::replace(storage, CLEANER_CHECKPOINT_NAME, &b)
 }
 
 #[cfg(test)]

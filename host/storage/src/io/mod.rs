@@ -15,6 +15,9 @@
 //! on a full tmpfs) into SIGBUS instead of an error; so nothing is mapped before
 //! [`StorageFile::allocate`] has reserved its space.
 //!
+//! Whole small files (checkpoints, metadata) are replaced with [`replace`] (a [`Storage`]
+//! directory) or [`replace_file`] (a path): temporary file, fsync, rename, directory fsync.
+//!
 //! Correctness rules every implementation follows (the log relies on them):
 //! 1. `write_at` either writes the whole buffer or returns an error; after an error any prefix of
 //!    the buffer may have reached the file.
@@ -26,10 +29,13 @@
 
 mod fs;
 mod mem;
+mod replace;
 pub mod sim;
 
 pub use fs::{FsStorage, LOCK_NAME};
 pub use mem::MemStorage;
+pub(crate) use replace::replace_with_failpoint;
+pub use replace::{replace, replace_file, temp_name};
 
 use std::fmt::Debug;
 use std::io;

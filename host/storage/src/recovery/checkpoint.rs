@@ -8,7 +8,6 @@ use std::io;
 
 /// File name of the checkpoint.
 pub const CHECKPOINT_NAME: &str = "recovery-point.checkpoint";
-const TMP_NAME: &str = "recovery-point.checkpoint.tmp";
 const MAGIC: &[u8; 4] = b"DLCP";
 const VERSION: u16 = 1;
 const HEADER: usize = 4 + 2 + 4;
@@ -99,18 +98,16 @@ pub(crate) fn read(storage: &dyn Storage) -> io::Result<Option<Result<Vec<Entry>
     Ok(Some(decode(&buf)))
 }
 
-/// Writes the checkpoint atomically: temp file, fsync, rename, directory fsync.
-/// Expensive (three fsyncs): done on roll, flush, close and every `checkpoint_interval_ms`.
+/// Writes the checkpoint atomically ([`crate::io::replace`]: temp file, fsync, rename, directory
+/// fsync; failpoint `checkpoint::rename` before the rename).
+/// Expensive (two fsyncs): done on roll, flush, close and every `checkpoint_interval_ms`.
 pub(crate) fn write(storage: &dyn Storage, entries: &[Entry]) -> io::Result<()> {
-    let bytes = encode(entries);
-    let tmp = storage.open(TMP_NAME, OpenMode::Create)?;
-    tmp.set_len(0)?;
-    tmp.write_at(&bytes, 0)?;
-    tmp.sync()?;
-    drop(tmp);
-    crate::failpoint::hit("checkpoint::rename")?;
-    storage.rename(TMP_NAME, CHECKPOINT_NAME)?;
-    storage.sync_dir()
+    crate::io::replace_with_failpoint(
+        storage,
+        CHECKPOINT_NAME,
+        &encode(entries),
+        "checkpoint::rename",
+    )
 }
 
 /// Whether `name` is a leftover temporary file to delete on open.
