@@ -16,7 +16,7 @@
 //! ```
 
 use crate::selftest::{
-    compressible_bytes, random_bytes, round_trip, sample_records, sample_segments,
+    compressible_bytes, random_bytes, round_trip, sample_records, sample_segments, segment,
 };
 use crate::version::{Counted, PluginVersion, check_deletions};
 use crate::{PartitionInfo, PluginError, PluginHost, PluginKind, SegmentInfo};
@@ -149,34 +149,10 @@ pub fn codec_suite(host: &PluginHost, name: &str) -> Result<ConformanceReport, C
 
 /// Scenarios for retention policies: (description, segments).
 fn retention_scenarios(now_ms: i64) -> Vec<(&'static str, Vec<SegmentInfo>)> {
-    let active_only = vec![SegmentInfo {
-        base_offset: 0,
-        last_offset: 99,
-        size_bytes: u64::MAX / 2,
-        first_timestamp: 0,
-        max_timestamp: 1,
-        record_count: 100,
-        active: true,
-    }];
-    let empty_active = vec![SegmentInfo {
-        base_offset: 0,
-        last_offset: u64::MAX,
-        size_bytes: 0,
-        first_timestamp: -1,
-        max_timestamp: -1,
-        record_count: 0,
-        active: true,
-    }];
+    let active_only = vec![segment(0, 100, u64::MAX / 2, (0, 1), true)];
+    let empty_active = vec![segment(0, 0, 0, (-1, -1), true)];
     let many: Vec<SegmentInfo> = (0..200u64)
-        .map(|i| SegmentInfo {
-            base_offset: i * 10,
-            last_offset: i * 10 + 9,
-            size_bytes: 1 << 20,
-            first_timestamp: i as i64,
-            max_timestamp: i as i64 + 1,
-            record_count: 10,
-            active: i == 199,
-        })
+        .map(|i| segment(i * 10, 10, 1 << 20, (i as i64, i as i64 + 1), i == 199))
         .collect();
     let future = sample_segments(now_ms + 365 * 86_400_000);
     vec![

@@ -77,31 +77,48 @@ pub(crate) fn round_trip(version: &PluginVersion, input: &[u8]) -> Result<(), St
     Ok(())
 }
 
+/// A segment descriptor as a log reports one: `record_count` records from `base_offset` on
+/// (so `last_offset` is `base_offset - 1`, wrapping, when it is empty). The one constructor
+/// of sample descriptors for the self-test and the conformance suite.
+pub(crate) fn segment(
+    base_offset: u64,
+    record_count: u64,
+    size_bytes: u64,
+    (first_timestamp, max_timestamp): (i64, i64),
+    active: bool,
+) -> SegmentInfo {
+    SegmentInfo {
+        base_offset,
+        last_offset: base_offset.wrapping_add(record_count).wrapping_sub(1),
+        size_bytes,
+        first_timestamp,
+        max_timestamp,
+        record_count,
+        active,
+    }
+}
+
 pub(crate) fn sample_segments(now_ms: i64) -> Vec<SegmentInfo> {
     let day = 86_400_000i64;
     let mut segments: Vec<SegmentInfo> = (0..5u64)
         .map(|i| {
             let age = (5 - i as i64) * 2 * day;
-            SegmentInfo {
-                base_offset: i * 1000,
-                last_offset: i * 1000 + 999,
-                size_bytes: 1 << 30,
-                first_timestamp: now_ms - age,
-                max_timestamp: now_ms - age + day,
-                record_count: 1000,
-                active: false,
-            }
+            segment(
+                i * 1000,
+                1000,
+                1 << 30,
+                (now_ms - age, now_ms - age + day),
+                false,
+            )
         })
         .collect();
-    segments.push(SegmentInfo {
-        base_offset: 5000,
-        last_offset: 5499,
-        size_bytes: 1 << 30,
-        first_timestamp: now_ms - 100 * day,
-        max_timestamp: now_ms - 99 * day,
-        record_count: 500,
-        active: true,
-    });
+    segments.push(segment(
+        5000,
+        500,
+        1 << 30,
+        (now_ms - 100 * day, now_ms - 99 * day),
+        true,
+    ));
     segments
 }
 

@@ -253,6 +253,20 @@ struct SegmentInput {
     active: bool,
 }
 
+impl From<SegmentInput> for SegmentInfo {
+    fn from(s: SegmentInput) -> Self {
+        Self {
+            base_offset: s.base_offset,
+            last_offset: s.last_offset,
+            size_bytes: s.size_bytes,
+            first_timestamp: s.first_timestamp,
+            max_timestamp: s.max_timestamp,
+            record_count: s.record_count,
+            active: s.active,
+        }
+    }
+}
+
 /// Ask the policy which segments of the described partition to delete.
 fn sample_retention(host: &PluginHost, input: &std::path::Path) -> Result<Sample> {
     let text = std::fs::read_to_string(input)
@@ -264,19 +278,7 @@ fn sample_retention(host: &PluginHost, input: &std::path::Path) -> Result<Sample
         partition: parsed.partition,
         config: parsed.config.into_iter().collect(),
     };
-    let segments: Vec<SegmentInfo> = parsed
-        .segments
-        .iter()
-        .map(|s| SegmentInfo {
-            base_offset: s.base_offset,
-            last_offset: s.last_offset,
-            size_bytes: s.size_bytes,
-            first_timestamp: s.first_timestamp,
-            max_timestamp: s.max_timestamp,
-            record_count: s.record_count,
-            active: s.active,
-        })
-        .collect();
+    let segments: Vec<SegmentInfo> = parsed.segments.into_iter().map(Into::into).collect();
     let deletions = host
         .select_deletions(NAME, &partition, &segments, parsed.now_ms)
         .context("select-deletions")?;
