@@ -22,6 +22,6 @@ pub mod segment;
 
 pub use log::{
     AppendError, AppendInfo, Clock, CodecEntry, CrcCheck, DeleteError, Fetched, FlushError, Log,
-    LogConfig, LogSnapshot, OpenError, ReadError, SyncPolicy, SystemClock,
+    LogConfig, LogSnapshot, LogThreads, OpenError, ReadError, SyncPolicy, SystemClock,
 };
 pub use segment::SegmentInfo;

@@ -15,4 +15,5 @@ mod storage {
     mod fulldisk;
     mod io;
     mod model;
+    mod threads;
 }

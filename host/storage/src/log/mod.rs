@@ -23,12 +23,13 @@ mod clean;
 pub(crate) mod codecs;
 mod error;
 mod read;
-mod sealer;
+mod threads;
 
 pub use codecs::{CODEC_TABLE_NAME, CodecEntry};
 pub use error::{
     AppendError, CodecError, DeleteError, FlushError, LogFailure, OpenError, ReadError,
 };
+pub use threads::LogThreads;
 
 use crate::batch::{BatchView, set_base_offset, set_leader_epoch, set_log_append_time};
 use crate::io::{Storage, is_no_space};
@@ -40,9 +41,8 @@ use codecs::CodecTable;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::BTreeSet;
 use std::fmt::Debug;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// When appended data is made durable.
@@ -236,12 +236,6 @@ struct SyncState {
     last_checkpoint_ms: i64,
 }
 
-#[derive(Debug)]
-struct Flusher {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    handle: Option<JoinHandle<()>>,
-}
-
 /// A partition log. `Send + Sync`; share it as `Arc<Log>`. See the module docs.
 #[derive(Debug)]
 pub struct Log {
@@ -256,7 +250,10 @@ pub struct Log {
     checkpoint_lock: Mutex<()>,
     codecs: CodecTable,
     closed: AtomicBool,
-    flusher: Mutex<Option<Flusher>>,
+    /// The sealer and flusher threads this log was opened on.
+    threads: Arc<LogThreads>,
+    /// With an interval policy and no flusher thread: when the next append syncs (ms).
+    next_interval_sync_ms: AtomicI64,
     /// This log, for queueing itself on the background sealer.
     me: Weak<Log>,
     /// Set while the log waits on the background sealer: queued once however often it rolls.
@@ -300,15 +297,36 @@ pub struct LogSnapshot {
 }
 
 impl Log {
-    /// Opens (recovering if needed) the log in `storage`, creating it if empty.
-    /// Cost: lists the directory, reads the checkpoint, validates only what follows it.
+    /// Opens (recovering if needed) the log in `storage`, creating it if empty, with
+    /// background threads of its own (see [`open_in`](Self::open_in) to share them).
+    /// Cost: lists the directory, reads the checkpoint, validates only what follows it; starts
+    /// two threads.
     pub fn open(storage: Arc<dyn Storage>, config: LogConfig) -> Result<Arc<Self>, OpenError> {
         Self::open_with_clock(storage, config, Arc::new(SystemClock))
     }
 
     /// Opens the log in the directory `dir` on the real file system, creating the directory if
-    /// missing. See [`open`](Self::open).
+    /// missing, with background threads of its own. See [`open`](Self::open).
     pub fn open_dir(
+        dir: impl Into<std::path::PathBuf>,
+        config: LogConfig,
+    ) -> Result<Arc<Self>, OpenError> {
+        Self::open_dir_in(&private_threads(), dir, config)
+    }
+
+    /// [`open`](Self::open) with an explicit clock.
+    pub fn open_with_clock(
+        storage: Arc<dyn Storage>,
+        config: LogConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, OpenError> {
+        Self::open_in(&private_threads(), storage, config, clock)
+    }
+
+    /// [`open_in`](Self::open_in) on the directory `dir` on the real file system (created if
+    /// missing), with the system clock.
+    pub fn open_dir_in(
+        threads: &Arc<LogThreads>,
         dir: impl Into<std::path::PathBuf>,
         config: LogConfig,
     ) -> Result<Arc<Self>, OpenError> {
@@ -318,11 +336,15 @@ impl Log {
             name: dir.display().to_string(),
             source,
         })?;
-        Self::open(Arc::new(storage), config)
+        Self::open_in(threads, Arc::new(storage), config, Arc::new(SystemClock))
     }
 
-    /// [`open`](Self::open) with an explicit clock.
-    pub fn open_with_clock(
+    /// Opens (recovering if needed) the log in `storage`, creating it if empty, served by the
+    /// sealer and flusher of `threads` (see [`LogThreads`]): a process with many logs opens
+    /// them all on one handle. The log keeps the handle alive. Cost: lists the directory,
+    /// reads the checkpoint, validates only what follows it.
+    pub fn open_in(
+        threads: &Arc<LogThreads>,
         storage: Arc<dyn Storage>,
         config: LogConfig,
         clock: Arc<dyn Clock>,
@@ -403,7 +425,8 @@ impl Log {
             checkpoint_lock: Mutex::new(()),
             codecs,
             closed: AtomicBool::new(false),
-            flusher: Mutex::new(None),
+            threads: threads.clone(),
+            next_interval_sync_ms: AtomicI64::new(now),
             maintenance: Mutex::new(()),
             unchecked: Mutex::new(BTreeSet::new()),
             pending: Mutex::new(Vec::new()),
@@ -415,8 +438,8 @@ impl Log {
             config,
         });
         if let SyncPolicy::IntervalMs(ms) = log.config.sync {
-            let flusher = spawn_flusher(Arc::downgrade(&log), ms);
-            *log.flusher.lock() = Some(flusher);
+            log.threads
+                .schedule_flush(Arc::downgrade(&log), Duration::from_millis(ms));
         }
         Ok(log)
     }
@@ -597,6 +620,21 @@ impl Log {
                     self.maybe_checkpoint();
                 }
             }
+            SyncPolicy::IntervalMs(ms) if !self.threads.flusher_running() => {
+                // No flusher: the append that finds the interval elapsed syncs.
+                let now = self.clock.now_ms();
+                let due = self.next_interval_sync_ms.load(Ordering::Acquire);
+                let next = now.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX));
+                if now >= due
+                    && self
+                        .next_interval_sync_ms
+                        .compare_exchange(due, next, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                {
+                    self.sync_to(target).map_err(sync_err)?;
+                    self.maybe_checkpoint();
+                }
+            }
             SyncPolicy::IntervalMs(_) | SyncPolicy::Os => {}
         }
         Ok(())
@@ -670,10 +708,26 @@ impl Log {
         if self.seal_queued.swap(true, Ordering::AcqRel) {
             return;
         }
-        if !sealer::queue(self.me.clone(), sealer::Job::Seal) {
+        if !self.threads.queue(self.me.clone(), threads::Job::Seal) {
             self.seal_queued.store(false, Ordering::Release);
             self.sync_and_checkpoint_after_roll();
         }
+    }
+
+    /// The flusher's tick for an interval policy: syncs everything written, then checkpoints
+    /// when one is due. Returns `false` once the log is closed (it leaves the schedule).
+    fn interval_flush(&self) -> bool {
+        // Taken like the sealer: no tick runs on a closed log.
+        let _seal = self.seal_lock.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        if let Err(e) = self.sync_to(self.log_end_offset()) {
+            tracing::warn!(error = %e, "interval sync failed");
+        } else {
+            self.maybe_checkpoint();
+        }
+        true
     }
 
     /// The background sealer's work: one sync of everything written so far, then the
@@ -807,7 +861,10 @@ impl Log {
             if self.checkpoint_queued.swap(true, Ordering::AcqRel) {
                 return;
             }
-            if sealer::queue(self.me.clone(), sealer::Job::Checkpoint) {
+            if self
+                .threads
+                .queue(self.me.clone(), threads::Job::Checkpoint)
+            {
                 return;
             }
             self.checkpoint_queued.store(false, Ordering::Release);
@@ -1035,7 +1092,8 @@ impl Log {
         self.write_checkpoint().map_err(FlushError::Io)
     }
 
-    /// Flushes, stops the background flusher and refuses further operations. Idempotent.
+    /// Flushes, leaves the background flusher's schedule and refuses further operations.
+    /// Idempotent.
     pub fn close(&self) -> Result<(), FlushError> {
         {
             // Waits for a running background seal; none starts once `closed` is set.
@@ -1045,7 +1103,6 @@ impl Log {
                 return Ok(());
             }
         }
-        self.stop_flusher();
         self.sync_to(self.end_offset.load(Ordering::Acquire))
             .map_err(|f| FlushError::Io(f.to_io_error()))?;
         match self.write_checkpoint() {
@@ -1059,19 +1116,6 @@ impl Log {
                 Ok(())
             }
             r => r.map_err(FlushError::Io),
-        }
-    }
-
-    fn stop_flusher(&self) {
-        let flusher = self.flusher.lock().take();
-        if let Some(mut f) = flusher {
-            *f.stop.0.lock() = true;
-            f.stop.1.notify_all();
-            if let Some(h) = f.handle.take()
-                && h.thread().id() != std::thread::current().id()
-            {
-                let _ = h.join();
-            }
         }
     }
 
@@ -1089,12 +1133,6 @@ impl Log {
     /// All codec table entries, by id.
     pub fn codecs(&self) -> Vec<CodecEntry> {
         self.codecs.all()
-    }
-}
-
-impl Drop for Log {
-    fn drop(&mut self) {
-        self.stop_flusher();
     }
 }
 
@@ -1127,33 +1165,11 @@ fn write_error(e: std::io::Error) -> AppendError {
     }
 }
 
-fn spawn_flusher(log: Weak<Log>, interval_ms: u64) -> Flusher {
-    let stop = Arc::new((Mutex::new(false), Condvar::new()));
-    let stop2 = stop.clone();
-    let handle = std::thread::Builder::new()
-        .name("distlog-flush".into())
-        .spawn(move || {
-            loop {
-                {
-                    let mut stopped = stop2.0.lock();
-                    if !*stopped {
-                        stop2
-                            .1
-                            .wait_for(&mut stopped, Duration::from_millis(interval_ms));
-                    }
-                    if *stopped {
-                        return;
-                    }
-                }
-                let Some(log) = log.upgrade() else { return };
-                let end = log.log_end_offset();
-                if let Err(e) = log.sync_to(end) {
-                    tracing::warn!(error = %e, "interval sync failed");
-                } else {
-                    log.maybe_checkpoint();
-                }
-            }
-        })
-        .ok();
-    Flusher { stop, handle }
+/// The background threads of a log opened without a handle: its own, or none (every job
+/// inline) when the OS refuses them.
+fn private_threads() -> Arc<LogThreads> {
+    LogThreads::start().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot start the storage threads; sealing and interval syncs run inline");
+        Arc::new(LogThreads::stopped())
+    })
 }
