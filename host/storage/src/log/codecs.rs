@@ -6,6 +6,7 @@
 //! file"); a record is synced before the id is returned, hence before any batch references it.
 //! Id 0 means "uncompressed" and is never assigned.
 
+use super::Log;
 use super::error::CodecError;
 use crate::io::{OpenMode, Storage, StorageFile};
 use parking_lot::Mutex;
@@ -181,5 +182,23 @@ impl CodecTable {
 
     pub(crate) fn contains(&self, id: u16) -> bool {
         id != 0 && usize::from(id) <= self.inner.lock().entries.len()
+    }
+}
+
+impl Log {
+    /// Registers a codec plugin version in this log's codec table and returns its id (for
+    /// `codec_ref`). Idempotent; a new entry is synced before the id is returned.
+    pub fn register_codec(&self, name: &str, digest: [u8; 32]) -> Result<u16, CodecError> {
+        self.codecs.register(name, digest)
+    }
+
+    /// The codec table entry for `id`.
+    pub fn codec(&self, id: u16) -> Option<CodecEntry> {
+        self.codecs.get(id)
+    }
+
+    /// All codec table entries, by id.
+    pub fn codecs(&self) -> Vec<CodecEntry> {
+        self.codecs.all()
     }
 }

@@ -13,10 +13,123 @@
 //! segment, and reported to a reader that asks for one of its offsets as
 //! [`ReadError::DataLoss`], naming the lost offsets and where the log continues.
 
-use super::{Fetched, LogSnapshot, ReadError};
+use super::{Log, LogSnapshot, ReadError};
+use crate::batch::BatchView;
+use crate::segment::SegmentInfo;
 use crate::segment::frame::{Frame, HEADER_LEN};
 use crate::segment::{ChunkReader, Damage, Segment, header_fits, misfit, resync};
 use bytes::Bytes;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Whole batches returned by a read, each CRC-checked once by the read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// Concatenated batches, each starting with its 67-byte header; empty at the log end.
+    /// Private so that [`batches`](Self::batches) can vouch for them.
+    bytes: Bytes,
+    /// Number of batches in `bytes`.
+    pub batch_count: usize,
+    /// Offset to read next (last offset of the last batch + 1, or the requested offset when
+    /// nothing was returned).
+    pub next_offset: u64,
+    /// High watermark (equal to the log end offset for now) when the read started.
+    pub high_watermark: u64,
+}
+
+impl Fetched {
+    /// The batches, concatenated: one buffer that keys and values can be sliced out of
+    /// without copying ([`Bytes::slice_ref`]).
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// The batches, in offset order, as views into [`bytes`](Self::bytes). Each was
+    /// CRC-checked by the read that returned it, so this does not compute the CRC again
+    /// (a second pass was 6 % of a loaded broker's CPU when fetching 1 KiB records).
+    /// Cost: a header parse per batch.
+    pub fn batches(&self) -> impl Iterator<Item = BatchView<'_>> {
+        let mut rest: &[u8] = &self.bytes;
+        std::iter::from_fn(move || {
+            // Every batch here was framed and checked by `read_segment`; a parse cannot
+            // fail, and would end the iteration if it did.
+            let view = BatchView::verified(rest).ok()?;
+            rest = &rest[view.total_len()..];
+            Some(view)
+        })
+    }
+}
+
+impl Log {
+    pub(super) fn snapshot_segments(&self) -> Arc<Vec<Arc<Segment>>> {
+        self.segments.read().clone()
+    }
+
+    /// A read view of the current segments. Cheap: clones an `Arc`.
+    pub fn snapshot(&self) -> LogSnapshot {
+        // End first: every batch below it is in a segment of the list read after it.
+        let end_offset = self.log_end_offset();
+        LogSnapshot {
+            segments: self.snapshot_segments(),
+            end_offset,
+            max_batch: self.config.max_batch_bytes,
+            dense_from: self.gaps_below.load(Ordering::Acquire),
+        }
+    }
+
+    /// Whole batches starting with the one that contains `offset`, up to `max_bytes` (but always
+    /// at least one whole batch, however large). Reading at the log end returns nothing.
+    /// Every returned batch passed its CRC check. Cost: an index binary search and one or two
+    /// positional reads.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Fetched, ReadError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(ReadError::Closed);
+        }
+        self.snapshot().read(offset, max_bytes)
+    }
+
+    /// Base offset of the first batch whose max timestamp is >= `timestamp_ms`, or `None` when
+    /// there is none. Cost: a pass over segment summaries, a time index search, a short scan.
+    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>, ReadError> {
+        self.snapshot().offset_for_timestamp(timestamp_ms)
+    }
+
+    /// First offset that can be read.
+    pub fn log_start_offset(&self) -> u64 {
+        self.snapshot_segments()
+            .first()
+            .map_or(0, |s| s.base_offset)
+    }
+
+    /// The next offset to be assigned. Once the log has failed (see
+    /// [`failure`](Self::failure)), the synced offset: nothing after it is known to be on disk.
+    pub fn log_end_offset(&self) -> u64 {
+        self.end_offset
+            .load(Ordering::Acquire)
+            .min(self.readable_end.load(Ordering::Acquire))
+    }
+
+    /// Offsets below this are visible to consumers. Equal to the log end offset until
+    /// replication exists.
+    pub fn high_watermark(&self) -> u64 {
+        self.log_end_offset()
+    }
+
+    /// Offsets below this are known to be synced.
+    pub fn synced_offset(&self) -> u64 {
+        self.sync.lock().synced_offset
+    }
+
+    /// Descriptions of all segments, oldest first; the last one is active.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        let segs = self.snapshot_segments();
+        let last = segs.len().saturating_sub(1);
+        segs.iter()
+            .enumerate()
+            .map(|(i, s)| s.info(i == last))
+            .collect()
+    }
+}
 
 /// Where a header walk starts: a batch boundary and the offset its batch must start at (exactly
 /// when `exact`, as at an offset-index entry, or where the log is dense).
