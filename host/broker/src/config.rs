@@ -364,6 +364,19 @@ impl TopicConfig {
         }
     }
 
+    /// Checks that `key` may be reset to its default: a known key or a plugin parameter.
+    pub(crate) fn check_resettable(key: &str) -> Result<(), BrokerError> {
+        if TOPIC_CONFIG_KEYS.iter().any(|(k, _, _)| *k == key)
+            || PARAM_PREFIXES.iter().any(|p| key.starts_with(p))
+        {
+            return Ok(());
+        }
+        Err(BrokerError::InvalidConfig {
+            key: key.to_owned(),
+            reason: "unknown configuration key".into(),
+        })
+    }
+
     fn validate_whole(&self) -> Result<(), BrokerError> {
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The broker's errors: one enum for every operation, each variant precise enough for the
 //! server to pick a status code without looking at messages.
 
+use distlog_storage::{AppendError, ReadError};
 use std::path::PathBuf;
 use thiserror::Error;
 
@@ -216,5 +217,151 @@ impl BrokerError {
             path: path.into(),
             source,
         }
+    }
+}
+
+// Storage errors, mapped in one place: an IO error keeps its kind, a full disk is `NoSpace`,
+// damage is `DataLoss` or `Corrupt` naming the partition.
+
+pub(crate) fn append_error(topic: &str, partition: u32, e: AppendError) -> BrokerError {
+    match e {
+        AppendError::NoSpace(e) => BrokerError::NoSpace(e.to_string()),
+        AppendError::Closed => BrokerError::ShuttingDown,
+        // A sync that failed for lack of space is a full disk, whatever else it latched.
+        AppendError::Sync { failure, .. } | AppendError::Failed(failure)
+            if failure.is_no_space() =>
+        {
+            BrokerError::NoSpace(failure.to_string())
+        }
+        AppendError::Sync { failure, .. } | AppendError::Failed(failure) => {
+            BrokerError::LogFailed {
+                topic: topic.to_owned(),
+                partition,
+                synced_offset: failure.synced_offset,
+                message: failure.to_string(),
+            }
+        }
+        // Other IO errors keep their kind.
+        AppendError::Io(source) => BrokerError::io(
+            "append",
+            PathBuf::from(format!("{topic}/{partition}")),
+            source,
+        ),
+        e => BrokerError::Storage {
+            topic: topic.to_owned(),
+            partition,
+            message: e.to_string(),
+        },
+    }
+}
+
+pub(crate) fn read_error(topic: &str, partition: u32, e: ReadError) -> BrokerError {
+    match e {
+        ReadError::OffsetOutOfRange {
+            requested,
+            start,
+            end,
+        } => BrokerError::OffsetOutOfRange {
+            requested,
+            start,
+            end,
+        },
+        ReadError::Closed => BrokerError::ShuttingDown,
+        ReadError::DataLoss {
+            first_offset,
+            next_offset,
+            ..
+        } => BrokerError::DataLoss {
+            topic: topic.to_owned(),
+            partition,
+            first_offset,
+            next_offset,
+            message: e.to_string(),
+        },
+        ReadError::Corrupt { .. } => BrokerError::Corrupt {
+            topic: topic.to_owned(),
+            partition,
+            message: e.to_string(),
+        },
+        ReadError::Io(source) => BrokerError::io(
+            "read",
+            PathBuf::from(format!("{topic}/{partition}")),
+            source,
+        ),
+        e => BrokerError::Storage {
+            topic: topic.to_owned(),
+            partition,
+            message: e.to_string(),
+        },
+    }
+}
+
+pub(crate) fn corrupt(
+    topic: &str,
+    partition: u32,
+    e: &distlog_storage::batch::BatchError,
+) -> BrokerError {
+    BrokerError::Corrupt {
+        topic: topic.to_owned(),
+        partition,
+        message: format!("corrupt batch: {e}"),
+    }
+}
+
+/// Names the partition in a codec error, which does not know it (see `codec::payload`).
+pub(crate) fn in_partition(e: BrokerError, topic: &str, partition: u32) -> BrokerError {
+    match e {
+        BrokerError::Corrupt { message, .. } => BrokerError::Corrupt {
+            topic: topic.to_owned(),
+            partition,
+            message,
+        },
+        e => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Guards the mapping of storage errors: an IO error keeps its kind, a full disk met by a
+    /// write or by the fsync a produce waits for is `NoSpace`.
+    #[test]
+    fn storage_errors_keep_their_io_kind() {
+        use std::io::{Error, ErrorKind};
+        let e = append_error(
+            "t",
+            3,
+            AppendError::Io(Error::from(ErrorKind::PermissionDenied)),
+        );
+        assert!(
+            matches!(&e, BrokerError::Io { source, .. } if source.kind() == ErrorKind::PermissionDenied),
+            "{e:?}"
+        );
+        let e = read_error("t", 3, ReadError::Io(Error::from(ErrorKind::UnexpectedEof)));
+        assert!(
+            matches!(&e, BrokerError::Io { source, .. } if source.kind() == ErrorKind::UnexpectedEof),
+            "{e:?}"
+        );
+        let e = append_error(
+            "t",
+            3,
+            AppendError::NoSpace(Error::from(ErrorKind::StorageFull)),
+        );
+        assert!(matches!(e, BrokerError::NoSpace(_)), "{e:?}");
+        let failure = distlog_storage::log::LogFailure {
+            kind: ErrorKind::StorageFull,
+            message: "No space left on device (os error 28)".into(),
+            synced_offset: 7,
+        };
+        let e = append_error(
+            "t",
+            3,
+            AppendError::Sync {
+                base_offset: 7,
+                failure,
+            },
+        );
+        assert!(matches!(e, BrokerError::NoSpace(_)), "{e:?}");
     }
 }

@@ -21,29 +21,36 @@
 //! its key ([`partitioner`]); unkeyed records of one request go together to a partition
 //! chosen round-robin.
 
-pub(crate) mod broker;
+mod broker;
 mod codec;
-mod compaction;
 pub mod config;
 mod error;
+mod fetch;
 pub mod groups;
+mod maintenance;
 pub mod names;
 pub mod partitioner;
 pub mod plugins;
-mod retention;
-mod topic;
+mod produce;
+mod topics;
 
-pub use broker::maintenance::{CleanerSummary, RawBatch, RawFetchResult, RetentionSummary};
-pub use broker::{
-    Broker, FetchResult, MAX_COMMIT_METADATA, OffsetCommit, OffsetQuery, PartitionAppend,
-    PartitionDescription, PendingSync, ProduceRecord, ProduceResult, StoredRecord,
-    TopicDescription, TopicSummary,
-};
+pub use broker::Broker;
 pub use codec::CodecIdentity;
 pub use config::{BrokerConfig, TopicConfig};
 pub use distlog_plugin_host::{PluginDigest, PluginHost, PluginKind, PluginStats};
 pub use distlog_storage::SegmentInfo;
 pub use distlog_storage::batch::Header;
 pub use error::BrokerError;
-pub use groups::CommittedOffset;
+pub use fetch::{FetchResult, OffsetQuery, RawBatch, RawFetchResult, StoredRecord};
+pub use groups::{CommittedOffset, MAX_COMMIT_METADATA, OffsetCommit};
+pub use maintenance::{CleanerSummary, RetentionSummary};
 pub use plugins::{PluginDescription, PluginVersion, PluginsConfig};
+pub use produce::{PartitionAppend, PendingSync, ProduceRecord, ProduceResult};
+pub use topics::{PartitionDescription, TopicDescription, TopicSummary};
+
+/// The broker's clock: ms since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -1,4 +1,10 @@
-//! Plugin administration: the broker's view of its [`PluginHost`].
+//! Plugin administration: the broker's view of its [`PluginHost`], and the glue between
+//! plugins and topics.
+//!
+//! Invariant: a plugin a topic's configuration names, or a codec version stored batches
+//! reference, cannot be unloaded: the first is checked under the topic admin lock
+//! ([`unload_unused`]), the second by the pins the codec tables hold ([`pin_stored_codecs`],
+//! [`unpin_codecs`]).
 //!
 //! The built-in plugins are loaded at open (unless disabled). Plugins loaded through the
 //! API are persisted under `<data_dir>/plugins/` (`<name>.wasm`, `<name>.kind` and, when
@@ -6,7 +12,8 @@
 //! working across restarts.
 
 use crate::BrokerError;
-use crate::topic::sync_dir;
+use crate::topics::Topics;
+use crate::topics::topic::{Topic, sync_dir};
 use distlog_plugin_host::{
     HostConfig, LoadError, PluginDigest, PluginHost, PluginKind, PluginSpec, PluginStats,
     RegistryError,
@@ -230,7 +237,7 @@ impl Plugins {
             .map_err(load_error)?;
         self.loaded.lock().entry(report.digest).or_insert(Loaded {
             size_bytes: b.bytes.len() as u64,
-            loaded_at_ms: crate::broker::now_ms(),
+            loaded_at_ms: crate::now_ms(),
         });
         Ok(report.digest)
     }
@@ -257,7 +264,7 @@ impl Plugins {
         .map_err(load_error)?;
         self.loaded.lock().entry(report.digest).or_insert(Loaded {
             size_bytes: size,
-            loaded_at_ms: crate::broker::now_ms(),
+            loaded_at_ms: crate::now_ms(),
         });
         tracing::info!(plugin = name, digest = %report.digest.short(), kind = %report.kind, "plugin loaded");
         Ok(report.digest)
@@ -487,5 +494,69 @@ impl Plugins {
             .into_iter()
             .filter_map(|i| self.describe(&i.name).ok())
             .collect()
+    }
+}
+
+/// Unloads `name` unless a topic's configuration names it (`PluginInUse`, listing the topics);
+/// serialized with topic creation and configuration changes, which check that the plugins
+/// they name are loaded.
+pub(crate) fn unload_unused(
+    plugins: &Plugins,
+    topics: &Topics,
+    name: &str,
+) -> Result<(), BrokerError> {
+    let _admin = topics.admin();
+    let users: Vec<String> = topics
+        .snapshot()
+        .iter()
+        .filter(|t| t.config().plugins().any(|(_, _, n)| n == name))
+        .map(|t| t.name.clone())
+        .collect();
+    if !users.is_empty() {
+        return Err(BrokerError::PluginInUse {
+            name: name.to_owned(),
+            reason: format!("named by the configuration of topics {users:?}"),
+        });
+    }
+    plugins.unload(name)
+}
+
+/// Pins every codec version referenced by stored batches (see [`crate::codec`]), first
+/// loading replaced versions from the copies kept under `plugins/versions/`.
+pub(crate) fn pin_stored_codecs(plugins: &Plugins, topics: &[std::sync::Arc<Topic>]) {
+    let host = plugins.host();
+    for t in topics {
+        for p in &t.partitions {
+            let Ok(log) = p.log() else { continue };
+            for entry in log.codecs() {
+                let digest = PluginDigest(entry.digest);
+                let loaded = host.stats().iter().any(|v| v.digest == digest);
+                if !loaded {
+                    match plugins.restore_codec(&entry.name, &digest) {
+                        Ok(true) => {
+                            tracing::info!(codec = %entry.name, digest = %digest.short(), "restored a replaced codec version for stored batches")
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(codec = %entry.name, digest = %digest.short(), error = %e, "restoring a codec version failed")
+                        }
+                    }
+                }
+            }
+            crate::codec::pin_table(host, &log, &t.name, p.index);
+        }
+    }
+}
+
+/// Drops the pins a deleted topic's codec tables held (one per table entry, as taken by
+/// [`crate::codec::pin_table`] and at first registration).
+pub(crate) fn unpin_codecs(host: &PluginHost, topic: &Topic) {
+    for p in &topic.partitions {
+        let Some(log) = p.log.read().clone() else {
+            continue;
+        };
+        for entry in log.codecs() {
+            host.unpin(&PluginDigest(entry.digest));
+        }
     }
 }

@@ -1,21 +1,29 @@
-//! Background policies and raw reads: retention passes, compaction passes, the maintenance
-//! thread that runs both on an interval, and fetches of stored batches as they are.
+//! Maintenance: retention passes, compaction passes, and the thread that runs both on an
+//! interval.
 //!
-//! Passes are synchronous and bounded: retention is a plugin call and a few renames per
-//! partition; a compaction pass reads at most [`BrokerConfig::cleaner_max_dirty_bytes`] of
-//! dirty segments per partition. Neither takes a broker lock, so produce and fetch go on;
-//! storage keeps deleted or replaced segments readable by fetches that already hold them.
+//! Each policy decides without IO and a pass carries the decision out: [`retention`] turns
+//! segment descriptors into the segments to delete, which storage deletes crash-safely;
+//! [`compaction`] decides whether a partition is worth cleaning and adapts the key extractor
+//! and codecs to storage's cleaner, which rewrites the segments.
+//!
+//! Invariant: passes are synchronous and bounded: retention is a plugin call and a few
+//! renames per partition; a compaction pass reads at most
+//! [`BrokerConfig::cleaner_max_dirty_bytes`] of dirty segments per partition. Neither takes a
+//! broker lock, so produce and fetch go on; storage keeps deleted or replaced segments
+//! readable by fetches that already hold them. A plugin error changes nothing on disk.
 //!
 //! [`BrokerConfig::cleaner_max_dirty_bytes`]: crate::BrokerConfig::cleaner_max_dirty_bytes
 
-use super::{Broker, Inner, now_ms, read_error};
+pub(crate) mod compaction;
+pub(crate) mod retention;
+
 use crate::BrokerError;
-use crate::codec::{self, CodecIdentity};
-use crate::compaction::{self, PluginCodecs};
-use crate::retention::{self, DecideError};
-use crate::topic::Topic;
+use crate::topics::topic::Topic;
+use compaction::PluginCodecs;
+use distlog_plugin_host::PluginHost;
 use parking_lot::{Condvar, Mutex};
-use std::sync::{Arc, Weak};
+use retention::DecideError;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -53,44 +61,17 @@ pub struct CleanerSummary {
     pub errors: usize,
 }
 
-/// One stored batch as it is on disk, with its codec identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawBatch {
-    /// Offset of its first record.
-    pub base_offset: u64,
-    /// Offset of its last record.
-    pub last_offset: u64,
-    /// The whole batch (docs/FORMAT.md), compressed payload included: a slice of the
-    /// read's buffer, not a copy.
-    pub bytes: bytes::Bytes,
-    /// The codec version that wrote the payload; `None` when uncompressed.
-    pub codec: Option<CodecIdentity>,
-}
-
-/// Stored batches read by [`Broker::fetch_raw`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RawFetchResult {
-    /// Batches holding offsets at or after the requested one, in offset order.
-    pub batches: Vec<RawBatch>,
-    /// Log start offset at the time of the read.
-    pub log_start_offset: u64,
-    /// Log end offset at the time of the read.
-    pub log_end_offset: u64,
-    /// Offset to fetch next.
-    pub next_offset: u64,
-}
-
-/// The maintenance thread: wakes every interval (or when stopped) and runs a retention pass
-/// and a compaction pass. It holds the broker weakly, so dropping the broker ends it.
+/// The maintenance thread: wakes every interval (or when stopped) and runs a pass. The pass
+/// closure returns `false` to end the thread (the broker is gone or closed).
 #[derive(Debug, Default)]
-pub(super) struct Maintenance {
+pub(crate) struct Maintenance {
     stop: Arc<(Mutex<bool>, Condvar)>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Maintenance {
     /// Starts the thread; an interval of zero starts nothing (passes run only when called).
-    pub(super) fn start(&self, inner: Weak<Inner>, interval: Duration) {
+    pub(crate) fn start(&self, interval: Duration, pass: impl Fn() -> bool + Send + 'static) {
         if interval.is_zero() {
             return;
         }
@@ -108,13 +89,9 @@ impl Maintenance {
                             return;
                         }
                     }
-                    let Some(inner) = inner.upgrade() else { return };
-                    let broker = Broker { inner };
-                    if broker.is_closed() {
+                    if !pass() {
                         return;
                     }
-                    broker.run_retention_once();
-                    broker.run_compaction_once();
                 }
             });
         match spawned {
@@ -124,7 +101,7 @@ impl Maintenance {
     }
 
     /// Stops the thread and waits for a pass in progress to finish.
-    pub(super) fn stop(&self) {
+    pub(crate) fn stop(&self) {
         *self.stop.0.lock() = true;
         self.stop.1.notify_all();
         if let Some(h) = self.thread.lock().take()
@@ -133,302 +110,191 @@ impl Maintenance {
             let _ = h.join();
         }
     }
+
+    #[cfg(test)]
+    pub(crate) fn is_running(&self) -> bool {
+        self.thread.lock().is_some()
+    }
 }
 
-impl Broker {
-    pub(super) fn start_maintenance(&self) {
-        let interval = Duration::from_millis(self.inner.config.retention_check_interval_ms);
-        self.inner
-            .maintenance
-            .start(Arc::downgrade(&self.inner), interval);
-    }
-
-    /// Pins every codec version referenced by stored batches (see [`crate::codec`]), first
-    /// loading replaced versions from the copies kept under `plugins/versions/`.
-    pub(super) fn pin_stored_codecs(&self) {
-        let Some(plugins) = self.inner.plugins.as_ref() else {
-            return;
-        };
-        let host = plugins.host();
-        for t in self.inner.topics.read().values() {
-            for p in &t.partitions {
-                let Ok(log) = p.log() else { continue };
-                for entry in log.codecs() {
-                    let digest = distlog_plugin_host::PluginDigest(entry.digest);
-                    let loaded = host.stats().iter().any(|v| v.digest == digest);
-                    if !loaded {
-                        match plugins.restore_codec(&entry.name, &digest) {
-                            Ok(true) => {
-                                tracing::info!(codec = %entry.name, digest = %digest.short(), "restored a replaced codec version for stored batches")
-                            }
-                            Ok(false) => {}
-                            Err(e) => {
-                                tracing::warn!(codec = %entry.name, digest = %digest.short(), error = %e, "restoring a codec version failed")
-                            }
+/// One retention pass over `topics` (see `Broker::run_retention_once`).
+pub(crate) fn run_retention(host: Option<&PluginHost>, topics: &[Arc<Topic>]) -> RetentionSummary {
+    let mut sum = RetentionSummary::default();
+    for t in topics {
+        let config = t.config();
+        if !compaction::cleanup_includes(&config, "delete") {
+            continue;
+        }
+        for p in &t.partitions {
+            let Ok(log) = p.log() else { continue };
+            sum.partitions += 1;
+            let segments = log.segments();
+            let decided =
+                retention::decide(host, &config, &t.name, p.index, &segments, crate::now_ms());
+            let chosen = match decided {
+                Ok(c) if c.is_empty() => continue,
+                Ok(c) => c,
+                Err(e) => {
+                    let kind = match e {
+                        DecideError::Invalid(_) => {
+                            sum.rejected += 1;
+                            "rejected"
                         }
-                    }
+                        DecideError::Plugin(_) => {
+                            sum.errors += 1;
+                            "error"
+                        }
+                    };
+                    metrics::counter!("distlog_retention_failures_total",
+                        "topic" => t.name.clone(), "kind" => kind)
+                    .increment(1);
+                    tracing::warn!(topic = %t.name, partition = p.index, error = %e, "retention pass skipped");
+                    continue;
                 }
-                codec::pin_table(host, &log, &t.name, p.index);
-            }
-        }
-    }
-
-    /// Drops the pins a deleted topic's codec tables held (one per table entry, as taken by
-    /// [`codec::pin_table`] and at first registration).
-    pub(super) fn unpin_codecs(&self, topic: &Topic) {
-        let Some(host) = self.plugin_host() else {
-            return;
-        };
-        for p in &topic.partitions {
-            let Some(log) = p.log.read().clone() else {
-                continue;
             };
-            for entry in log.codecs() {
-                host.unpin(&distlog_plugin_host::PluginDigest(entry.digest));
-            }
-        }
-    }
-
-    fn topics_snapshot(&self) -> Vec<Arc<Topic>> {
-        self.inner.topics.read().values().cloned().collect()
-    }
-
-    /// Runs each partition's retention policy once (topics whose `cleanup.policy` includes
-    /// `delete`) and deletes what it selects, crash-safely. The maintenance thread calls this
-    /// every `retention_check_interval_ms`; tests and operators may call it directly.
-    ///
-    /// Cost per partition: one or two plugin calls, then per deleted segment a few renames,
-    /// one directory sync and a checkpoint. Fetches reading a deleted segment finish normally.
-    pub fn run_retention_once(&self) -> RetentionSummary {
-        let mut sum = RetentionSummary::default();
-        if self.is_closed() {
-            return sum;
-        }
-        for t in self.topics_snapshot() {
-            let config = t.config();
-            if !compaction::cleanup_includes(&config, "delete") {
-                continue;
-            }
-            for p in &t.partitions {
-                let Ok(log) = p.log() else { continue };
-                sum.partitions += 1;
-                let segments = log.segments();
-                let decided = retention::decide(
-                    self.plugin_host(),
-                    &config,
-                    &t.name,
-                    p.index,
-                    &segments,
-                    now_ms(),
-                );
-                let chosen = match decided {
-                    Ok(c) if c.is_empty() => continue,
-                    Ok(c) => c,
-                    Err(e) => {
-                        let kind = match e {
-                            DecideError::Invalid(_) => {
-                                sum.rejected += 1;
-                                "rejected"
-                            }
-                            DecideError::Plugin(_) => {
-                                sum.errors += 1;
-                                "error"
-                            }
-                        };
-                        metrics::counter!("distlog_retention_failures_total",
-                            "topic" => t.name.clone(), "kind" => kind)
-                        .increment(1);
-                        tracing::warn!(topic = %t.name, partition = p.index, error = %e, "retention pass skipped");
-                        continue;
-                    }
-                };
-                match log.delete_segments(&chosen) {
-                    Ok(deleted) => {
-                        let bytes: u64 = segments
-                            .iter()
-                            .filter(|s| deleted.contains(&s.base_offset))
-                            .map(|s| s.size_bytes)
-                            .sum();
-                        sum.segments_deleted += deleted.len();
-                        sum.bytes_deleted += bytes;
-                        metrics::counter!("distlog_retention_segments_deleted_total", "topic" => t.name.clone())
-                            .increment(deleted.len() as u64);
-                        metrics::counter!("distlog_retention_bytes_deleted_total", "topic" => t.name.clone())
-                            .increment(bytes);
-                        tracing::info!(topic = %t.name, partition = p.index, segments = deleted.len(), bytes,
-                            log_start_offset = log.log_start_offset(), "retention deleted segments");
-                    }
-                    Err(e) => {
-                        sum.errors += 1;
-                        metrics::counter!("distlog_retention_failures_total",
-                            "topic" => t.name.clone(), "kind" => "delete")
-                        .increment(1);
-                        tracing::warn!(topic = %t.name, partition = p.index, error = %e, "retention deletion failed");
-                    }
+            match log.delete_segments(&chosen) {
+                Ok(deleted) => {
+                    let bytes: u64 = segments
+                        .iter()
+                        .filter(|s| deleted.contains(&s.base_offset))
+                        .map(|s| s.size_bytes)
+                        .sum();
+                    sum.segments_deleted += deleted.len();
+                    sum.bytes_deleted += bytes;
+                    metrics::counter!("distlog_retention_segments_deleted_total", "topic" => t.name.clone())
+                        .increment(deleted.len() as u64);
+                    metrics::counter!("distlog_retention_bytes_deleted_total", "topic" => t.name.clone())
+                        .increment(bytes);
+                    tracing::info!(topic = %t.name, partition = p.index, segments = deleted.len(), bytes,
+                        log_start_offset = log.log_start_offset(), "retention deleted segments");
+                }
+                Err(e) => {
+                    sum.errors += 1;
+                    metrics::counter!("distlog_retention_failures_total",
+                        "topic" => t.name.clone(), "kind" => "delete")
+                    .increment(1);
+                    tracing::warn!(topic = %t.name, partition = p.index, error = %e, "retention deletion failed");
                 }
             }
         }
-        sum
     }
+    sum
+}
 
-    /// Runs one compaction pass on every partition of `compact` topics that is worth it
-    /// (`min.cleanable.dirty.ratio`, `min.compaction.lag.ms`). The maintenance thread calls
-    /// this every interval; tests and operators may call it directly.
-    ///
-    /// Cost: per cleaned partition, storage's bounded pass (at most `cleaner_max_dirty_bytes`
-    /// of dirty segments read twice, plus the rewritten clean range) and one key-extractor
-    /// call per batch read. A plugin error aborts that partition's pass with nothing changed.
-    pub fn run_compaction_once(&self) -> CleanerSummary {
-        let mut sum = CleanerSummary::default();
-        for t in self.topics_snapshot() {
-            if !compaction::cleanup_includes(&t.config(), "compact") {
-                continue;
-            }
-            for p in &t.partitions {
-                if self.is_closed() {
-                    return sum;
-                }
-                match self.clean_partition(&t, p.index, false) {
-                    Ok(None) => sum.partitions_skipped += 1,
-                    Ok(Some(r)) => {
-                        sum.partitions_cleaned += 1;
-                        sum.bytes_read += r.bytes_read;
-                        sum.bytes_written += r.bytes_written;
-                        sum.records_dropped += r.records_superseded + r.tombstones_dropped;
-                    }
-                    Err(_) => sum.errors += 1,
-                }
-            }
-        }
-        sum
-    }
-
-    /// Cleans one partition now, whatever its dirty ratio (operators, tests). `Ok(None)` when
-    /// the topic is not a `compact` topic.
-    pub fn compact_partition(
-        &self,
-        topic: &str,
-        partition: u32,
-    ) -> Result<Option<distlog_storage::compaction::CompactReport>, BrokerError> {
-        let t = self.topic(topic)?;
-        t.partition(partition)?;
+/// One compaction pass over the `compact` topics of `topics` (see
+/// `Broker::run_compaction_once`); stops early once `closed` holds.
+pub(crate) fn run_compaction(
+    host: Option<&PluginHost>,
+    topics: &[Arc<Topic>],
+    max_dirty_bytes: u64,
+    closed: impl Fn() -> bool,
+) -> CleanerSummary {
+    let mut sum = CleanerSummary::default();
+    for t in topics {
         if !compaction::cleanup_includes(&t.config(), "compact") {
+            continue;
+        }
+        for p in &t.partitions {
+            if closed() {
+                return sum;
+            }
+            match clean_partition(host, t, p.index, max_dirty_bytes, false) {
+                Ok(None) => sum.partitions_skipped += 1,
+                Ok(Some(r)) => {
+                    sum.partitions_cleaned += 1;
+                    sum.bytes_read += r.bytes_read;
+                    sum.bytes_written += r.bytes_written;
+                    sum.records_dropped += r.records_superseded + r.tombstones_dropped;
+                }
+                Err(_) => sum.errors += 1,
+            }
+        }
+    }
+    sum
+}
+
+/// Cleans one partition now, whatever its dirty ratio (see `Broker::compact_partition`).
+pub(crate) fn compact_partition(
+    host: Option<&PluginHost>,
+    t: &Topic,
+    partition: u32,
+    max_dirty_bytes: u64,
+) -> Result<Option<distlog_storage::compaction::CompactReport>, BrokerError> {
+    t.partition(partition)?;
+    if !compaction::cleanup_includes(&t.config(), "compact") {
+        return Ok(None);
+    }
+    clean_partition(host, t, partition, max_dirty_bytes, true)
+}
+
+fn clean_partition(
+    host: Option<&PluginHost>,
+    t: &Topic,
+    partition: u32,
+    max_dirty_bytes: u64,
+    force: bool,
+) -> Result<Option<distlog_storage::compaction::CompactReport>, BrokerError> {
+    let p = t.partition(partition)?;
+    let log = p.log()?;
+    let config = t.config();
+    if !force {
+        let segments = log.segments();
+        let newest_inactive = segments
+            .iter()
+            .rev()
+            .find(|s| !s.active)
+            .map(|s| s.max_timestamp);
+        if !compaction::worth_cleaning(
+            &config,
+            &log.cleanable_stats(),
+            newest_inactive,
+            crate::now_ms(),
+        ) {
             return Ok(None);
         }
-        self.clean_partition(&t, partition, true)
     }
+    let fail = |message: String| {
+        metrics::counter!("distlog_cleaner_errors_total", "topic" => t.name.clone()).increment(1);
+        tracing::warn!(topic = %t.name, partition, error = %message, "compaction pass failed; nothing changed");
+        BrokerError::FailedPrecondition(format!(
+            "compaction of {}/{partition} failed: {message}",
+            t.name
+        ))
+    };
+    let mut keys = compaction::key_extractor(host, &config).map_err(fail)?;
+    let options = compaction::options(&config, max_dirty_bytes);
+    let report = log
+        .compact(&options, keys.as_mut(), &mut PluginCodecs(host))
+        .map_err(|e| fail(e.to_string()))?;
+    metrics::counter!("distlog_cleaner_passes_total", "topic" => t.name.clone()).increment(1);
+    metrics::counter!("distlog_cleaner_bytes_read_total", "topic" => t.name.clone())
+        .increment(report.bytes_read);
+    metrics::counter!("distlog_cleaner_bytes_written_total", "topic" => t.name.clone())
+        .increment(report.bytes_written);
+    tracing::info!(topic = %t.name, partition, segments = report.segments_cleaned,
+        bytes_read = report.bytes_read, bytes_written = report.bytes_written,
+        dropped = report.records_superseded + report.tombstones_dropped, "compaction pass done");
+    Ok(Some(report))
+}
 
-    fn clean_partition(
-        &self,
-        t: &Topic,
-        partition: u32,
-        force: bool,
-    ) -> Result<Option<distlog_storage::compaction::CompactReport>, BrokerError> {
-        let p = t.partition(partition)?;
-        let log = p.log()?;
-        let config = t.config();
-        if !force {
-            let segments = log.segments();
-            let newest_inactive = segments
-                .iter()
-                .rev()
-                .find(|s| !s.active)
-                .map(|s| s.max_timestamp);
-            if !compaction::worth_cleaning(
-                &config,
-                &log.cleanable_stats(),
-                newest_inactive,
-                now_ms(),
-            ) {
-                return Ok(None);
-            }
-        }
-        let host = self.plugin_host();
-        let fail = |message: String| {
-            metrics::counter!("distlog_cleaner_errors_total", "topic" => t.name.clone())
-                .increment(1);
-            tracing::warn!(topic = %t.name, partition, error = %message, "compaction pass failed; nothing changed");
-            BrokerError::FailedPrecondition(format!(
-                "compaction of {}/{partition} failed: {message}",
-                t.name
-            ))
-        };
-        let mut keys = compaction::key_extractor(host, &config).map_err(fail)?;
-        let options = compaction::options(&config, self.inner.config.cleaner_max_dirty_bytes);
-        let report = log
-            .compact(&options, keys.as_mut(), &mut PluginCodecs(host))
-            .map_err(|e| fail(e.to_string()))?;
-        metrics::counter!("distlog_cleaner_passes_total", "topic" => t.name.clone()).increment(1);
-        metrics::counter!("distlog_cleaner_bytes_read_total", "topic" => t.name.clone())
-            .increment(report.bytes_read);
-        metrics::counter!("distlog_cleaner_bytes_written_total", "topic" => t.name.clone())
-            .increment(report.bytes_written);
-        tracing::info!(topic = %t.name, partition, segments = report.segments_cleaned,
-            bytes_read = report.bytes_read, bytes_written = report.bytes_written,
-            dropped = report.records_superseded + report.tombstones_dropped, "compaction pass done");
-        Ok(Some(report))
-    }
-
-    /// Rolls a partition's active segment now if it holds data (operators, tests): the
-    /// segment becomes eligible for retention and compaction. Returns whether it rolled.
-    /// Cost: a segment creation and an fsync.
-    pub fn roll_partition(&self, topic: &str, partition: u32) -> Result<bool, BrokerError> {
-        let t = self.topic(topic)?;
-        let log = t.partition(partition)?.log()?;
-        log.roll().map_err(|e| BrokerError::Storage {
-            topic: t.name.clone(),
-            partition,
-            message: e.to_string(),
-        })
-    }
-
-    /// Reads stored batches from `offset` on, as they are on disk (compressed payloads stay
-    /// compressed), each with the codec identity that decodes it: for clients that decode
-    /// themselves, replicate or archive. Same range rules as [`fetch`](Self::fetch).
-    /// Cost: an index search, one or two positional reads, one CRC pass per batch.
-    pub fn fetch_raw(
-        &self,
-        topic: &str,
-        partition: u32,
-        offset: u64,
-        max_bytes: usize,
-    ) -> Result<RawFetchResult, BrokerError> {
-        let t = self.topic(topic)?;
-        let log = t.partition(partition)?.log()?;
-        let snapshot = log.snapshot();
-        let fetched = snapshot
-            .read(offset, max_bytes)
-            .map_err(|e| read_error(&t.name, partition, e))?;
-        let mut batches = Vec::with_capacity(fetched.batch_count);
-        for view in fetched.batches() {
-            batches.push(RawBatch {
-                base_offset: view.base_offset(),
-                last_offset: view.last_offset(),
-                bytes: fetched.bytes().slice_ref(view.as_bytes()),
-                codec: codec::identity(&log, view.header())
-                    .map_err(|e| super::in_partition(e, &t.name, partition))?,
-            });
-        }
-        Ok(RawFetchResult {
-            batches,
-            log_start_offset: snapshot.log_start_offset(),
-            log_end_offset: snapshot.log_end_offset().max(fetched.high_watermark),
-            next_offset: if fetched.batch_count == 0 {
-                offset
-            } else {
-                fetched.next_offset
-            },
-        })
-    }
+/// Rolls a partition's active segment now if it holds data (see `Broker::roll_partition`).
+pub(crate) fn roll_partition(t: &Topic, partition: u32) -> Result<bool, BrokerError> {
+    let log = t.partition(partition)?.log()?;
+    log.roll().map_err(|e| BrokerError::Storage {
+        topic: t.name.clone(),
+        partition,
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     //! The passes without plugins (native time/size retention, native record keys) and the
     //! maintenance thread. The plugin paths are covered end to end in `tests/all/policies.rs`.
-    use super::*;
-    use crate::{BrokerConfig, ProduceRecord};
+    use crate::now_ms;
+    use crate::{Broker, BrokerConfig, BrokerError, ProduceRecord};
     use std::collections::BTreeMap;
+    use std::time::Duration;
 
     fn open(dir: &std::path::Path, interval_ms: u64) -> Broker {
         let mut c = BrokerConfig::new(dir);
@@ -565,9 +431,6 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         b.close().expect("close");
-        assert!(
-            b.inner.maintenance.thread.lock().is_none(),
-            "joined at close"
-        );
+        assert!(!b.maintenance_running(), "joined at close");
     }
 }

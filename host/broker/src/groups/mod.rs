@@ -1,0 +1,103 @@
+//! Consumer groups: committed positions per (group, topic, partition).
+//!
+//! This room checks a commit (group name, metadata size, that every partition exists) and
+//! hands it to the offset store ([`store`]), which makes it durable before it is acknowledged
+//! and replays it at open.
+//!
+//! Invariant: a commit is acknowledged only once it would survive a crash, and a deleted
+//! topic's offsets are forgotten durably, so a topic created later under the same name starts
+//! with no committed offsets (as in Kafka).
+
+pub mod store;
+
+use crate::BrokerError;
+use crate::names::validate_group_name;
+pub use store::{CommittedOffset, GroupStore};
+
+/// Largest client metadata stored with a committed offset.
+pub const MAX_COMMIT_METADATA: usize = 4096;
+
+/// A position to commit for a consumer group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetCommit {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: u32,
+    /// Offset of the next record to consume.
+    pub offset: u64,
+    /// Client metadata, at most [`MAX_COMMIT_METADATA`] bytes.
+    pub metadata: String,
+}
+
+/// The group room: validation in front of the offset store.
+#[derive(Debug)]
+pub(crate) struct Groups {
+    store: GroupStore,
+}
+
+impl Groups {
+    pub(crate) fn open(store: GroupStore) -> Self {
+        Self { store }
+    }
+
+    /// Checks and durably stores a group's positions (see `Broker::commit_offsets`);
+    /// `partition_exists` fails for a topic or partition that does not exist.
+    pub(crate) fn commit(
+        &self,
+        group: &str,
+        offsets: Vec<OffsetCommit>,
+        partition_exists: impl Fn(&str, u32) -> Result<(), BrokerError>,
+        now_ms: i64,
+    ) -> Result<(), BrokerError> {
+        validate_group_name(group)?;
+        if offsets.is_empty() {
+            return Err(BrokerError::Empty("the offset commit"));
+        }
+        let mut entries = Vec::with_capacity(offsets.len());
+        for o in offsets {
+            partition_exists(&o.topic, o.partition)?;
+            if o.metadata.len() > MAX_COMMIT_METADATA {
+                return Err(BrokerError::InvalidArgument(format!(
+                    "commit metadata is {} bytes, over the limit of {MAX_COMMIT_METADATA}",
+                    o.metadata.len()
+                )));
+            }
+            entries.push(CommittedOffset {
+                topic: o.topic,
+                partition: o.partition,
+                offset: o.offset,
+                metadata: o.metadata,
+                committed_at_ms: now_ms,
+            });
+        }
+        self.store.commit(group, entries)
+    }
+
+    /// A group's committed offsets (see `Broker::fetch_offsets`).
+    pub(crate) fn fetch(
+        &self,
+        group: &str,
+        topic: Option<&str>,
+    ) -> Result<Vec<CommittedOffset>, BrokerError> {
+        validate_group_name(group)?;
+        self.store.fetch(group, topic)
+    }
+
+    /// Every group with committed offsets, sorted.
+    pub(crate) fn list(&self) -> Vec<String> {
+        self.store.groups()
+    }
+
+    /// Forgets a deleted topic's offsets; a failure is logged (the topic is gone either way).
+    pub(crate) fn forget_topic(&self, topic: &str) {
+        if let Err(e) = self.store.forget_topic(topic) {
+            tracing::warn!(topic, error = %e, "forgetting deleted topic's group offsets failed");
+        }
+    }
+
+    /// Makes everything durable for shutdown.
+    pub(crate) fn close(&self) -> Result<(), BrokerError> {
+        self.store.sync()
+    }
+}
