@@ -15,5 +15,6 @@ mod storage {
     mod fulldisk;
     mod io;
     mod model;
+    mod replica;
     mod threads;
 }

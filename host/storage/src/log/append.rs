@@ -67,7 +67,6 @@ impl Log {
             return Err(AppendError::UnknownCodec(frame.codec_ref));
         }
         let now = self.clock.now_ms();
-        let total = frame.total_len();
         if frame.attributes & LOG_APPEND_TIME != 0 {
             // Re-sealing the CRC costs two passes over the batch: do it outside the lock.
             set_log_append_time(batch, now).map_err(FrameError::from)?;
@@ -89,43 +88,7 @@ impl Log {
             set_leader_epoch(batch, crate::segment::MAX_LEADER_EPOCH).map_err(FrameError::from)?;
             frame.leader_epoch = crate::segment::MAX_LEADER_EPOCH;
         }
-        let seg = w.active.clone();
-        let pos = w.stats.size;
-        if w.needs_truncate {
-            match seg.log.set_len(pos) {
-                Ok(()) => w.needs_truncate = false,
-                Err(e) => return Err(write_error(e)),
-            }
-        }
-        if let Err(e) = seg.log.write_at(batch, pos) {
-            if seg.log.set_len(pos).is_err() {
-                w.needs_truncate = true;
-            }
-            return Err(write_error(e));
-        }
-        let interval = u64::from(self.config.index_interval_bytes);
-        if !w.cursor.entry_due(pos, interval) {
-            // No index entry for this batch: no index lock, readers are never in the way.
-            w.cursor.advance(&frame);
-        } else {
-            let mut index = seg.index.write();
-            let mut time_index = seg.time_index.write();
-            if let Err(e) = w.cursor.observe(
-                seg.base_offset,
-                &mut index,
-                &mut time_index,
-                pos,
-                &frame,
-                interval,
-            ) {
-                // Indexes are caches; a missing entry only makes lookups scan a little more.
-                tracing::warn!(segment = seg.base_offset, error = %e, "index entry not written");
-            }
-        }
-        w.stats.add(&frame, total);
-        seg.publish(w.stats);
-        self.end_offset
-            .store(w.stats.next_offset, Ordering::Release);
+        self.write_batch(&mut w, batch, &frame)?;
         drop(w);
 
         if rolled {
@@ -136,6 +99,56 @@ impl Log {
             last_offset: frame.last_offset(),
             log_append_time_ms: now,
         })
+    }
+
+    /// Writes one whole batch (`bytes`, described by `frame`, whose offsets continue the log)
+    /// at the end of the active segment, adds its index entries if due and publishes it to
+    /// readers. Called under the writer lock, after any roll. On an error nothing of the batch
+    /// is visible and the next write starts where this one did.
+    pub(super) fn write_batch(
+        &self,
+        w: &mut Writer,
+        bytes: &[u8],
+        frame: &Frame,
+    ) -> Result<(), AppendError> {
+        let seg = w.active.clone();
+        let pos = w.stats.size;
+        if w.needs_truncate {
+            match seg.log.set_len(pos) {
+                Ok(()) => w.needs_truncate = false,
+                Err(e) => return Err(write_error(e)),
+            }
+        }
+        if let Err(e) = seg.log.write_at(bytes, pos) {
+            if seg.log.set_len(pos).is_err() {
+                w.needs_truncate = true;
+            }
+            return Err(write_error(e));
+        }
+        let interval = u64::from(self.config.index_interval_bytes);
+        if !w.cursor.entry_due(pos, interval) {
+            // No index entry for this batch: no index lock, readers are never in the way.
+            w.cursor.advance(frame);
+        } else {
+            let mut index = seg.index.write();
+            let mut time_index = seg.time_index.write();
+            if let Err(e) = w.cursor.observe(
+                seg.base_offset,
+                &mut index,
+                &mut time_index,
+                pos,
+                frame,
+                interval,
+            ) {
+                // Indexes are caches; a missing entry only makes lookups scan a little more.
+                tracing::warn!(segment = seg.base_offset, error = %e, "index entry not written");
+            }
+        }
+        w.stats.add(frame, frame.total_len());
+        seg.publish(w.stats);
+        self.end_offset
+            .store(w.stats.next_offset, Ordering::Release);
+        Ok(())
     }
 
     /// Rolls the active segment if the incoming batch calls for it (`None`: roll anyway).

@@ -98,6 +98,49 @@ pub enum AppendError {
     /// The log has been closed.
     #[error("log is closed")]
     Closed,
+    /// [`Log::append_as_follower`](crate::Log::append_as_follower) was given no bytes.
+    #[error("no batches to append")]
+    NoBatches,
+    /// A follower append's batch `index` (from 0, at byte `position` of the input) is not a
+    /// well-formed batch: its header does not parse, it is cut short, or its CRC does not
+    /// match. Nothing was appended.
+    #[error("replicated batch {index} at byte {position}: {source}")]
+    InvalidReplicaBatch {
+        /// Which batch of the input.
+        index: usize,
+        /// Its first byte in the input.
+        position: usize,
+        /// What is wrong with it.
+        #[source]
+        source: FrameError,
+    },
+    /// A follower append's batch `index` does not continue the log: the first batch must start
+    /// at the log end offset, each next one right after the previous one. Nothing was appended.
+    #[error(
+        "replicated batch {index} starts at offset {base_offset}; the log continues at {expected}"
+    )]
+    OffsetMismatch {
+        /// Which batch of the input.
+        index: usize,
+        /// The batch's base offset.
+        base_offset: u64,
+        /// The offset it had to start at.
+        expected: u64,
+    },
+    /// A follower append's batch `index` carries a leader epoch the log cannot take: lower
+    /// than the epoch of the batch before it, or higher than the log accepts. Nothing was
+    /// appended.
+    #[error("replicated batch {index} has leader epoch {epoch}, outside {min}..={max}")]
+    LeaderEpoch {
+        /// Which batch of the input.
+        index: usize,
+        /// The batch's leader epoch.
+        epoch: u32,
+        /// The lowest epoch the batch could carry (the previous batch's).
+        min: u32,
+        /// The highest epoch the batch could carry.
+        max: u32,
+    },
 }
 
 /// A read failed.

@@ -31,6 +31,7 @@ pub(crate) mod codecs;
 mod config;
 mod delete;
 mod error;
+mod follower;
 mod open;
 mod read;
 mod sync;
