@@ -13,28 +13,32 @@
 //!
 //! # Contract for the log
 //!
-//! - **Append.** Before (or right after) appending a batch whose header carries leader epoch
-//!   `e` at base offset `o`, call [`assign(e, o)`](LeaderEpochs::assign). It is a no-op when `e`
-//!   is the latest epoch, so it can be called for every batch. An error means the batch's epoch
-//!   is older than the latest one (or starts below it): refuse the batch. When `assign` returns
-//!   `true`, [`write`](LeaderEpochs::write) the file (two fsyncs; epochs change once per
-//!   leader election, not per batch). A leader that takes over calls `assign(new_epoch,
-//!   log_end)` before its first append, as Kafka does.
-//! - **Follower truncation** to `new_end` (the divergence point): call
-//!   [`truncate_from_end(new_end)`](LeaderEpochs::truncate_from_end), then `write` if it
+//! - **Append.** Before appending a batch whose header carries leader epoch `e` at base offset
+//!   `o`, call [`assign(e, o)`](LeaderEpochs::assign). It is a no-op when `e` is the latest
+//!   epoch, so it can be called for every batch. An error means the batch's epoch is older than
+//!   the latest one (or starts below it): refuse the batch. When `assign` returns `true`,
+//!   [`write`](LeaderEpochs::write) the file *before* appending the batch (two fsyncs; epochs
+//!   change once per leader election, not per batch), so that the file never lags behind what
+//!   the recovery checkpoint covers; if the write fails, refuse the batch. A leader that takes
+//!   over calls `assign(new_epoch, log_end)` and writes before its first append, as Kafka does.
+//! - **Follower truncation** to `new_end` (the divergence point): truncate the log, then
+//!   [`truncate_from_end(new_end)`](LeaderEpochs::truncate_from_end) and `write` if it returned
+//!   `true`.
+//! - **Retention** raising the log start offset to `log_start`: after deleting the segments,
+//!   [`truncate_from_start(log_start)`](LeaderEpochs::truncate_from_start) and `write` if it
 //!   returned `true`.
-//! - **Retention** raising the log start offset to `log_start`: call
-//!   [`truncate_from_start(log_start)`](LeaderEpochs::truncate_from_start), then `write` if it
-//!   returned `true`.
-//! - **Open.** [`load`](LeaderEpochs::load) the file. The file may lag the log (a crash after an
-//!   append and before the write) or lead it (the log's tail was torn off): after recovery, call
-//!   `assign(leader_epoch, base_offset)` for every batch recovery scanned beyond its checkpoint,
-//!   in offset order, then `truncate_from_end(log_end)` and `truncate_from_start(log_start)`,
-//!   and `write` if any of them changed something. When `load` fails with
-//!   [`LoadError::Corrupt`], rebuild instead with [`LeaderEpochs::from_batches`] over every
-//!   batch header of the log, and write the result. A missing file loads as empty (a new log, or
-//!   one written before the file existed: every batch then is in epoch 0, and the same
-//!   assign-from-headers step fills it in).
+//! - **Open.** [`load`](LeaderEpochs::load) the file. A crash can leave it ahead of the log (a
+//!   torn tail cut by recovery, a crash between the steps above) and, for a log written without
+//!   this contract, behind it. So after recovery call `assign(leader_epoch, base_offset)` for
+//!   every batch recovery scanned beyond its checkpoint, in offset order, then
+//!   `truncate_from_end(log_end)` and `truncate_from_start(log_start)`, and `write` if any of
+//!   them returned `true`.
+//!   - [`LoadError::Corrupt`]: rebuild with [`LeaderEpochs::from_batches`] over every batch
+//!     header of the log (one pass over the headers), and write the result.
+//!   - A missing file is an empty cache: right for an empty log. For a non-empty log it means
+//!     the log was written before the file existed: as long as every batch is stored in epoch
+//!     0 (the log enforces that until replication assigns epochs), `assign(0, log_start)` is
+//!     exact and costs nothing; otherwise rebuild with `from_batches` as for a corrupt file.
 //!
 //! Nothing here is synchronised: the log owns one `LeaderEpochs` under its writer lock.
 

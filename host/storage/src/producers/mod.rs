@@ -25,13 +25,16 @@
 //! - **Snapshots.** When a segment rolls (at the new segment's base offset) and on close (at the
 //!   log end), [`write_snapshot`](ProducerState::write_snapshot) at that offset: the state must
 //!   hold exactly the batches below it. It keeps the two newest snapshots and removes the rest.
-//! - **Open.** After recovery: [`delete_snapshots_after(log_end)`](snapshot::delete_snapshots_after),
-//!   then [`load_latest_snapshot`](snapshot::load_latest_snapshot) (corrupt snapshots are
-//!   skipped with a warning and removed, so an older one, or none, is used). From the snapshot
-//!   at offset `s` (or an empty state and `s = log_start` when there is none),
+//! - **Open.** After recovery:
+//!   [`delete_snapshots_after(log_end)`](snapshot::delete_snapshots_after), then
+//!   [`load_latest_snapshot`] (corrupt snapshots are skipped with a warning and removed, so an
+//!   older one, or none, is used). From the snapshot at offset `s` (or an empty state and
+//!   `s = log_start` when there is none),
 //!   [`truncate_from_start(log_start)`](ProducerState::truncate_from_start) and then
 //!   [`replay`](ProducerState::replay) the headers of every batch from `max(s, log_start)` to
-//!   the log end ([`ProducerBatch::from_header`]).
+//!   the log end ([`ProducerBatch::from_header`]). Without a snapshot that is one pass over
+//!   every header of the log; a log written before snapshots existed pays it once, on its
+//!   first open (then write a snapshot at the log end).
 //! - **Follower truncation** to `new_end`: `delete_snapshots_after(new_end)`, then
 //!   [`truncate_from(new_end)`](ProducerState::truncate_from). On [`Truncation::Rebuild`],
 //!   rebuild as on open, with `new_end` as the log end. (Kafka always reloads the last snapshot
@@ -153,7 +156,11 @@ pub struct ProducerEntry {
 impl ProducerEntry {
     /// Builds an entry; `None` unless `batches` has 1 to [`MAX_BATCHES_PER_PRODUCER`] batches
     /// with offsets increasing.
-    pub fn new(epoch: i16, batches: Vec<BatchMetadata>, last_timestamp: i64) -> Option<Self> {
+    pub(crate) fn new(
+        epoch: i16,
+        batches: Vec<BatchMetadata>,
+        last_timestamp: i64,
+    ) -> Option<Self> {
         let ordered = batches.iter().all(|b| b.first_offset <= b.last_offset)
             && batches
                 .windows(2)
