@@ -237,8 +237,11 @@ pub enum Check {
         current: i16,
     },
     /// No state for this producer id and the batch does not start at sequence 0: the producer
-    /// may have expired, or its batches were removed by retention or truncation. Kafka:
-    /// `UNKNOWN_PRODUCER_ID`; the producer resets its sequence (or bumps its epoch) and retries.
+    /// may have expired, or its batches were removed by retention or truncation. Older Kafka
+    /// brokers answer `UNKNOWN_PRODUCER_ID` here, and the producer resets its sequence (or
+    /// bumps its epoch) and retries; brokers since KIP-360 append such a batch instead, since
+    /// they cannot tell an expired producer from a gap. A caller that wants the newer
+    /// behaviour treats this answer as [`Check::New`].
     UnknownProducer,
     /// A producer id with a negative epoch or base sequence. Kafka: `INVALID_RECORD`.
     InvalidProducerFields,
