@@ -1,9 +1,9 @@
 //! Resident memory of the real broker under hostile or careless gRPC clients.
 //!
-//! Starts the `distlog` binary (`target/release/distlog`, next to this bench; built with
-//! `cargo build --profile bench -p distlog`, which writes there too, when missing) as a
-//! child process on a free loopback
-//! port with a temporary data directory and the default server limits, samples its
+//! Starts the `distlog` binary (`target/release/distlog`, next to this bench; built first
+//! with `cargo build --profile bench -p distlog`, which writes there too and does nothing
+//! when it is up to date) as a child process through `distlog_harness::Process`, on a
+//! loopback port with a temporary data directory and the default server limits, samples its
 //! `VmRSS` and `VmHWM` from `/proc/<pid>/status` every 50 ms, and runs these phases, each
 //! bounded in count and time, against 127.0.0.1 only:
 //!
@@ -29,26 +29,25 @@
 //! Run: `cargo bench -p distlog-benches --bench abuse`. Environment:
 //! - `DISTLOG_ABUSE_SECS` (default 60): duration of phase 5 (600 for the 10-minute run);
 //! - `DISTLOG_ABUSE_PRODUCERS` (default 4): parallel 60 MiB produce requests in phase 3;
-//! - `DISTLOG_BIN`: the broker binary to run instead of `target/release/distlog`;
-//! - `DISTLOG_ABUSE_BUILD=1`: build the binary first even if it exists (it may be older
-//!   than the server's sources).
+//! - `DISTLOG_BIN`: the broker binary to run instead of building `target/release/distlog`.
 
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener as StdListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bytes::{Buf, BufMut, Bytes};
+use distlog_harness::{Process, Profile, distlog_bin};
 use distlog_server::ServerConfig;
 use distlog_server::proto::records_client::RecordsClient;
 use distlog_server::proto::topics_client::TopicsClient;
 use distlog_server::proto::{
-    CreateTopicRequest, FetchRequest, ListTopicsRequest, ProduceRequest, Record, SubscribeRequest,
+    CreateTopicRequest, FetchRequest, ProduceRequest, Record, SubscribeRequest,
 };
 use prost::Message as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -70,137 +69,26 @@ static CHILD_PID: AtomicU32 = AtomicU32::new(0);
 // The broker as a child process.
 // ---------------------------------------------------------------------------------------
 
-/// The running broker; killed (and waited for) when dropped, whatever the exit path.
-struct Broker {
-    child: Child,
-    addr: SocketAddr,
-    metrics: SocketAddr,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        CHILD_PID.store(0, Ordering::SeqCst);
-    }
-}
-
-impl Broker {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The last lines of the broker's log, for error messages.
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-}
-
-fn free_port() -> Result<SocketAddr> {
-    let listener = StdListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?)
-}
-
-/// `target/<profile>/distlog` next to this bench executable (`target/<profile>/deps/`),
-/// built with cargo when missing (or when `DISTLOG_ABUSE_BUILD` is set).
-fn broker_binary() -> Result<PathBuf> {
-    if let Some(bin) = std::env::var_os("DISTLOG_BIN") {
-        return Ok(PathBuf::from(bin));
-    }
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("bench executable has no target directory")?;
-    let bin = profile_dir.join("distlog");
-    if !bin.exists() || std::env::var_os("DISTLOG_ABUSE_BUILD").is_some() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let target_dir = profile_dir
-            .parent()
-            .context("no target directory above the profile directory")?;
-        // The bench profile inherits `release` and writes to the same directory; building
-        // with it reuses the dependencies this bench was just built with (`--release`
-        // would rebuild them with debug line tables).
-        eprintln!(
-            "abuse bench: building {} (cargo build --profile bench -p distlog)",
-            bin.display()
-        );
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--profile",
-                "bench",
-                "-p",
-                "distlog",
-                "--target-dir",
-            ])
-            .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .context("running cargo build")?;
-        if !status.success() {
-            bail!("cargo build --profile bench -p distlog failed: {status}");
-        }
-    }
-    if !bin.exists() {
-        bail!("{} not found after the build", bin.display());
-    }
-    Ok(bin)
-}
-
-/// Starts `distlog serve` with the default limits and waits until it answers.
-async fn start_broker(bin: &Path) -> Result<Broker> {
-    let dir = tempfile::tempdir()?;
-    let addr = free_port()?;
-    let metrics = free_port()?;
-    let log = dir.path().join("broker.log");
-    let out = std::fs::File::create(&log)?;
-    let child = Command::new(bin)
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .arg("--listen")
-        .arg(addr.to_string())
-        .arg("--metrics-listen")
-        .arg(metrics.to_string())
-        .args(["--log-level", "warn"])
+/// Starts `distlog serve` over `dir` with the default limits (the harness kills and reaps
+/// it when it is dropped, whatever the exit path).
+fn start_broker(bin: &Path, dir: &Path) -> Result<Process> {
+    let broker = Process::start(
+        bin,
+        &dir.join("data"),
+        // Warnings only, and the listening lines the harness waits for.
+        "warn,distlog::serve=info",
         // The response-budget gauge is refreshed every second instead of every 5 s.
-        .args(["--set", "server.gauge_interval_ms=1000"])
-        .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out)
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    CHILD_PID.store(child.id(), Ordering::SeqCst);
-    let mut broker = Broker {
-        child,
-        addr,
-        metrics,
-        log,
-        _dir: dir,
-    };
-    let started = Instant::now();
-    loop {
-        if let Some(status) = broker.child.try_wait()? {
-            bail!("broker exited at start ({status}):\n{}", broker.log_tail());
-        }
-        if let Ok(channel) = tuned_channel(addr).await
-            && TopicsClient::new(channel)
-                .list_topics(ListTopicsRequest::default())
-                .await
-                .is_ok()
-        {
-            return Ok(broker);
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            bail!("broker not serving after 30 s:\n{}", broker.log_tail());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        &["--set", "server.gauge_interval_ms=1000"],
+    )?;
+    CHILD_PID.store(broker.pid(), Ordering::SeqCst);
+    Ok(broker)
+}
+
+/// The last lines of the broker's log, for error messages.
+fn log_tail(broker: &Process) -> String {
+    let text = broker.log();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 /// A counter or gauge from the broker's Prometheus endpoint (summed over its labels).
@@ -892,7 +780,7 @@ async fn run() -> Result<()> {
     let handshake = Duration::from_millis(defaults.handshake_timeout_ms);
     let abuse_secs = env_num("DISTLOG_ABUSE_SECS", 60);
     let producers = env_num("DISTLOG_ABUSE_PRODUCERS", 4) as usize;
-    let bin = broker_binary()?;
+    let bin = distlog_bin(Profile::Bench)?;
     let modified = std::fs::metadata(&bin)
         .and_then(|m| m.modified())
         .ok()
@@ -900,13 +788,14 @@ async fn run() -> Result<()> {
         .map_or("?".to_owned(), |age| {
             format!("{:.0} min ago", age.as_secs_f64() / 60.0)
         });
-    let broker = start_broker(&bin).await?;
+    let dir = tempfile::tempdir()?;
+    let broker = start_broker(&bin, dir.path())?;
     println!(
         "abuse bench: broker {} (pid {}, {}, built {modified}), metrics {}; default limits: max_request_bytes {} MiB, max_fetch_bytes {} MiB, max_concurrent_streams {}, connection budget {} MiB, server budget {} MiB, handshake timeout {} ms; loop {abuse_secs} s",
-        broker.addr,
+        broker.grpc(),
         broker.pid(),
         bin.display(),
-        broker.metrics,
+        broker.metrics(),
         max_request >> 20,
         max_fetch >> 20,
         defaults.max_concurrent_streams,
@@ -924,20 +813,20 @@ async fn run() -> Result<()> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     ctx.mem_row("idle RSS (started, no topic)", ctx.sampler.rss_mib());
 
-    create_topic(broker.addr, DATA_TOPIC).await?;
-    create_topic(broker.addr, GOOD_TOPIC).await?;
+    create_topic(broker.grpc(), DATA_TOPIC).await?;
+    create_topic(broker.grpc(), GOOD_TOPIC).await?;
     let fill_bytes = 64 << 20;
-    fill(broker.addr, fill_bytes).await?;
+    fill(broker.grpc(), fill_bytes).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = ctx.sampler.rss_mib();
     ctx.mem_row("idle RSS after producing 64 MiB", idle);
     println!("idle: {idle:.1} MiB after producing 64 MiB of 1 KiB records");
 
     let stop_good = Arc::new(AtomicBool::new(false));
-    let good = spawn_good_client(broker.addr, ctx.good.clone(), stop_good.clone());
+    let good = spawn_good_client(broker.grpc(), ctx.good.clone(), stop_good.clone());
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let addr = broker.addr;
+    let addr = broker.grpc();
     ctx.phase(
         "1. 2000 unread Subscribe, 1 connection",
         subscribe_flood(addr, 2000, Duration::from_secs(6)),
@@ -954,7 +843,7 @@ async fn run() -> Result<()> {
         produce_flood(addr, body.clone(), producers, 2),
     )
     .await?;
-    let metrics = broker.metrics;
+    let metrics = broker.metrics();
     let timeouts_before = scrape(metrics, "distlog_handshake_timeouts_total");
     let mut silent = (0, Duration::ZERO, Duration::ZERO);
     ctx.phase("4. 200 half-preface connections", async {
@@ -1101,7 +990,7 @@ async fn run() -> Result<()> {
     if let Some(status) = broker_status(&broker) {
         bail!(
             "broker exited during the run ({status}):\n{}",
-            broker.log_tail()
+            log_tail(&broker)
         );
     }
 
@@ -1145,10 +1034,11 @@ async fn run() -> Result<()> {
     );
     drop(ctx);
     drop(broker);
+    CHILD_PID.store(0, Ordering::SeqCst);
     Ok(())
 }
 
-fn broker_status(broker: &Broker) -> Option<String> {
+fn broker_status(broker: &Process) -> Option<String> {
     // `try_wait` needs `&mut`; the process is alive while /proc/<pid>/status exists and
     // is not a zombie.
     let text = std::fs::read_to_string(format!("/proc/{}/status", broker.pid())).ok()?;

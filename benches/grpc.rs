@@ -44,6 +44,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use distlog_harness::InProcess;
 use distlog_server::proto::records_client::RecordsClient;
 use distlog_server::proto::records_server::{Records, RecordsServer};
 use distlog_server::proto::{
@@ -51,7 +52,7 @@ use distlog_server::proto::{
     ListOffsetsResponse, ProduceRequest, ProduceResponse, Record, StoredRecord, SubscribeRequest,
     topics_client::TopicsClient,
 };
-use distlog_server::{Broker, BrokerConfig, ServerConfig};
+use distlog_server::{BrokerConfig, ServerConfig};
 use tokio::net::TcpListener;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -571,52 +572,13 @@ async fn consume_load(
 // The broker under test.
 // ---------------------------------------------------------------------------------------
 
-struct BrokerUnderTest {
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-/// Opens a broker in a fresh temporary directory and serves it on 127.0.0.1:0.
-async fn start_broker() -> Result<BrokerUnderTest> {
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
-    let broker =
-        tokio::task::spawn_blocking(move || Broker::open(BrokerConfig::new(data))).await??;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
+/// Opens a broker over `dir` and serves it on 127.0.0.1:0 in this process (on this
+/// runtime, as the ceilings are).
+async fn start_broker(dir: &std::path::Path) -> Result<InProcess> {
     let mut config = ServerConfig::default();
     config.max_request_bytes = MAX_MESSAGE / 2;
     config.max_fetch_bytes = 64 << 20;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let shutdown = async {
-            let _ = rx.await;
-        };
-        if let Err(error) =
-            distlog_server::serve_with_listener(listener, config, broker, shutdown).await
-        {
-            eprintln!("broker server failed: {error}");
-        }
-    });
-    Ok(BrokerUnderTest {
-        addr,
-        _dir: dir,
-        shutdown: Some(tx),
-        task,
-    })
-}
-
-impl BrokerUnderTest {
-    /// Stops the server and waits for the broker to close (every log synced).
-    async fn stop(mut self) -> Result<()> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        (&mut self.task).await?;
-        Ok(())
-    }
+    Ok(InProcess::start(BrokerConfig::new(dir.join("data")), config).await?)
 }
 
 async fn create_topic(addr: SocketAddr, name: &str, partitions: u32, sync: &str) -> Result<()> {
@@ -693,7 +655,9 @@ async fn delete_topic(addr: SocketAddr, name: &str) -> Result<()> {
 
 #[allow(clippy::too_many_lines)]
 async fn run(settings: Settings) -> Result<()> {
-    let broker = start_broker().await?;
+    // Declared first, dropped last: the broker is stopped before its directory goes.
+    let dir = tempfile::tempdir()?;
+    let broker = start_broker(dir.path()).await?;
     let ceiling = start_ceiling(None).await?;
     // The ceilings with disk work, one per flush policy measured that has one.
     let mut disk_ceilings: Vec<Option<(SocketAddr, Arc<DiskSink>, &str)>> = Vec::new();
@@ -713,7 +677,10 @@ async fn run(settings: Settings) -> Result<()> {
     }
     println!(
         "grpc bench: broker {} ceiling {} ({} s per measurement, best of {} alternating runs)",
-        broker.addr, ceiling, settings.secs, settings.rounds
+        broker.addr(),
+        ceiling,
+        settings.secs,
+        settings.rounds
     );
     let mut summary = Vec::new();
     let mut topic_seq = 0;
@@ -759,9 +726,9 @@ async fn run(settings: Settings) -> Result<()> {
                 for (sync, runs) in settings.sync.iter().zip(&mut broker_runs) {
                     topic_seq += 1;
                     let topic = format!("bench-{topic_seq}");
-                    create_topic(broker.addr, &topic, partitions, sync).await?;
-                    runs.push(shape.run(broker.addr, &topic).await?);
-                    delete_topic(broker.addr, &topic).await?;
+                    create_topic(broker.addr(), &topic, partitions, sync).await?;
+                    runs.push(shape.run(broker.addr(), &topic).await?);
+                    delete_topic(broker.addr(), &topic).await?;
                 }
             }
             let mut ceiling_run = best(ceiling_runs);
@@ -799,9 +766,9 @@ async fn run(settings: Settings) -> Result<()> {
         // Consume: fill one partition, then read it back in request-sized responses.
         topic_seq += 1;
         let topic = format!("bench-{topic_seq}");
-        create_topic(broker.addr, &topic, 1, "os").await?;
+        create_topic(broker.addr(), &topic, 1, "os").await?;
         let fill = produce_load(
-            broker.addr,
+            broker.addr(),
             &topic,
             size,
             per_request,
@@ -829,7 +796,7 @@ async fn run(settings: Settings) -> Result<()> {
             );
             broker_runs.push(
                 consume_load(
-                    broker.addr,
+                    broker.addr(),
                     &topic,
                     size,
                     max_bytes,
@@ -840,7 +807,7 @@ async fn run(settings: Settings) -> Result<()> {
                 .await?,
             );
         }
-        delete_topic(broker.addr, &topic).await?;
+        delete_topic(broker.addr(), &topic).await?;
         let mut ceiling_run = best(ceiling_runs);
         let mut run = best(broker_runs);
         println!(
@@ -862,7 +829,7 @@ async fn run(settings: Settings) -> Result<()> {
     for line in summary {
         println!("  {line}");
     }
-    broker.stop().await
+    Ok(broker.stop().await?)
 }
 
 fn main() -> Result<()> {

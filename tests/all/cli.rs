@@ -6,222 +6,32 @@
 //! graceful SIGTERM shutdown followed by a restart that keeps every acknowledged record;
 //! configuration errors that stop `serve` with a clear message and a non-zero exit.
 //!
-//! The binary is located by [`distlog_bin`]: `DISTLOG_BIN` if set, else `cargo build -p
-//! distlog` is run once (same profile and target directory as this test binary, which
-//! lives in `<target>/<profile>/deps/`) and `<target>/<profile>/distlog` is used.
+//! The binary is located by `distlog_harness::distlog_bin`: `DISTLOG_BIN` if set, else
+//! `cargo build -p distlog` is run once (same profile and target directory as this test
+//! binary, which lives in `<target>/<profile>/deps/`) and `<target>/<profile>/distlog` is
+//! used.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-
-/// How long a broker may take to start (it compiles the built-in plugins on first start).
-const START_TIMEOUT: Duration = Duration::from_secs(120);
+use distlog_harness::{Process, Profile};
 
 /// The `distlog` binary, built once per test run.
 fn distlog_bin() -> Result<PathBuf> {
-    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| locate().map_err(|e| format!("{e:#}")))
-        .clone()
-        .map_err(anyhow::Error::msg)
+    Ok(distlog_harness::distlog_bin(Profile::Caller)?)
 }
 
-fn locate() -> Result<PathBuf> {
-    if let Some(bin) = std::env::var_os("DISTLOG_BIN") {
-        return Ok(PathBuf::from(bin));
-    }
-    let exe = std::env::current_exe()?;
-    // <target>/<profile>/deps/all-<hash>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("test binary is not in <target>/<profile>/deps")?;
-    let target_dir = profile_dir
-        .parent()
-        .context("test binary is not in <target>/<profile>/deps")?;
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .context("profile directory name")?;
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build
-        .args(["build", "--quiet", "-p", "distlog", "--bin", "distlog"])
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    match profile {
-        "debug" => {}
-        "release" => {
-            build.arg("--release");
-        }
-        other => {
-            build.args(["--profile", other]);
-        }
-    }
-    let status = build
-        .status()
-        .context("cannot run cargo to build distlog")?;
-    ensure!(status.success(), "cargo build -p distlog failed: {status}");
-    let bin = profile_dir.join(format!("distlog{}", std::env::consts::EXE_SUFFIX));
-    ensure!(bin.exists(), "{} was not built", bin.display());
-    Ok(bin)
-}
-
-/// A running `distlog serve`, killed on drop if still running.
-pub(crate) struct Broker {
-    child: Child,
-    grpc: SocketAddr,
-    metrics: SocketAddr,
-    pub(crate) log: Arc<Mutex<String>>,
-}
-
-impl Broker {
-    pub(crate) fn start(data_dir: &Path) -> Result<Self> {
-        Self::start_with(data_dir, &[])
-    }
-
-    pub(crate) fn start_with(data_dir: &Path, extra: &[&str]) -> Result<Self> {
-        let mut child = Command::new(distlog_bin()?)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--metrics-listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--log-format", "text", "--log-level", "info"])
-            .args(extra)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("cannot start distlog serve")?;
-        let stderr = child.stderr.take().context("no stderr pipe")?;
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                let mut grpc = None;
-                let mut metrics = None;
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(addr) = listening_addr(&line, "grpc listening on ") {
-                        grpc = Some(addr);
-                    }
-                    if let Some(addr) = listening_addr(&line, "metrics listening on ") {
-                        metrics = Some(addr);
-                    }
-                    if let (Some(g), Some(m)) = (grpc, metrics) {
-                        let _ = tx.send((g, m));
-                        grpc = None;
-                    }
-                    if let Ok(mut log) = log.lock() {
-                        log.push_str(&line);
-                        log.push('\n');
-                    }
-                }
-            });
-        }
-        match rx.recv_timeout(START_TIMEOUT) {
-            Ok((grpc, metrics)) => Ok(Self {
-                child,
-                grpc,
-                metrics,
-                log,
-            }),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let log = log.lock().map(|l| l.clone()).unwrap_or_default();
-                bail!("distlog serve did not report its listening addresses; log:\n{log}")
-            }
-        }
-    }
-
-    /// Runs a client subcommand against this broker, feeding `stdin`.
-    pub(crate) fn cli(&self, args: &[&str], stdin: &[u8]) -> Result<Output> {
-        let broker = self.grpc.to_string();
-        run_cli(&[args, &["--broker", &broker]].concat(), stdin)
-    }
-
-    /// Like [`Broker::cli`], and fails unless the command succeeded.
-    pub(crate) fn ok(&self, args: &[&str], stdin: &[u8]) -> Result<Vec<u8>> {
-        let out = self.cli(args, stdin)?;
-        ensure!(
-            out.status.success(),
-            "distlog {args:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(out.stdout)
-    }
-
-    /// Sends SIGTERM and waits for the process to exit.
-    pub(crate) fn terminate(mut self) -> Result<std::process::ExitStatus> {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()?;
-        ensure!(status.success(), "kill -TERM failed");
-        // Bounded: a broker that does not shut down fails the test, with its log.
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
-            }
-            if std::time::Instant::now() >= deadline {
-                let _ = self.child.kill();
-                bail!(
-                    "distlog serve did not exit after SIGTERM; log:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub(crate) fn log(&self) -> String {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn listening_addr(line: &str, marker: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find(marker)? + marker.len()..];
-    rest.split_whitespace().next()?.parse().ok()
+/// `distlog serve` on loopback port 0 over `data_dir`, logging at info, with `extra` flags.
+pub(crate) fn start(data_dir: &Path, extra: &[&str]) -> Result<Process> {
+    Ok(Process::start(&distlog_bin()?, data_dir, "info", extra)?)
 }
 
 fn run_cli(args: &[&str], stdin: &[u8]) -> Result<Output> {
-    let mut child = Command::new(distlog_bin()?)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let mut input = child.stdin.take().context("no stdin pipe")?;
-    let stdin = stdin.to_vec();
-    let writer = std::thread::spawn(move || input.write_all(&stdin));
-    let out = child.wait_with_output()?;
-    writer
-        .join()
-        .map_err(|_| anyhow::anyhow!("stdin writer panicked"))??;
-    Ok(out)
+    Ok(distlog_harness::run(&distlog_bin()?, args, stdin)?)
 }
 
 /// A plain HTTP/1.1 GET; returns the status line and the body.
@@ -264,7 +74,7 @@ fn sample_lines(n: usize) -> Vec<u8> {
 fn cli_end_to_end_and_restart() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
-    let broker = Broker::start(&data)?;
+    let broker = start(&data, &[])?;
 
     // Topics: create, list as table and JSON, describe as JSON.
     broker.ok(&["topic", "create", "orders", "--partitions", "2"], b"")?;
@@ -356,7 +166,7 @@ fn cli_end_to_end_and_restart() -> Result<()> {
     ensure!(stderr.contains("NotFound"), "stderr: {stderr}");
 
     // Metrics: Prometheus text with the produce counters.
-    let (status, body) = http_get(broker.metrics, "/metrics")?;
+    let (status, body) = http_get(broker.metrics(), "/metrics")?;
     ensure!(status.contains("200"), "metrics status {status}");
     ensure!(body.contains("# TYPE"), "not Prometheus text: {body}");
     ensure!(
@@ -364,14 +174,14 @@ fn cli_end_to_end_and_restart() -> Result<()> {
             .any(|l| l.contains("produce") && !l.starts_with('#')),
         "no produce metric in:\n{body}"
     );
-    let (status, _) = http_get(broker.metrics, "/nope")?;
+    let (status, _) = http_get(broker.metrics(), "/nope")?;
     ensure!(status.contains("404"), "status {status}");
 
     // SIGTERM: clean exit; a restart on the same directory serves the same records.
     let log = broker.log();
     let status = broker.terminate()?;
     ensure!(status.success(), "exit {status}; log:\n{log}");
-    let broker = Broker::start(&data)?;
+    let broker = start(&data, &[])?;
     let consumed = broker.ok(&["consume", "orders", "--partition", "1", "-q"], b"")?;
     ensure!(consumed == input, "data lost or changed across restart");
     let templated_again = broker.ok(
@@ -463,7 +273,7 @@ fn tls_flags_serve_and_connect_with_client_certificates() -> Result<()> {
         "{stderr}"
     );
 
-    let broker = Broker::start_with(
+    let broker = start(
         &data,
         &[
             "--tls-cert",
@@ -513,13 +323,13 @@ fn tls_flags_serve_and_connect_with_client_certificates() -> Result<()> {
     ensure!(stderr.contains("--tls-ca"), "no TLS hint: {stderr}");
 
     // metrics.tls: the scrape needs TLS and, with a client CA, a client certificate.
-    let scraped = pki.https_get(broker.metrics, "/metrics")?;
+    let scraped = pki.https_get(broker.metrics(), "/metrics")?;
     ensure!(
         scraped.starts_with("HTTP/1.1 200") && scraped.contains("distlog_produce_records_total"),
         "scrape: {}",
         scraped.lines().next().unwrap_or_default()
     );
-    let plain = http_get(broker.metrics, "/metrics");
+    let plain = http_get(broker.metrics(), "/metrics");
     ensure!(
         !matches!(&plain, Ok((status, _)) if status.contains("200")),
         "a plaintext scrape was served"
@@ -530,8 +340,8 @@ fn tls_flags_serve_and_connect_with_client_certificates() -> Result<()> {
 }
 
 /// The value of the Prometheus sample `name` (with its labels, as exported), 0 when absent.
-fn metric(broker: &Broker, name: &str) -> Result<f64> {
-    let (_, body) = http_get(broker.metrics, "/metrics")?;
+fn metric(broker: &Process, name: &str) -> Result<f64> {
+    let (_, body) = http_get(broker.metrics(), "/metrics")?;
     Ok(body
         .lines()
         .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
@@ -540,11 +350,11 @@ fn metric(broker: &Broker, name: &str) -> Result<f64> {
 
 /// Sends SIGHUP until `name` reaches `at_least` (a signal that arrives before the server
 /// listens for it is ignored, so one is not enough to rely on), bounded by a deadline.
-fn hangup_until(broker: &Broker, name: &str, at_least: f64) -> Result<()> {
+fn hangup_until(broker: &Process, name: &str, at_least: f64) -> Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while std::time::Instant::now() < deadline {
         let status = Command::new("kill")
-            .args(["-HUP", &broker.child.id().to_string()])
+            .args(["-HUP", &broker.pid().to_string()])
             .status()?;
         ensure!(status.success(), "kill -HUP failed");
         for _ in 0..20 {
@@ -577,7 +387,7 @@ fn tls_certificates_rotate_on_sighup_without_a_restart() -> Result<()> {
     let (old_ca, new_ca) = (path(&old.ca)?, path(&new.ca)?);
 
     // Reloads on SIGHUP only, so each one below is the test's.
-    let broker = Broker::start_with(
+    let broker = start(
         &dir.path().join("data"),
         &[
             "--tls-cert",
@@ -621,7 +431,7 @@ fn tls_certificates_rotate_on_sighup_without_a_restart() -> Result<()> {
     )?;
     hangup_until(&broker, "distlog_tls_reloads_total{result=\"error\"}", 1.0)?;
     broker.ok(&["produce", "rotated", "-q", "--tls-ca", &new_ca], &lines)?;
-    let log = broker.log.lock().map(|l| l.clone()).unwrap_or_default();
+    let log = broker.log();
     ensure!(
         log.contains("serving the previous certificates") && log.contains("server.tls_cert"),
         "no log line names the failed reload:\n{log}"
@@ -701,7 +511,7 @@ fn plugin_test_prints_a_retention_policys_deletions() -> Result<()> {
 #[test]
 fn plugin_and_group_commands_against_a_broker() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let broker = Broker::start(&dir.path().join("data"))?;
+    let broker = start(&dir.path().join("data"), &[])?;
 
     // Built-ins are listed.
     let list: serde_json::Value =

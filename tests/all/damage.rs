@@ -4,7 +4,7 @@
 //! case of a flipped bit in a batch's `base_offset` (outside the CRC) that made a fetch at 0
 //! return offsets `[0..9, 2058..2067]` and the next append reuse offsets already served.
 
-use crate::grpc::{Running, clients, create, fetch_req, produce_req, record, test_config};
+use crate::grpc::{clients, create, fetch_req, produce_req, record, start, test_config};
 use anyhow::{Context, Result, ensure};
 use distlog_server::proto;
 use std::path::{Path, PathBuf};
@@ -52,7 +52,7 @@ async fn a_damaged_batch_is_reported_and_the_rest_is_served() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let data = dir.path().join("data");
         {
-            let server = Running::start(&data, test_config()).await?;
+            let server = start(&data, test_config()).await?;
             let mut c = clients(&server).await?;
             create(&mut c, "t", 1).await?;
             for b in 0..3u8 {
@@ -73,7 +73,7 @@ async fn a_damaged_batch_is_reported_and_the_rest_is_served() -> Result<()> {
         bytes[at] ^= 0x08;
         std::fs::write(seg, &bytes)?;
 
-        let server = Running::start(&data, test_config()).await?;
+        let server = start(&data, test_config()).await?;
         let mut c = clients(&server).await?;
         let first = c.records.fetch(fetch_req("t", 0, 0)).await?.into_inner();
         ensure!(

@@ -14,7 +14,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
 
-use crate::cli::Broker;
+use crate::cli::start;
+use distlog_harness::Process;
 
 /// A tmpfs mounted on a fresh temporary directory, unmounted on drop (also when the test
 /// fails or panics). Declare it before the broker so that it drops last.
@@ -96,11 +97,11 @@ fn lines(from: usize, n: usize) -> Vec<u8> {
         .collect()
 }
 
-fn consume_all(broker: &Broker) -> Result<Vec<u8>> {
-    broker.ok(&["consume", "full", "--from", "earliest", "-q"], b"")
+fn consume_all(broker: &Process) -> Result<Vec<u8>> {
+    Ok(broker.ok(&["consume", "full", "--from", "earliest", "-q"], b"")?)
 }
 
-fn produce_fails_for_lack_of_space(broker: &Broker) -> Result<()> {
+fn produce_fails_for_lack_of_space(broker: &Process) -> Result<()> {
     let out = broker.cli(&["produce", "full", "-q"], &lines(900_000, 10))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     ensure!(!out.status.success(), "a produce to a full disk succeeded");
@@ -116,7 +117,7 @@ fn the_broker_serves_stops_and_restarts_on_a_full_disk() -> Result<()> {
     let fs = Tmpfs::mount("64m");
     let data = fs.path().join("data");
 
-    let broker = Broker::start(&data)?;
+    let broker = start(&data, &[])?;
     // Small segments: small preallocated indexes, so the data, not the indexes, fills the disk.
     broker.ok(
         &[
@@ -167,7 +168,7 @@ fn the_broker_serves_stops_and_restarts_on_a_full_disk() -> Result<()> {
     );
 
     // A restart on the still full disk serves reads and refuses produces.
-    let broker = Broker::start(&data)?;
+    let broker = start(&data, &[])?;
     ensure!(
         consume_all(&broker)? == acked,
         "reads after a restart on a full disk"
@@ -183,7 +184,7 @@ fn the_broker_serves_stops_and_restarts_on_a_full_disk() -> Result<()> {
 
     // Space returns: produces work again, and nothing acknowledged was lost.
     std::fs::remove_file(&filler)?;
-    let broker = Broker::start(&data)?;
+    let broker = start(&data, &[])?;
     let more = lines(500_000, 500);
     broker.ok(&["produce", "full", "-q"], &more)?;
     acked.extend_from_slice(&more);
@@ -196,14 +197,4 @@ fn the_broker_serves_stops_and_restarts_on_a_full_disk() -> Result<()> {
         status.1
     );
     Ok(())
-}
-
-impl Broker {
-    /// [`Broker::terminate`], returning the broker's log with the exit status.
-    fn terminate_logged(self) -> Result<(std::process::ExitStatus, String)> {
-        let log = self.log.clone();
-        let status = self.terminate()?;
-        let log = log.lock().map(|l| l.clone()).unwrap_or_default();
-        Ok((status, log))
-    }
 }

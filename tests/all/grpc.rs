@@ -8,19 +8,18 @@
 //! still serves; the admin token guard; gRPC health and reflection.
 
 use anyhow::{Context, Result, ensure};
+use distlog_harness::InProcess;
 use distlog_server::proto::groups_client::GroupsClient;
 use distlog_server::proto::plugins_client::PluginsClient;
 use distlog_server::proto::records_client::RecordsClient;
 use distlog_server::proto::topics_client::TopicsClient;
 use distlog_server::proto::{self, offset_spec::Spec};
-use distlog_server::{Broker, BrokerConfig, ServeError, ServerConfig};
+use distlog_server::{BrokerConfig, ServerConfig};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 
@@ -33,57 +32,9 @@ pub(crate) async fn guarded<T>(what: &str, fut: impl Future<Output = T>) -> Resu
         .with_context(|| format!("{what} did not complete"))
 }
 
-/// A running server over a data directory.
-pub(crate) struct Running {
-    pub(crate) addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), ServeError>>,
-}
-
-impl Running {
-    /// A server without a plugin host (most tests do not need one).
-    pub(crate) async fn start(data: &Path, config: ServerConfig) -> Result<Self> {
-        let mut broker_config = BrokerConfig::new(data);
-        broker_config.plugins.enabled = false;
-        Self::start_with(broker_config, config).await
-    }
-
-    async fn start_with(broker_config: BrokerConfig, config: ServerConfig) -> Result<Self> {
-        let broker = tokio::task::spawn_blocking(move || Broker::open(broker_config)).await??;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(distlog_server::serve_with_listener(
-            listener,
-            config,
-            broker,
-            async move {
-                let _ = rx.await;
-            },
-        ));
-        Ok(Self {
-            addr,
-            stop: Some(tx),
-            task,
-        })
-    }
-
-    pub(crate) async fn channel(&self) -> Result<Channel> {
-        Ok(
-            tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))?
-                .connect()
-                .await?,
-        )
-    }
-
-    /// Graceful shutdown: drains, closes the broker, and reports how serving ended.
-    pub(crate) async fn stop(mut self) -> Result<()> {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        guarded("shutdown", &mut self.task).await???;
-        Ok(())
-    }
+/// A server without a plugin host (most tests do not need one) over `data`.
+pub(crate) async fn start(data: &Path, config: ServerConfig) -> Result<InProcess> {
+    Ok(InProcess::start(InProcess::without_plugins(data), config).await?)
 }
 
 pub(crate) struct Clients {
@@ -92,7 +43,7 @@ pub(crate) struct Clients {
     pub(crate) groups: GroupsClient<Channel>,
 }
 
-pub(crate) async fn clients(server: &Running) -> Result<Clients> {
+pub(crate) async fn clients(server: &InProcess) -> Result<Clients> {
     let ch = server.channel().await?;
     Ok(Clients {
         topics: TopicsClient::new(ch.clone()),
@@ -223,7 +174,7 @@ pub(crate) fn status_code<T: std::fmt::Debug>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produce_then_fetch_is_byte_identical() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Running::start(dir.path(), test_config()).await?;
+    let server = start(dir.path(), test_config()).await?;
     let mut c = clients(&server).await?;
     create(&mut c, "orders", 1).await?;
 
@@ -336,13 +287,13 @@ async fn produce_then_fetch_is_byte_identical() -> Result<()> {
         .await?;
     let all = fetch_all(&mut c, "orders", 0, 0).await?;
     ensure!(all.len() == 7 && all[6].value.as_deref() == Some(&b"after alter"[..]));
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyed_records_land_on_kafkas_partition() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Running::start(dir.path(), test_config()).await?;
+    let server = start(dir.path(), test_config()).await?;
     let mut c = clients(&server).await?;
     create(&mut c, "keyed", 3).await?;
     let keys: Vec<Vec<u8>> = (0..30).map(|i| format!("user-{i}").into_bytes()).collect();
@@ -364,7 +315,7 @@ async fn keyed_records_land_on_kafkas_partition() -> Result<()> {
         }
     }
     ensure!(total == 30);
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 /// Opens a subscription from offset 0 of `topic`'s partition 0 (established: its first read
@@ -399,7 +350,7 @@ async fn subscribe_and_poll(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribe_and_long_poll_wake_on_append() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Running::start(dir.path(), test_config()).await?;
+    let server = start(dir.path(), test_config()).await?;
     let mut c = clients(&server).await?;
     create(&mut c, "tail", 1).await?;
 
@@ -457,7 +408,7 @@ async fn subscribe_and_long_poll_wake_on_append() -> Result<()> {
         matches!(&end, Err(s) if s.code() == Code::NotFound),
         "{end:?}"
     );
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -466,7 +417,7 @@ async fn restart_keeps_records_and_group_offsets() -> Result<()> {
     let data: PathBuf = dir.path().join("data");
     let sent = varied_records();
     {
-        let server = Running::start(&data, test_config()).await?;
+        let server = start(&data, test_config()).await?;
         let mut c = clients(&server).await?;
         c.topics
             .create_topic(proto::CreateTopicRequest {
@@ -515,7 +466,7 @@ async fn restart_keeps_records_and_group_offsets() -> Result<()> {
             .await?;
         server.stop().await?;
     }
-    let server = Running::start(&data, test_config()).await?;
+    let server = start(&data, test_config()).await?;
     let mut c = clients(&server).await?;
     let topics = c
         .topics
@@ -582,13 +533,13 @@ async fn restart_keeps_records_and_group_offsets() -> Result<()> {
         ))
         .await?;
     ensure!(r.into_inner().offsets == vec![6]);
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_precise_statuses_and_the_server_keeps_serving() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Running::start(dir.path(), test_config()).await?;
+    let server = start(dir.path(), test_config()).await?;
     let mut c = clients(&server).await?;
     create(&mut c, "ok", 2).await?;
     c.records
@@ -871,13 +822,13 @@ async fn bad_input_gets_precise_statuses_and_the_server_keeps_serving() -> Resul
         .produce(produce_req("ok", Some(0), vec![record(None, Some(b"c"))]))
         .await?;
     ensure!(fetch_all(&mut c, "ok", 0, 0).await?.len() == 3);
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produce_stream_answers_in_order_and_survives_bad_requests() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Running::start(dir.path(), test_config()).await?;
+    let server = start(dir.path(), test_config()).await?;
     let mut c = clients(&server).await?;
     create(&mut c, "piped", 1).await?;
     let requests: Vec<proto::ProduceRequest> = (0..20u64)
@@ -913,7 +864,7 @@ async fn produce_stream_answers_in_order_and_survives_bad_requests() -> Result<(
     }
     ensure!(guarded("stream end", responses.message()).await??.is_none());
     ensure!(fetch_all(&mut c, "piped", 0, 0).await?.len() == 57);
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 /// Requests to a topic that fsyncs before answering and to one that does not, interleaved on
@@ -922,7 +873,7 @@ async fn produce_stream_answers_in_order_and_survives_bad_requests() -> Result<(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produce_stream_keeps_order_across_synced_and_unsynced_topics() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Running::start(dir.path(), test_config()).await?;
+    let server = start(dir.path(), test_config()).await?;
     let mut c = clients(&server).await?;
     for (name, policy) in [("synced", "batch"), ("unsynced", "os")] {
         c.topics
@@ -970,7 +921,7 @@ async fn produce_stream_keeps_order_across_synced_and_unsynced_topics() -> Resul
         *offset += 1;
     }
     ensure!(guarded("stream end", responses.message()).await??.is_none());
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 /// Requests queued on one ProduceStream for the same explicit partition are merged into one
@@ -979,7 +930,7 @@ async fn produce_stream_keeps_order_across_synced_and_unsynced_topics() -> Resul
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_requests_merged_into_one_append_keep_their_own_offsets() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Running::start(dir.path(), test_config()).await?;
+    let server = start(dir.path(), test_config()).await?;
     let mut c = clients(&server).await?;
     create(&mut c, "merged", 2).await?;
     let value = |i: u64, j: u64| format!("request {i} record {j}").into_bytes();
@@ -1044,7 +995,7 @@ async fn pipelined_requests_merged_into_one_append_keep_their_own_offsets() -> R
             .collect();
         ensure!(got == expected[p as usize], "partition {p} differs");
     }
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1052,7 +1003,7 @@ async fn admin_calls_require_the_token() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let mut config = test_config();
     config.admin_token = Some("s3cret".into());
-    let server = Running::start(dir.path(), config).await?;
+    let server = start(dir.path(), config).await?;
     let mut c = clients(&server).await?;
     // Non-admin calls need no token.
     create(&mut c, "guarded", 1).await?;
@@ -1095,7 +1046,7 @@ async fn admin_calls_require_the_token() -> Result<()> {
             .topics
             .is_empty()
     );
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1108,7 +1059,7 @@ async fn health_and_reflection_answer() -> Result<()> {
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
     let dir = tempfile::tempdir()?;
-    let server = Running::start(dir.path(), test_config()).await?;
+    let server = start(dir.path(), test_config()).await?;
     let ch = server.channel().await?;
     let mut health = HealthClient::new(ch.clone());
     for service in ["", "distlog.v1.Records", "distlog.v1.Topics"] {
@@ -1149,7 +1100,7 @@ async fn health_and_reflection_answer() -> Result<()> {
             "{want} missing from {names:?}"
         );
     }
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 /// A TLS channel to `addr` trusting `ca`, presenting `identity` (cert, key) when given.
@@ -1196,11 +1147,11 @@ async fn tls_with_client_certificates_admits_only_clients_of_its_ca() -> Result<
     config.tls_key = Some(pki.server_key.clone());
     config.tls_client_ca = Some(pki.ca.clone());
     let data = dir.path().join("data");
-    let server = Running::start(&data, config).await?;
+    let server = start(&data, config).await?;
     let identity = Some((pki.client_cert.as_path(), pki.client_key.as_path()));
 
     // A client of the CA: the whole API works over TLS, records round-trip byte for byte.
-    let ch = tls_channel(server.addr, &pki.ca, identity).await?;
+    let ch = tls_channel(server.addr(), &pki.ca, identity).await?;
     let mut c = Clients {
         topics: TopicsClient::new(ch.clone()),
         records: RecordsClient::new(ch.clone()),
@@ -1228,12 +1179,12 @@ async fn tls_with_client_certificates_admits_only_clients_of_its_ca() -> Result<
 
     // Refused: plaintext, TLS without a client certificate, a certificate of another CA,
     // and a client that does not trust the server's CA.
-    let plaintext = list_topics(server.channel().await).await;
+    let plaintext = list_topics(server.channel().await.map_err(anyhow::Error::from)).await;
     ensure!(
         plaintext.is_err(),
         "plaintext client was served: {plaintext:?}"
     );
-    let anonymous = list_topics(tls_channel(server.addr, &pki.ca, None).await).await;
+    let anonymous = list_topics(tls_channel(server.addr(), &pki.ca, None).await).await;
     ensure!(
         anonymous.is_err(),
         "client without a certificate was served"
@@ -1242,18 +1193,18 @@ async fn tls_with_client_certificates_admits_only_clients_of_its_ca() -> Result<
         stranger.client_cert.as_path(),
         stranger.client_key.as_path(),
     ));
-    let foreign = list_topics(tls_channel(server.addr, &pki.ca, foreign).await).await;
+    let foreign = list_topics(tls_channel(server.addr(), &pki.ca, foreign).await).await;
     ensure!(foreign.is_err(), "client of another CA was served");
-    let distrustful = list_topics(tls_channel(server.addr, &stranger.ca, identity).await).await;
+    let distrustful = list_topics(tls_channel(server.addr(), &stranger.ca, identity).await).await;
     ensure!(
         distrustful.is_err(),
         "client accepted a server of another CA"
     );
 
     // The server kept serving its own clients.
-    let names = list_topics(tls_channel(server.addr, &pki.ca, identity).await).await?;
+    let names = list_topics(tls_channel(server.addr(), &pki.ca, identity).await).await?;
     ensure!(names == ["secure"], "{names:?}");
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1308,9 +1259,9 @@ async fn bad_tls_settings_stop_the_server_with_the_setting_named() -> Result<()>
         config.tls_client_ca = ca.map(Path::to_path_buf);
         let err = config.check_tls().err().context("check_tls accepted")?;
         ensure!(err.to_string().contains(want), "case {i}: {err}");
-        let server = Running::start(&dir.path().join(format!("data-{i}")), config).await?;
-        let served = guarded("serve", server.task).await?;
-        let Err(err) = served? else {
+        let server = start(&dir.path().join(format!("data-{i}")), config).await?;
+        let served = server.finished().await?;
+        let Err(err) = served else {
             anyhow::bail!("case {i}: the server started");
         };
         ensure!(err.to_string().contains(want), "case {i}: {err}");
@@ -1336,7 +1287,7 @@ fn plugin_broker_config(data: &Path) -> BrokerConfig {
 async fn plugins_list_load_reload_unload_and_persist() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
-    let server = Running::start_with(plugin_broker_config(&data), test_config()).await?;
+    let server = InProcess::start(plugin_broker_config(&data), test_config()).await?;
     let ch = server.channel().await?;
     let mut plugins = PluginsClient::new(ch.clone());
     let mut c = clients(&server).await?;
@@ -1473,7 +1424,7 @@ async fn plugins_list_load_reload_unload_and_persist() -> Result<()> {
         .await?;
     server.stop().await?;
 
-    let server = Running::start_with(plugin_broker_config(&data), test_config()).await?;
+    let server = InProcess::start(plugin_broker_config(&data), test_config()).await?;
     let mut plugins = PluginsClient::new(server.channel().await?);
     let kept = plugins
         .describe_plugin(proto::DescribePluginRequest {
@@ -1492,13 +1443,13 @@ async fn plugins_list_load_reload_unload_and_persist() -> Result<()> {
             .await,
     )?;
     ensure!(code == Code::NotFound, "{code:?}");
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_open_subscriptions_and_long_polls() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Running::start(dir.path(), test_config()).await?;
+    let server = start(dir.path(), test_config()).await?;
     let mut c = clients(&server).await?;
     create(&mut c, "open", 1).await?;
     let (mut stream, poll) = subscribe_and_poll(&mut c, "open").await?;
@@ -1521,7 +1472,7 @@ async fn shutdown_ends_open_subscriptions_and_long_polls() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_offsets_by_timestamp_uses_record_times() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Running::start(dir.path(), test_config()).await?;
+    let server = start(dir.path(), test_config()).await?;
     let mut c = clients(&server).await?;
     create(&mut c, "timed", 1).await?;
     // Two batches: [1000, 2000] and [3000].
@@ -1569,5 +1520,5 @@ async fn list_offsets_by_timestamp_uses_record_times() -> Result<()> {
         past[0].offset == 3 && past[0].timestamp_ms == -1,
         "{past:?}"
     );
-    server.stop().await
+    Ok(server.stop().await?)
 }

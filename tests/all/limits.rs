@@ -11,7 +11,7 @@
 //! refusals, never through RSS or time.
 
 use crate::grpc::{
-    Running, clients, create, fetch_req, guarded, produce_req, record, status_code, test_config,
+    clients, create, fetch_req, guarded, produce_req, record, start, status_code, test_config,
 };
 use anyhow::{Context as _, Result, bail, ensure};
 use distlog_server::ServerConfig;
@@ -73,9 +73,9 @@ async fn the_stream_past_max_concurrent_streams_is_refused() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let mut config = test_config();
     config.max_concurrent_streams = 4;
-    let server = Running::start(dir.path(), config).await?;
+    let server = start(dir.path(), config).await?;
 
-    let mut tcp = TcpStream::connect(server.addr).await?;
+    let mut tcp = TcpStream::connect(server.addr()).await?;
     tcp.write_all(PREFACE).await?;
     write_frame(&mut tcp, 0x4, 0, 0, &[]).await?;
     // The server's SETTINGS come first: SETTINGS_MAX_CONCURRENT_STREAMS (3) = 4.
@@ -104,7 +104,7 @@ async fn the_stream_past_max_concurrent_streams_is_refused() -> Result<()> {
     // RST_STREAM on stream 9 with REFUSED_STREAM (7).
     ensure!(refused == (9, vec![0, 0, 0, 7]), "{refused:?}");
     drop(tcp);
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 /// Reads until the server closes `io`: EOF, or a reset, both mean closed.
@@ -123,12 +123,12 @@ async fn silent_and_half_preface_connections_are_closed_at_the_handshake_timeout
     let dir = tempfile::tempdir()?;
     let mut config = test_config();
     config.handshake_timeout_ms = 100;
-    let server = Running::start(dir.path(), config).await?;
+    let server = start(dir.path(), config).await?;
 
-    let silent = TcpStream::connect(server.addr).await?;
-    let mut half = TcpStream::connect(server.addr).await?;
+    let silent = TcpStream::connect(server.addr()).await?;
+    let mut half = TcpStream::connect(server.addr()).await?;
     half.write_all(&PREFACE[..12]).await?;
-    let mut wrong = TcpStream::connect(server.addr).await?;
+    let mut wrong = TcpStream::connect(server.addr()).await?;
     wrong
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .await?;
@@ -139,7 +139,7 @@ async fn silent_and_half_preface_connections_are_closed_at_the_handshake_timeout
     // Clients that speak in time are served as before.
     let mut c = clients(&server).await?;
     create(&mut c, "t", 1).await?;
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,10 +154,10 @@ async fn a_tls_connection_without_a_preface_is_closed_at_the_handshake_timeout()
     config.tls_cert = Some(pki.server_cert.clone());
     config.tls_key = Some(pki.server_key.clone());
     config.handshake_timeout_ms = 100;
-    let server = Running::start(&dir.path().join("data"), config).await?;
+    let server = start(&dir.path().join("data"), config).await?;
 
     // Says nothing at all: no TLS handshake.
-    closed_by_server(TcpStream::connect(server.addr).await?).await?;
+    closed_by_server(TcpStream::connect(server.addr()).await?).await?;
     // Completes the TLS handshake, then says nothing.
     let mut roots = RootCertStore::empty();
     roots.add(CertificateDer::from_pem_file(&pki.ca)?)?;
@@ -168,14 +168,14 @@ async fn a_tls_connection_without_a_preface_is_closed_at_the_handshake_timeout()
             .with_no_client_auth();
     tls.alpn_protocols = vec![b"h2".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls));
-    let tcp = TcpStream::connect(server.addr).await?;
+    let tcp = TcpStream::connect(server.addr()).await?;
     let stream = guarded(
         "TLS handshake",
         connector.connect(ServerName::try_from("localhost")?, tcp),
     )
     .await??;
     closed_by_server(stream).await?;
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 /// A codec that sends raw bytes as the request message and ignores the answer's.
@@ -251,7 +251,7 @@ async fn raw_call(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_protobuf_is_invalid_argument() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Running::start(dir.path(), test_config()).await?;
+    let server = start(dir.path(), test_config()).await?;
     let mut c = clients(&server).await?;
     create(&mut c, "t", 1).await?;
     let channel = server.channel().await?;
@@ -306,7 +306,7 @@ async fn malformed_protobuf_is_invalid_argument() -> Result<()> {
         .produce(produce_req("t", Some(0), vec![record(None, Some(b"ok"))]))
         .await
         .context("the server kept serving")?;
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -315,7 +315,7 @@ async fn produce_requests_are_counted_on_the_wire_before_decoding() -> Result<()
     let mut config = test_config();
     config.max_records_per_request = 1000;
     config.max_headers_per_request = 100;
-    let server = Running::start(dir.path(), config).await?;
+    let server = start(dir.path(), config).await?;
     let mut c = clients(&server).await?;
     create(&mut c, "t", 1).await?;
 
@@ -367,7 +367,7 @@ async fn produce_requests_are_counted_on_the_wire_before_decoding() -> Result<()
             && s.message().contains("more than 1000 records")),
         "{end:?}"
     );
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,7 +375,7 @@ async fn group_and_topic_requests_have_the_smaller_metadata_limit() -> Result<()
     let dir = tempfile::tempdir()?;
     let mut config = test_config();
     config.max_metadata_request_bytes = 64 << 10;
-    let server = Running::start(dir.path(), config).await?;
+    let server = start(dir.path(), config).await?;
     let mut c = clients(&server).await?;
     create(&mut c, "t", 1).await?;
     // About 100 KiB of offsets: under max_request_bytes, over the metadata limit.
@@ -406,7 +406,7 @@ async fn group_and_topic_requests_have_the_smaller_metadata_limit() -> Result<()
             ],
         ))
         .await?;
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -421,7 +421,7 @@ async fn unread_responses_hold_the_connections_budget_until_the_client_lets_go()
     // (1 MiB + a quarter + 4 KiB).
     config.max_connection_response_bytes = 2 << 20;
     config.max_response_bytes_in_flight = 64 << 20;
-    let server = Running::start(dir.path(), config).await?;
+    let server = start(dir.path(), config).await?;
     let mut c = clients(&server).await?;
     create(&mut c, "big", 1).await?;
     for _ in 0..4 {
@@ -435,7 +435,7 @@ async fn unread_responses_hold_the_connections_budget_until_the_client_lets_go()
     }
 
     // A client that lets the server send only 64 KiB of each stream before it reads.
-    let slow = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))?
+    let slow = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr()))?
         .initial_stream_window_size(65_535)
         .connect()
         .await?;
@@ -481,7 +481,7 @@ async fn unread_responses_hold_the_connections_budget_until_the_client_lets_go()
         "{} records",
         served.records.len()
     );
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 #[test]

@@ -15,30 +15,26 @@
 
 use anyhow::{Context, Result, ensure};
 use distlog_broker::PluginKind;
+use distlog_harness::InProcess;
 use distlog_plugin_host::{PluginDigest, PluginSpec};
 use distlog_server::proto::plugins_client::PluginsClient;
 use distlog_server::proto::records_client::RecordsClient;
 use distlog_server::proto::topics_client::TopicsClient;
-use distlog_server::{Broker, BrokerConfig, ServeError, ServerConfig, proto};
+use distlog_server::{Broker, BrokerConfig, ServerConfig, proto};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::Code;
 use tonic::transport::Channel;
 
 /// Upper bound on any single await, so a regression fails instead of hanging the suite.
 const GUARD: Duration = Duration::from_secs(120);
 
-/// A server over a data directory, with a handle on its broker for deterministic passes.
-pub(crate) struct Server {
-    addr: SocketAddr,
-    broker: Broker,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), ServeError>>,
+/// A server over `data` with the real plugin host (compiled plugins cached across runs) and
+/// no maintenance thread, so passes run only when a test triggers them on the broker.
+pub(crate) async fn start(data: &Path) -> Result<InProcess> {
+    Ok(InProcess::start(broker_config(data), ServerConfig::default()).await?)
 }
 
 fn broker_config(data: &Path) -> BrokerConfig {
@@ -49,58 +45,13 @@ fn broker_config(data: &Path) -> BrokerConfig {
     c
 }
 
-impl Server {
-    pub(crate) async fn start(data: &Path) -> Result<Self> {
-        let config = broker_config(data);
-        let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(distlog_server::serve_with_listener(
-            listener,
-            ServerConfig::default(),
-            broker.clone(),
-            async move {
-                let _ = rx.await;
-            },
-        ));
-        Ok(Self {
-            addr,
-            broker,
-            stop: Some(tx),
-            task,
-        })
-    }
-
-    pub(crate) async fn clients(&self) -> Result<Clients> {
-        let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))?
-            .connect()
-            .await?;
-        Ok(Clients {
-            topics: TopicsClient::new(ch.clone()),
-            records: RecordsClient::new(ch.clone()),
-            plugins: PluginsClient::new(ch),
-        })
-    }
-
-    /// Runs a blocking broker call off the async workers.
-    async fn with_broker<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Broker) -> T + Send + 'static,
-    ) -> Result<T> {
-        let b = self.broker.clone();
-        Ok(tokio::task::spawn_blocking(move || f(&b)).await?)
-    }
-
-    pub(crate) async fn stop(mut self) -> Result<()> {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        tokio::time::timeout(GUARD, &mut self.task)
-            .await
-            .context("shutdown did not complete")???;
-        Ok(())
-    }
+pub(crate) async fn clients(server: &InProcess) -> Result<Clients> {
+    let ch = server.channel().await?;
+    Ok(Clients {
+        topics: TopicsClient::new(ch.clone()),
+        records: RecordsClient::new(ch.clone()),
+        plugins: PluginsClient::new(ch),
+    })
 }
 
 pub(crate) struct Clients {
@@ -276,8 +227,8 @@ fn expected(records: &[proto::Record]) -> Vec<proto::StoredRecord> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codec_reload_and_switch_keep_every_batch_byte_identical() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path()).await?;
-    let mut c = server.clients().await?;
+    let server = start(dir.path()).await?;
+    let mut c = clients(&server).await?;
     c.create("zipped", &[("compression", "codec-lz4")]).await?;
     c.create("plain", &[]).await?;
 
@@ -358,20 +309,20 @@ async fn codec_reload_and_switch_keep_every_batch_byte_identical() -> Result<()>
 
     // And everything still decodes after a restart.
     server.stop().await?;
-    let server = Server::start(dir.path()).await?;
-    let mut c = server.clients().await?;
+    let server = start(dir.path()).await?;
+    let mut c = clients(&server).await?;
     ensure!(
         c.fetch_all("zipped", 0).await? == want,
         "after restart, decoded records differ"
     );
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaced_user_codec_versions_still_decode_after_restart() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path()).await?;
-    let mut c = server.clients().await?;
+    let server = start(dir.path()).await?;
+    let mut c = clients(&server).await?;
     c.plugins
         .load_plugin(proto::LoadPluginRequest {
             name: "mine".into(),
@@ -400,8 +351,8 @@ async fn replaced_user_codec_versions_still_decode_after_restart() -> Result<()>
         "{raw:?}"
     );
     server.stop().await?;
-    let server = Server::start(dir.path()).await?;
-    let mut c = server.clients().await?;
+    let server = start(dir.path()).await?;
+    let mut c = clients(&server).await?;
     let want = expected(&[first, second].concat());
     ensure!(c.fetch_all("runs", 0).await? == want);
     // The name still serves the newest version.
@@ -444,14 +395,14 @@ async fn replaced_user_codec_versions_still_decode_after_restart() -> Result<()>
             name: "mine".into(),
         })
         .await?;
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_codec_version_is_a_precise_error() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path()).await?;
-    let mut c = server.clients().await?;
+    let server = start(dir.path()).await?;
+    let mut c = clients(&server).await?;
     c.plugins
         .load_plugin(proto::LoadPluginRequest {
             name: "rle".into(),
@@ -472,8 +423,8 @@ async fn unknown_codec_version_is_a_precise_error() -> Result<()> {
     // and says so.
     std::fs::remove_file(dir.path().join("plugins/rle.wasm"))?;
     std::fs::remove_dir_all(dir.path().join("plugins/versions"))?;
-    let server = Server::start(dir.path()).await?;
-    let mut c = server.clients().await?;
+    let server = start(dir.path()).await?;
+    let mut c = clients(&server).await?;
     let err = c
         .fetch("runs", 0, false)
         .await
@@ -486,14 +437,14 @@ async fn unknown_codec_version_is_a_precise_error() -> Result<()> {
     // Raw mode still serves it, with its identity.
     let raw = c.fetch_raw_all("runs", 0).await?;
     ensure!(raw.len() == 1 && raw[0].codec_name == "rle");
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_retention_policy_and_its_hot_reload() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path()).await?;
-    let mut c = server.clients().await?;
+    let server = start(dir.path()).await?;
+    let mut c = clients(&server).await?;
     c.plugins
         .load_plugin(proto::LoadPluginRequest {
             name: "keep-newest".into(),
@@ -555,7 +506,7 @@ async fn python_retention_policy_and_its_hot_reload() -> Result<()> {
     c.produce("logs", vec![rec(None, Some("after"), 2_000)])
         .await?;
     ensure!(c.fetch_all("logs", 5).await?.len() == 1);
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 /// JSON values padded so that lz4 shrinks every batch: the cleaner must decompress them.
@@ -595,7 +546,7 @@ const COMPACTED: &[(&str, &str)] = &[
     ("min.cleanable.dirty.ratio", "0.01"),
 ];
 
-async fn fill_compacted(server: &Server, c: &mut Clients) -> Result<Vec<proto::Record>> {
+async fn fill_compacted(server: &InProcess, c: &mut Clients) -> Result<Vec<proto::Record>> {
     c.create("users", COMPACTED).await?;
     let mut sent = Vec::new();
     for batch in compacted_batches() {
@@ -625,8 +576,8 @@ fn pick(sent: &[proto::Record], offsets: &[i64]) -> Vec<proto::StoredRecord> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_keeps_latest_per_json_key_then_drops_tombstones() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path()).await?;
-    let mut c = server.clients().await?;
+    let server = start(dir.path()).await?;
+    let mut c = clients(&server).await?;
     let mut sent = fill_compacted(&server, &mut c).await?;
 
     let summary = server.with_broker(|b| b.run_compaction_once()).await?;
@@ -657,10 +608,10 @@ async fn compaction_keeps_latest_per_json_key_then_drops_tombstones() -> Result<
 
     // Survives a restart unchanged.
     server.stop().await?;
-    let server = Server::start(dir.path()).await?;
-    let mut c = server.clients().await?;
+    let server = start(dir.path()).await?;
+    let mut c = clients(&server).await?;
     ensure!(c.fetch_all("users", 0).await? == pick(&sent, &[5, 6, 7, 8]));
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 /// A key extractor's parameters are given when it is loaded: one component serves several
@@ -669,8 +620,8 @@ async fn compaction_keeps_latest_per_json_key_then_drops_tombstones() -> Result<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_extractor_loaded_with_params_compacts_on_that_field() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path()).await?;
-    let mut c = server.clients().await?;
+    let server = start(dir.path()).await?;
+    let mut c = clients(&server).await?;
     let load = |name: &str, params: &[(&str, &str)]| proto::LoadPluginRequest {
         name: name.into(),
         kind: proto::PluginKind::Compaction as i32,
@@ -729,8 +680,8 @@ async fn key_extractor_loaded_with_params_compacts_on_that_field() -> Result<()>
 
     // The parameters come back with the plugin after a restart.
     server.stop().await?;
-    let server = Server::start(dir.path()).await?;
-    let mut c = server.clients().await?;
+    let server = start(dir.path()).await?;
+    let mut c = clients(&server).await?;
     let more = vec![
         rec(Some("o4"), Some(&order("zeta", 2)), 4),
         rec(Some("o5"), Some(&order("acme", 3)), 5),
@@ -744,7 +695,7 @@ async fn key_extractor_loaded_with_params_compacts_on_that_field() -> Result<()>
     let summary = server.with_broker(|b| b.run_compaction_once()).await?;
     ensure!(summary.partitions_cleaned == 1, "{summary:?}");
     ensure!(c.fetch_all("orders", 0).await? == pick(&all, &[3, 4]));
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 fn produce_record(r: &proto::Record) -> distlog_broker::ProduceRecord {
@@ -805,8 +756,8 @@ async fn clean_interrupted_at_every_swap_step_then_crash_loses_nothing() -> Resu
         let dir = tempfile::tempdir()?;
         let data = dir.path().to_owned();
         let sent = tokio::task::spawn_blocking(move || interrupted_clean(&data, point)).await??;
-        let server = Server::start(dir.path()).await?;
-        let mut c = server.clients().await?;
+        let server = start(dir.path()).await?;
+        let mut c = clients(&server).await?;
         let got = c.fetch_all("users", 0).await?;
         let offsets: Vec<i64> = got.iter().map(|r| r.offset).collect();
         ensure!(
@@ -839,7 +790,7 @@ async fn clean_interrupted_at_every_swap_step_then_crash_loses_nothing() -> Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codecs_that_trap_or_hang_lose_no_acknowledged_record() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path()).await?;
+    let server = start(dir.path()).await?;
     // The self-test would refuse them; load them as a careless operator's tool might.
     for (name, file) in [
         ("trapping", "fixtures/trap.wasm"),
@@ -859,7 +810,7 @@ async fn codecs_that_trap_or_hang_lose_no_acknowledged_record() -> Result<()> {
             })
             .await??;
     }
-    let mut c = server.clients().await?;
+    let mut c = clients(&server).await?;
     c.create("faulty", &[("compression", "trapping")]).await?;
     let (a, b) = (events(0, 50), events(50, 50));
     c.produce("faulty", a.clone()).await?;
@@ -883,22 +834,22 @@ async fn codecs_that_trap_or_hang_lose_no_acknowledged_record() -> Result<()> {
     );
     server.stop().await?;
     // Acknowledged means durable.
-    let server = Server::start(dir.path()).await?;
-    let mut c = server.clients().await?;
+    let server = start(dir.path()).await?;
+    let mut c = clients(&server).await?;
     ensure!(c.fetch_all("faulty", 0).await? == expected(&all));
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 /// Opens a subscription on partition 0 of `topic` from `offset` with a reset policy, on a
 /// connection of its own: an unread stream fills its connection's HTTP/2 window, which
 /// would stall every other call sharing that connection.
 async fn subscribe(
-    server: &Server,
+    server: &InProcess,
     topic: &str,
     offset: i64,
     reset: proto::OffsetReset,
 ) -> Result<tonic::Streaming<proto::FetchResponse>> {
-    let mut c = server.clients().await?;
+    let mut c = clients(server).await?;
     Ok(c.records
         .subscribe(proto::SubscribeRequest {
             topic: topic.into(),
@@ -939,8 +890,8 @@ async fn offsets_until(
 async fn subscriptions_overtaken_by_retention_reset_or_end_as_asked() -> Result<()> {
     use proto::OffsetReset;
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path()).await?;
-    let mut c = server.clients().await?;
+    let server = start(dir.path()).await?;
+    let mut c = clients(&server).await?;
     // 1 MiB segments of ten 100 KiB records; retention keeps about the newest 2 MiB.
     c.create(
         "tail",
@@ -1085,5 +1036,5 @@ async fn subscriptions_overtaken_by_retention_reset_or_end_as_asked() -> Result<
         bad.err()
     );
     drop((none, earliest, latest, from_start, beyond));
-    server.stop().await
+    Ok(server.stop().await?)
 }

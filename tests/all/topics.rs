@@ -10,7 +10,7 @@
 //! that passes its CRC but does not decode is DATA_LOSS for ListOffsets and Fetch, never a
 //! silent answer.
 
-use crate::policies::{Clients, Server, bundled, config};
+use crate::policies::{self, Clients, bundled, config};
 use anyhow::{Context, Result, ensure};
 use distlog_server::proto;
 use std::collections::HashMap;
@@ -158,8 +158,8 @@ fn assert_invalid(status: &tonic::Status, needles: &[&str]) -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_names_are_checked_at_create_and_alter() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path()).await?;
-    let mut c = server.clients().await?;
+    let server = policies::start(dir.path()).await?;
+    let mut c = policies::clients(&server).await?;
     // A retention plugin under a name that could pass for anything.
     c.plugins
         .load_plugin(proto::LoadPluginRequest {
@@ -255,14 +255,14 @@ async fn plugin_names_are_checked_at_create_and_alter() -> Result<()> {
         status.code() == Code::InvalidArgument && status.message().contains("reserved"),
         "{status:?}"
     );
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_codec_names_compress_with_the_bundled_codecs() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path()).await?;
-    let mut c = server.clients().await?;
+    let server = policies::start(dir.path()).await?;
+    let mut c = policies::clients(&server).await?;
     let records = events(500);
     let mut sizes = HashMap::new();
     for (topic, codec, stored_as) in [
@@ -292,14 +292,14 @@ async fn kafka_codec_names_compress_with_the_bundled_codecs() -> Result<()> {
         sizes["as-lz4"] < sizes["as-none"] && sizes["as-zstd"] < sizes["as-none"],
         "compressed partitions are smaller: {sizes:?}"
     );
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_a_topic_names_cannot_be_unloaded() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path()).await?;
-    let mut c = server.clients().await?;
+    let server = policies::start(dir.path()).await?;
+    let mut c = policies::clients(&server).await?;
     // Named through its Kafka alias only.
     c.try_create("kafkaish", 1, &[("compression", "lz4")])
         .await?;
@@ -316,14 +316,14 @@ async fn a_plugin_a_topic_names_cannot_be_unloaded() -> Result<()> {
     assert_invalid(&status, &["codec-lz4", "not loaded", "codec-zstd"])?;
     let status = refused(c.try_alter("kafkaish", &[("compression", "lz4")]).await)?;
     assert_invalid(&status, &["codec-lz4", "not loaded"])?;
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_1024_partition_topic_serves_every_partition_across_a_restart() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path()).await?;
-    let mut c = server.clients().await?;
+    let server = policies::start(dir.path()).await?;
+    let mut c = policies::clients(&server).await?;
     let created = c.try_create("wide", 1024, &[]).await?.into_inner();
     ensure!(created.topic.map(|t| t.partitions.len()) == Some(1024));
     let probes = [0_u32, 1, 511, 1022, 1023];
@@ -346,8 +346,8 @@ async fn a_1024_partition_topic_serves_every_partition_across_a_restart() -> Res
     ensure!(empty.records.is_empty() && empty.log_end_offset == 0);
     server.stop().await?;
 
-    let server = Server::start(dir.path()).await?;
-    let mut c = server.clients().await?;
+    let server = policies::start(dir.path()).await?;
+    let mut c = policies::clients(&server).await?;
     ensure!(c.describe_topic("wide").await?.partitions.len() == 1024);
     for &p in &probes {
         check(c.fetch_from("wide", p, 0, false).await?, p)?;
@@ -359,15 +359,15 @@ async fn a_1024_partition_topic_serves_every_partition_across_a_restart() -> Res
             name: "wide".into(),
         })
         .await?;
-    server.stop().await
+    Ok(server.stop().await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undecodable_batch_is_data_loss_for_list_offsets_and_fetch() -> Result<()> {
     use distlog_storage::batch::{BatchBuilder, Compression, Record, encode_batch};
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path()).await?;
-    let mut c = server.clients().await?;
+    let server = policies::start(dir.path()).await?;
+    let mut c = policies::clients(&server).await?;
     c.try_create("damaged", 1, &[]).await?;
     c.produce_to("damaged", 0, events(2)).await?;
     server.stop().await?;
@@ -392,8 +392,8 @@ async fn an_undecodable_batch_is_data_loss_for_list_offsets_and_fetch() -> Resul
     log.close()?;
     drop(log);
 
-    let server = Server::start(dir.path()).await?;
-    let mut c = server.clients().await?;
+    let server = policies::start(dir.path()).await?;
+    let mut c = policies::clients(&server).await?;
     let listed = c
         .records
         .list_offsets(proto::ListOffsetsRequest {
@@ -425,5 +425,5 @@ async fn an_undecodable_batch_is_data_loss_for_list_offsets_and_fetch() -> Resul
         .await?
         .into_inner();
     ensure!(listed.offsets[0].offset == 1, "{listed:?}");
-    server.stop().await
+    Ok(server.stop().await?)
 }
