@@ -385,6 +385,12 @@ proptest! {
             for (i, &epoch) in model.records.iter().enumerate() {
                 prop_assert_eq!(cache.epoch_at(model.log_start + i as u64), Some(epoch));
             }
+            // Rebuilding from the batches gives the same list, less an epoch still without
+            // records at the log end.
+            let batches = model.records.iter().enumerate().map(|(i, &epoch)| (epoch, model.log_start + i as u64));
+            let mut with_records = cache.clone();
+            with_records.truncate_from_end(end);
+            prop_assert_eq!(LeaderEpochs::from_batches(batches), Ok(with_records));
             cache.write(&storage).unwrap();
             prop_assert_eq!(&LeaderEpochs::load(&storage).unwrap(), &cache);
         }
