@@ -279,12 +279,13 @@ impl Plugins {
         params: Vec<(String, String)>,
         bytes: Vec<u8>,
     ) -> Result<PluginDescription, BrokerError> {
-        crate::names::validate_topic_name(name).map_err(|_| {
+        crate::names::validate_plugin_name(name).map_err(|_| {
             BrokerError::InvalidPlugin(format!(
-                "invalid plugin name {name:?}: use 1 to 128 of [a-zA-Z0-9._-]"
+                "invalid plugin name {name:?}: use {}",
+                crate::names::PLUGIN_NAME_RULE
             ))
         })?;
-        if crate::config::is_reserved_plugin_name(name) {
+        if crate::names::is_reserved_plugin_name(name) {
             return Err(BrokerError::InvalidPlugin(format!(
                 "plugin name {name:?} is reserved: topic configurations use it for a built-in \
                  behaviour or a bundled codec"

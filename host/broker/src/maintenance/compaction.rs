@@ -13,9 +13,6 @@ use distlog_storage::compaction::{
 };
 use distlog_storage::log::CodecEntry;
 
-/// The `compaction.key` value that means the record key, without a plugin.
-pub(crate) const RECORD_KEY: &str = "key";
-
 /// Keys from a compaction plugin: one call per batch.
 pub(crate) struct PluginKeys<'a> {
     host: &'a PluginHost,
@@ -49,9 +46,9 @@ pub(crate) fn key_extractor<'a>(
     host: Option<&'a PluginHost>,
     config: &'a TopicConfig,
 ) -> Result<Box<dyn KeyExtractor + 'a>, String> {
-    match config.get("compaction.key").unwrap_or(RECORD_KEY) {
-        RECORD_KEY => Ok(Box::new(RecordKeys)),
-        name => match host {
+    match config.compaction_plugin() {
+        None => Ok(Box::new(RecordKeys)),
+        Some(name) => match host {
             Some(host) => Ok(Box::new(PluginKeys { host, name })),
             None => Err(format!(
                 "compaction.key {name:?} needs the plugin host, which is disabled"
@@ -80,12 +77,7 @@ impl PayloadCodec for PluginCodecs<'_> {
 /// The options of one pass for this topic: `delete.retention.ms`, and the bound on the work.
 pub(crate) fn options(config: &TopicConfig, max_dirty_bytes: u64) -> CompactOptions {
     let mut o = CompactOptions::default();
-    if let Some(ms) = config
-        .get("delete.retention.ms")
-        .and_then(|v| v.parse().ok())
-    {
-        o.delete_retention_ms = ms;
-    }
+    o.delete_retention_ms = config.delete_retention_ms();
     o.max_dirty_bytes = max_dirty_bytes.max(1);
     o
 }
@@ -100,23 +92,8 @@ pub(crate) fn worth_cleaning(
     newest_inactive_max_ts: Option<i64>,
     now_ms: i64,
 ) -> bool {
-    let ratio = config
-        .get("min.cleanable.dirty.ratio")
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.5);
-    let lag = config
-        .get("min.compaction.lag.ms")
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(0);
+    let ratio = config.min_cleanable_dirty_ratio();
+    let lag = i64::try_from(config.min_compaction_lag_ms()).unwrap_or(i64::MAX);
     let old_enough = newest_inactive_max_ts.is_none_or(|ts| ts <= now_ms.saturating_sub(lag));
     stats.dirty_bytes > 0 && stats.dirty_ratio >= ratio && old_enough
-}
-
-/// Whether the topic's `cleanup.policy` includes `policy` (`delete` or `compact`).
-pub(crate) fn cleanup_includes(config: &TopicConfig, policy: &str) -> bool {
-    config
-        .get("cleanup.policy")
-        .unwrap_or("delete")
-        .split(',')
-        .any(|p| p.trim() == policy)
 }

@@ -122,7 +122,7 @@ pub(crate) fn run_retention(host: Option<&PluginHost>, topics: &[Arc<Topic>]) ->
     let mut sum = RetentionSummary::default();
     for t in topics {
         let config = t.config();
-        if !compaction::cleanup_includes(&config, "delete") {
+        if !config.cleanup_policy().delete {
             continue;
         }
         for p in &t.partitions {
@@ -191,7 +191,7 @@ pub(crate) fn run_compaction(
 ) -> CleanerSummary {
     let mut sum = CleanerSummary::default();
     for t in topics {
-        if !compaction::cleanup_includes(&t.config(), "compact") {
+        if !t.config().cleanup_policy().compact {
             continue;
         }
         for p in &t.partitions {
@@ -221,7 +221,7 @@ pub(crate) fn compact_partition(
     max_dirty_bytes: u64,
 ) -> Result<Option<distlog_storage::compaction::CompactReport>, BrokerError> {
     t.partition(partition)?;
-    if !compaction::cleanup_includes(&t.config(), "compact") {
+    if !t.config().cleanup_policy().compact {
         return Ok(None);
     }
     clean_partition(host, t, partition, max_dirty_bytes, true)

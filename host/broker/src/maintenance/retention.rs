@@ -15,8 +15,6 @@ use crate::SegmentInfo;
 use crate::config::TopicConfig;
 use distlog_plugin_host::{PartitionInfo, PluginHost};
 
-/// The `retention.policy` value for Kafka's time and size rules.
-pub(crate) const DEFAULT_POLICY: &str = "default";
 const PARAMS_PREFIX: &str = "retention.policy.params.";
 
 /// Why no decision could be made.
@@ -52,19 +50,17 @@ pub(crate) fn policy_config(config: &TopicConfig) -> Vec<(String, String)> {
     out
 }
 
-fn plugin_segments(segments: &[SegmentInfo]) -> Vec<distlog_plugin_host::SegmentInfo> {
-    segments
-        .iter()
-        .map(|s| distlog_plugin_host::SegmentInfo {
-            base_offset: s.base_offset,
-            last_offset: s.last_offset,
-            size_bytes: s.size_bytes,
-            first_timestamp: s.first_timestamp,
-            max_timestamp: s.max_timestamp,
-            record_count: s.record_count,
-            active: s.active,
-        })
-        .collect()
+/// The one mapping of storage's segment descriptor to the plugin contract's.
+fn plugin_segment(s: &SegmentInfo) -> distlog_plugin_host::SegmentInfo {
+    distlog_plugin_host::SegmentInfo {
+        base_offset: s.base_offset,
+        last_offset: s.last_offset,
+        size_bytes: s.size_bytes,
+        first_timestamp: s.first_timestamp,
+        max_timestamp: s.max_timestamp,
+        record_count: s.record_count,
+        active: s.active,
+    }
 }
 
 /// Decides which segments of one partition to delete (base offsets, oldest first).
@@ -78,22 +74,19 @@ pub(crate) fn decide(
     segments: &[SegmentInfo],
     now_ms: i64,
 ) -> Result<Vec<u64>, DecideError> {
-    let policy = config.get("retention.policy").unwrap_or(DEFAULT_POLICY);
     let info = PartitionInfo {
         topic: topic.to_owned(),
         partition,
         config: policy_config(config),
     };
-    let plugins: &[&str] = if policy == DEFAULT_POLICY {
-        &["retention-time", "retention-size"]
-    } else {
-        std::slice::from_ref(&policy)
+    let policy = config.retention_plugin();
+    let plugins: &[&str] = match &policy {
+        None => &["retention-time", "retention-size"],
+        Some(name) => std::slice::from_ref(name),
     };
     let decided = match host {
-        Some(host)
-            if policy != DEFAULT_POLICY || plugins.iter().all(|p| host.info(p).is_some()) =>
-        {
-            let descriptors = plugin_segments(segments);
+        Some(host) if policy.is_some() || plugins.iter().all(|p| host.info(p).is_some()) => {
+            let descriptors: Vec<_> = segments.iter().map(plugin_segment).collect();
             let mut all = Vec::new();
             for name in plugins {
                 let d = host
@@ -109,12 +102,14 @@ pub(crate) fn decide(
             all.dedup();
             all
         }
-        Some(_) | None if policy == DEFAULT_POLICY => native_default(config, segments, now_ms),
-        _ => {
-            return Err(DecideError::Plugin(format!(
-                "retention policy {policy:?} needs the plugin host, which is disabled"
-            )));
-        }
+        _ => match policy {
+            None => native_default(config, segments, now_ms),
+            Some(policy) => {
+                return Err(DecideError::Plugin(format!(
+                    "retention policy {policy:?} needs the plugin host, which is disabled"
+                )));
+            }
+        },
     };
     validate(&decided, segments)?;
     Ok(decided)
@@ -156,22 +151,16 @@ pub(crate) fn native_default(
     segments: &[SegmentInfo],
     now_ms: i64,
 ) -> Vec<u64> {
-    let get = |k: &str| {
-        config
-            .get(k)
-            .and_then(|v| v.parse::<i64>().ok())
-            .unwrap_or(-1)
-    };
-    let (ms, bytes) = (get("retention.ms"), get("retention.bytes"));
+    let (ms, bytes) = (config.retention_ms(), config.retention_bytes());
     let mut total: i64 = segments
         .iter()
         .map(|s| i64::try_from(s.size_bytes).unwrap_or(i64::MAX))
         .sum();
     let mut out = Vec::new();
     for s in segments.iter().take_while(|s| !s.active) {
-        let expired = ms >= 0 && s.max_timestamp < now_ms.saturating_sub(ms);
+        let expired = ms.is_some_and(|ms| s.max_timestamp < now_ms.saturating_sub(ms));
         let size = i64::try_from(s.size_bytes).unwrap_or(i64::MAX);
-        let oversize = bytes >= 0 && total - size >= bytes;
+        let oversize = bytes.is_some_and(|bytes| total - size >= bytes);
         if !(expired || oversize) {
             break;
         }

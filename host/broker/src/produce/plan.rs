@@ -38,11 +38,7 @@ impl Rules {
     pub(crate) fn of(config: &TopicConfig, now_ms: i64) -> Self {
         Self {
             max_message_bytes: config.max_message_bytes(),
-            timestamp_type: if config.log_append_time() {
-                TimestampType::LogAppendTime
-            } else {
-                TimestampType::CreateTime
-            },
+            timestamp_type: config.timestamp_type(),
             codec: config.codec().map(str::to_owned),
             now_ms,
         }
