@@ -23,5 +23,6 @@ pub mod segment;
 pub use log::{
     AppendError, AppendInfo, Clock, CodecEntry, CrcCheck, DeleteError, Fetched, FlushError, Log,
     LogConfig, LogSnapshot, LogThreads, OpenError, ReadError, SyncPolicy, SystemClock,
+    TruncateError,
 };
 pub use segment::SegmentInfo;

@@ -17,4 +17,5 @@ mod storage {
     mod model;
     mod replica;
     mod threads;
+    mod truncate;
 }

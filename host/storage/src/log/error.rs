@@ -143,6 +143,45 @@ pub enum AppendError {
     },
 }
 
+/// A truncation ([`Log::truncate_to`](crate::Log::truncate_to)) failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum TruncateError {
+    /// The offset is below the log start offset: there is nothing there to keep.
+    #[error("cannot truncate to offset {offset}: the log starts at {log_start}")]
+    BelowLogStart {
+        /// The requested offset.
+        offset: u64,
+        /// The log start offset.
+        log_start: u64,
+    },
+    /// An IO operation failed. Before the truncation was committed the log is unchanged;
+    /// after, it has failed (see [`Log::failure`](crate::Log::failure)) and reopening it
+    /// completes the truncation.
+    #[error("truncation failed: {0}")]
+    Io(#[source] io::Error),
+    /// An earlier sync failed; the log accepts no changes until it is reopened.
+    #[error("log failed: {0}")]
+    Failed(LogFailure),
+    /// The log has been closed.
+    #[error("log is closed")]
+    Closed,
+}
+
+impl TruncateError {
+    /// The error as an `io::Error`, keeping the IO error's kind where there is one.
+    pub fn into_io(self) -> io::Error {
+        match self {
+            TruncateError::Io(e) => e,
+            TruncateError::Failed(f) => f.to_io_error(),
+            e @ TruncateError::BelowLogStart { .. } => {
+                io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
+            }
+            e @ TruncateError::Closed => io::Error::other(e.to_string()),
+        }
+    }
+}
+
 /// A read failed.
 #[derive(Debug, Error)]
 #[non_exhaustive]

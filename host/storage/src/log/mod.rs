@@ -36,15 +36,18 @@ mod open;
 mod read;
 mod sync;
 mod threads;
+mod truncate;
 
 pub use append::AppendInfo;
 pub use codecs::{CODEC_TABLE_NAME, CodecEntry};
 pub use config::{Clock, CrcCheck, LogConfig, SyncPolicy, SystemClock};
 pub use error::{
     AppendError, CodecError, DeleteError, FlushError, LogFailure, OpenError, ReadError,
+    TruncateError,
 };
 pub use read::Fetched;
 pub use threads::LogThreads;
+pub use truncate::TRUNCATION_NAME;
 
 use crate::io::Storage;
 use crate::recovery::checkpoint;

@@ -154,6 +154,21 @@ impl Log {
             gaps_below: AtomicU64::new(cleaner.gaps_below),
             config,
         });
+        // A truncation that a crash interrupted after its commit point is completed before
+        // anyone reads.
+        let pending =
+            super::truncate::read_marker(log.storage.as_ref()).map_err(|source| OpenError::Io {
+                op: "read",
+                name: super::TRUNCATION_NAME.into(),
+                source,
+            })?;
+        if let Some(offset) = pending {
+            log.complete_truncation(offset).map_err(|e| OpenError::Io {
+                op: "complete the truncation in",
+                name: super::TRUNCATION_NAME.into(),
+                source: e.into_io(),
+            })?;
+        }
         if let SyncPolicy::IntervalMs(ms) = log.config.sync {
             log.threads
                 .schedule_flush(Arc::downgrade(&log), Duration::from_millis(ms));

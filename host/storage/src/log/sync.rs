@@ -132,7 +132,9 @@ impl Log {
     pub(super) fn sync_to(&self, target: u64) -> Result<(), LogFailure> {
         let mut st = self.sync.lock();
         loop {
-            if st.synced_offset >= target {
+            // Clamped to the log end: a truncation may have removed offsets up to `target`,
+            // and no sync can ever cover those.
+            if st.synced_offset >= target.min(self.end_offset.load(Ordering::Acquire)) {
                 return Ok(());
             }
             if let Some(f) = &st.failed {
@@ -255,7 +257,15 @@ impl Log {
 
     /// Writes the recovery checkpoint from the last completed sync. Three fsyncs.
     pub(super) fn write_checkpoint(&self) -> std::io::Result<()> {
-        let _guard = self.checkpoint_lock.lock();
+        let guard = self.checkpoint_lock.lock();
+        self.write_checkpoint_locked(&guard)
+    }
+
+    /// [`write_checkpoint`](Self::write_checkpoint) under a held `checkpoint_lock`.
+    pub(super) fn write_checkpoint_locked(
+        &self,
+        _checkpoint_lock: &parking_lot::MutexGuard<'_, ()>,
+    ) -> std::io::Result<()> {
         let Some(point) = self.sync.lock().point else {
             return Ok(());
         };

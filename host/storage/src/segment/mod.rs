@@ -318,6 +318,100 @@ impl Segment {
         self.time_index.read().0.sync()
     }
 
+    /// Where to cut this segment so that it keeps exactly the batches before the one holding
+    /// `offset`: the cut position (a batch boundary) and the summary of what stays. A cut that
+    /// would fall inside a known damaged stretch falls at its start (the stretch goes); a batch
+    /// the walk cannot frame ends what is kept. Walks every batch header from the segment start
+    /// (no CRC): cost one read of the segment, once per truncation.
+    pub(crate) fn prefix_before(
+        &self,
+        offset: u64,
+        max_batch_length: u32,
+        dense_from: u64,
+    ) -> io::Result<(u64, Stats)> {
+        let damage = self.damage();
+        let end = self.committed();
+        let rules = ScanRules {
+            max_batch_length,
+            verify_crc: false,
+            dense_from,
+            resync: false,
+            skip: &damage,
+        };
+        let mut stats = Stats::empty(self.base_offset);
+        let mut cut = None;
+        let scanned = scan(
+            self.log.as_ref(),
+            0,
+            end,
+            self.base_offset,
+            self.base_offset,
+            &rules,
+            |pos, f| {
+                if cut.is_some() {
+                    return;
+                }
+                if f.last_offset() >= offset {
+                    cut = Some(pos);
+                } else {
+                    stats.add(f, f.total_len());
+                }
+            },
+        )?;
+        let mut cut = cut.unwrap_or(scanned.end);
+        for d in &damage {
+            if d.position >= cut {
+                break;
+            }
+            if d.next_offset > offset {
+                cut = d.position;
+                break;
+            }
+            stats.next_offset = stats.next_offset.max(d.next_offset);
+        }
+        // Batches after a damaged stretch that stays were counted by the walk; the stretch
+        // itself is bytes of the prefix too.
+        stats.size = cut;
+        Ok((cut, stats))
+    }
+
+    /// Cuts the segment at `pos` (from [`prefix_before`](Self::prefix_before), with `stats`
+    /// its summary): readers stop at `pos` first, then the file and both indexes are cut and
+    /// synced. Called by the log's writer. Cost: an `ftruncate`, index truncation, three
+    /// fsyncs.
+    pub(crate) fn cut(&self, pos: u64, stats: Stats) -> io::Result<()> {
+        self.publish(stats);
+        self.damage.write().retain(|d| d.position < pos);
+        self.log.set_len(pos)?;
+        self.index.write().truncate_to_position(pos)?;
+        self.time_index
+            .write()
+            .truncate_to_rel(stats.next_offset - self.base_offset)?;
+        self.sync_all()
+    }
+
+    /// The index cursor of a segment that becomes active again at its current end (after a
+    /// truncation), as recovery computes it.
+    pub(crate) fn cursor_at_end(&self) -> IndexCursor {
+        let stats = self.stats();
+        let last = self.index.read().last().map_or(0, |(_, p)| u64::from(p));
+        IndexCursor {
+            bytes_since_entry: stats.size - last,
+            max_timestamp: if stats.record_count == 0 {
+                i64::MIN
+            } else {
+                stats.max_timestamp
+            },
+        }
+    }
+
+    /// Lets a sealed segment's indexes grow again (it becomes active after a truncation).
+    /// Best effort, like [`IndexFile::allow_growth`].
+    pub(crate) fn reactivate(&self, index_max_bytes: u64) -> io::Result<()> {
+        self.index.write().0.allow_growth(index_max_bytes)?;
+        self.time_index.write().0.allow_growth(index_max_bytes)
+    }
+
     /// Relative offset from which to scan for timestamp `ts`.
     pub(crate) fn rel_for_timestamp(&self, ts: i64) -> u32 {
         self.time_index.read().lookup(ts)
