@@ -24,6 +24,7 @@ use crate::produce::{self, PendingSync, ProduceRecord, ProduceResult};
 use crate::topics::topic::Topic;
 use crate::topics::{self, TopicDescription, TopicSummary, Topics};
 use distlog_plugin_host::{PluginHost, PluginKind};
+use distlog_storage::LogThreads;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,6 +46,9 @@ pub struct Broker {
 struct Inner {
     config: BrokerConfig,
     closed: AtomicBool,
+    /// The storage threads (sealer, flusher) every log of this broker is opened on; stopped at
+    /// close, so two brokers in one process share none.
+    threads: Arc<LogThreads>,
     topics: Topics,
     groups: Groups,
     /// `None` when plugins are disabled.
@@ -67,7 +71,9 @@ impl Broker {
         TopicConfig::resolve(&config.topic_defaults, &BTreeMap::new())?;
         let root = &config.data_dir;
         std::fs::create_dir_all(root).map_err(|e| BrokerError::io("create", root, e))?;
-        let topics = Topics::open(&config)?;
+        let threads =
+            LogThreads::start().map_err(|e| BrokerError::io("start", "storage threads", e))?;
+        let topics = Topics::open(&config, threads.clone())?;
         let groups = Groups::open(GroupStore::open(&root.join("groups"))?);
         let plugins = if config.plugins.enabled {
             Some(Plugins::open(&config.plugins, root)?)
@@ -78,6 +84,7 @@ impl Broker {
             inner: Arc::new(Inner {
                 config,
                 closed: AtomicBool::new(false),
+                threads,
                 topics,
                 groups,
                 plugins,
@@ -106,6 +113,11 @@ impl Broker {
             broker.run_compaction_once();
             true
         });
+    }
+
+    #[cfg(test)]
+    pub(crate) fn storage_threads_id(&self) -> u64 {
+        self.inner.threads.id()
     }
 
     #[cfg(test)]
@@ -378,6 +390,7 @@ impl Broker {
         if let Err(e) = self.inner.groups.close() {
             first.get_or_insert(e);
         }
+        self.inner.threads.shutdown();
         tracing::info!("broker closed");
         first.map_or(Ok(()), Err)
     }
@@ -555,6 +568,53 @@ mod tests {
                 .expect("list"),
             (0, Some(1_000))
         );
+    }
+
+    /// The names of this process's threads (Linux: `/proc/self/task/*/comm`).
+    fn thread_names() -> Vec<String> {
+        std::fs::read_dir("/proc/self/task")
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                    .map(|n| n.trim().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Guards the storage threads: each broker opens its logs on threads of its own and stops
+    /// them at close, so two brokers in one process share none and one's close leaves the
+    /// other serving.
+    #[test]
+    fn each_broker_has_its_own_storage_threads() {
+        let (d1, d2) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        let (a, b) = (
+            Broker::open(config(d1.path())).expect("open"),
+            Broker::open(config(d2.path())).expect("open"),
+        );
+        assert_ne!(a.storage_threads_id(), b.storage_threads_id());
+        let interval = BTreeMap::from([("flush.policy".to_owned(), "interval".to_owned())]);
+        for broker in [&a, &b] {
+            broker
+                .create_topic("t", 2, interval.clone())
+                .expect("create");
+        }
+        let sealer = format!("dl-seal-{}", a.storage_threads_id());
+        if std::path::Path::new("/proc/self/task").exists() {
+            assert!(thread_names().contains(&sealer), "{sealer} runs");
+        }
+        a.close().expect("close");
+        assert!(
+            !thread_names().contains(&sealer),
+            "{sealer} stopped at close"
+        );
+        b.produce("t", Some(1), vec![rec(None, b"v")])
+            .expect("the other broker still serves");
+        assert_eq!(b.fetch("t", 1, 0, 1 << 20).expect("fetch").records.len(), 1);
+        b.close().expect("close");
     }
 
     #[test]

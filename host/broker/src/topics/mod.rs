@@ -18,6 +18,7 @@ use crate::config::{BrokerConfig, TopicConfig};
 use crate::names::validate_topic_name;
 use crate::{BrokerError, SegmentInfo};
 use distlog_plugin_host::PluginHost;
+use distlog_storage::LogThreads;
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -71,13 +72,18 @@ pub(crate) struct Topics {
     admin: Mutex<()>,
     /// Unique suffix for directories moved to trash.
     trash_seq: AtomicU64,
+    /// The storage threads every partition log is opened on.
+    threads: Arc<LogThreads>,
 }
 
 impl Topics {
     /// Opens every topic under `<data_dir>/topics/`, first removing what interrupted creations
     /// and deletions left in `staging/` and `trash/`.
     /// Cost: one log open (checkpoint read, tail validation) per partition.
-    pub(crate) fn open(config: &BrokerConfig) -> Result<Self, BrokerError> {
+    pub(crate) fn open(
+        config: &BrokerConfig,
+        threads: Arc<LogThreads>,
+    ) -> Result<Self, BrokerError> {
         let root = &config.data_dir;
         for sub in ["topics", "staging", "trash"] {
             let d = root.join(sub);
@@ -99,7 +105,7 @@ impl Topics {
                 continue;
             }
             let meta = TopicMeta::read(&dir)?;
-            let topic = Topic::open(dir, meta, &config.topic_defaults, config)?;
+            let topic = Topic::open(&threads, dir, meta, &config.topic_defaults, config)?;
             tracing::info!(topic = %topic.name, partitions = topic.partitions.len(), "opened topic");
             topics.insert(topic.name.clone(), Arc::new(topic));
         }
@@ -108,6 +114,7 @@ impl Topics {
             map: RwLock::new(topics),
             admin: Mutex::new(()),
             trash_seq: AtomicU64::new(0),
+            threads,
         })
     }
 
@@ -179,7 +186,13 @@ impl Topics {
         std::fs::rename(&staging, &target).map_err(|e| BrokerError::io("rename", &target, e))?;
         let topics_dir = cfg.data_dir.join("topics");
         sync_dir(&topics_dir).map_err(|e| BrokerError::io("sync", &topics_dir, e))?;
-        let topic = match Topic::open(target.clone(), meta, &cfg.topic_defaults, cfg) {
+        let topic = match Topic::open(
+            &self.threads,
+            target.clone(),
+            meta,
+            &cfg.topic_defaults,
+            cfg,
+        ) {
             Ok(t) => Arc::new(t),
             Err(e) => {
                 // Nothing was visible yet: take the directory back out (a crash here leaves
@@ -301,7 +314,7 @@ impl Topics {
         if old.storage_differs(&new_config) {
             let log_config = new_config.log_config(cfg);
             for p in &topic.partitions {
-                reopen(&topic.name, p, log_config.clone())?;
+                reopen(&self.threads, &topic.name, p, log_config.clone())?;
             }
         }
         *topic.overrides.write() = overrides;
@@ -353,13 +366,14 @@ pub(crate) fn describe(t: &Topic) -> TopicDescription {
 }
 
 fn reopen(
+    threads: &Arc<LogThreads>,
     topic: &str,
     p: &Partition,
     config: distlog_storage::LogConfig,
 ) -> Result<(), BrokerError> {
     let mut slot = p.log.write();
     let Some(old) = slot.take() else {
-        *slot = Some(open_with_retry(p, config)?);
+        *slot = Some(open_with_retry(threads, p, config)?);
         return Ok(());
     };
     let old_config = old.config().clone();
@@ -368,14 +382,14 @@ fn reopen(
     if let Err(e) = closed {
         tracing::warn!(topic, partition = p.index, error = %e, "closing log before reopen failed");
     }
-    match open_with_retry(p, config) {
+    match open_with_retry(threads, p, config) {
         Ok(log) => {
             *slot = Some(log);
             Ok(())
         }
         Err(e) => {
             // Keep the partition serving with its previous settings.
-            *slot = open_with_retry(p, old_config).ok();
+            *slot = open_with_retry(threads, p, old_config).ok();
             Err(e)
         }
     }
@@ -384,12 +398,13 @@ fn reopen(
 /// Opens a partition's log, waiting briefly for calls that still hold the previous (closed)
 /// log, which keeps the directory lock until its last reference drops.
 fn open_with_retry(
+    threads: &Arc<LogThreads>,
     p: &Partition,
     config: distlog_storage::LogConfig,
 ) -> Result<Arc<distlog_storage::Log>, BrokerError> {
     let mut attempt = 0;
     loop {
-        match topic::open_log(&p.dir, config.clone()) {
+        match topic::open_log(threads, &p.dir, config.clone()) {
             Ok(log) => return Ok(log),
             Err(e) if attempt >= 200 => return Err(e),
             Err(_) => {

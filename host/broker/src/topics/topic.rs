@@ -8,7 +8,7 @@
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::{BrokerError, SegmentInfo};
 use distlog_storage::io::FsStorage;
-use distlog_storage::{Log, LogConfig};
+use distlog_storage::{Log, LogConfig, LogThreads, SystemClock};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -103,8 +103,13 @@ pub(crate) struct Partition {
 }
 
 impl Partition {
-    pub(crate) fn open(index: u32, dir: PathBuf, config: LogConfig) -> Result<Self, BrokerError> {
-        let log = open_log(&dir, config)?;
+    pub(crate) fn open(
+        threads: &Arc<LogThreads>,
+        index: u32,
+        dir: PathBuf,
+        config: LogConfig,
+    ) -> Result<Self, BrokerError> {
+        let log = open_log(threads, &dir, config)?;
         let (end, _) = watch::channel(log.log_end_offset());
         Ok(Self {
             index,
@@ -136,11 +141,15 @@ impl Partition {
     }
 }
 
-/// Opens (creating if needed) the log in `dir`. An IO error keeps its kind (a full disk is
-/// `NoSpace`).
-pub(crate) fn open_log(dir: &Path, config: LogConfig) -> Result<Arc<Log>, BrokerError> {
+/// Opens (creating if needed) the log in `dir`, served by the broker's storage threads. An IO
+/// error keeps its kind (a full disk is `NoSpace`).
+pub(crate) fn open_log(
+    threads: &Arc<LogThreads>,
+    dir: &Path,
+    config: LogConfig,
+) -> Result<Arc<Log>, BrokerError> {
     let storage = FsStorage::create(dir).map_err(|e| BrokerError::io("create", dir, e))?;
-    Log::open(Arc::new(storage), config).map_err(|e| match e {
+    Log::open_in(threads, Arc::new(storage), config, Arc::new(SystemClock)).map_err(|e| match e {
         distlog_storage::OpenError::Io { op, name, source } => {
             BrokerError::io(op, dir.join(name), source)
         }
@@ -178,6 +187,7 @@ pub(crate) struct Topic {
 impl Topic {
     /// Opens the topic in `dir` (which holds `topic.json`), opening every partition log.
     pub(crate) fn open(
+        threads: &Arc<LogThreads>,
         dir: PathBuf,
         meta: TopicMeta,
         defaults: &BTreeMap<String, String>,
@@ -186,7 +196,7 @@ impl Topic {
         let config = TopicConfig::resolve(defaults, &meta.config)?;
         let log_config = config.log_config(broker);
         let partitions = in_parallel(meta.partitions, |p| {
-            Partition::open(p, dir.join(p.to_string()), log_config.clone())
+            Partition::open(threads, p, dir.join(p.to_string()), log_config.clone())
         })?;
         Ok(Self {
             name: meta.name,
