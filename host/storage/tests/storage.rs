@@ -18,4 +18,5 @@ mod storage {
     mod replica;
     mod threads;
     mod truncate;
+    mod watermark;
 }

@@ -59,6 +59,11 @@ pub struct LogConfig {
     /// in the append that rolled it. See [`Log::append`]; tests that count IO steps turn it off
     /// to keep every write and sync on the calling thread.
     pub seal_in_background: bool,
+    /// The log is a replica of a partition: its high watermark (what consumers may read, see
+    /// [`Log::high_watermark`](super::Log::high_watermark)) moves only by
+    /// [`Log::set_high_watermark`](super::Log::set_high_watermark). When false (the default,
+    /// a single node) the high watermark is the log end offset.
+    pub replicated: bool,
 }
 
 impl Default for LogConfig {
@@ -73,6 +78,7 @@ impl Default for LogConfig {
             checkpoint_interval_ms: 1_000,
             verify_on_open: false,
             seal_in_background: true,
+            replicated: false,
         }
     }
 }

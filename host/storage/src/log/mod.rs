@@ -114,6 +114,9 @@ pub struct Log {
     unchecked: Mutex<BTreeSet<u64>>,
     /// The cleaner checkpoint: the log is clean below this offset.
     cleaner_offset: AtomicU64,
+    /// The high watermark set by replication ([`Log::set_high_watermark`]); unused unless
+    /// [`LogConfig::replicated`].
+    high_watermark: AtomicU64,
     /// Offsets may have gaps below this (see `CleanerCheckpoint::gaps_below`); readers check
     /// that offsets continue exactly at and above it.
     gaps_below: AtomicU64,
@@ -136,6 +139,8 @@ pub struct Log {
 pub struct LogSnapshot {
     segments: Arc<Vec<Arc<Segment>>>,
     end_offset: u64,
+    /// Consumers' reads stop here ([`LogSnapshot::read`]).
+    high_watermark: u64,
     max_batch: u32,
     /// Offsets at or after this continue exactly from batch to batch (the cleaner checkpoint).
     dense_from: u64,

@@ -93,8 +93,22 @@ impl Log {
             .ok_or_else(|| OpenError::Config("recovery produced no segment".into()))?;
         let stats = active.stats();
         let now = clock.now_ms();
+        // A checkpoint's high watermark may lag the one replication last set (it is written
+        // now and then), and lead the log end after a crash lost an unsynced tail.
+        let high_watermark = if config.replicated {
+            recovered
+                .high_watermark
+                .unwrap_or(stats.next_offset)
+                .min(stats.next_offset)
+        } else {
+            stats.next_offset
+        };
         if recovered.changed {
-            match checkpoint::write(storage.as_ref(), &recovery::entries_for(&segments)) {
+            match checkpoint::write(
+                storage.as_ref(),
+                &recovery::entries_for(&segments),
+                high_watermark,
+            ) {
                 Ok(()) => {}
                 // The checkpoint only saves the next open some reading: going on without it
                 // leaves the state of a crash just before it, which recovery handles. A broker
@@ -152,6 +166,7 @@ impl Log {
             _dir_lock: dir_lock,
             cleaner_offset: AtomicU64::new(cleaner.cleaned_up_to.min(stats.next_offset)),
             gaps_below: AtomicU64::new(cleaner.gaps_below),
+            high_watermark: AtomicU64::new(high_watermark),
             config,
         });
         // A truncation that a crash interrupted after its commit point is completed before

@@ -33,7 +33,7 @@ pub struct Fetched {
     /// Offset to read next (last offset of the last batch + 1, or the requested offset when
     /// nothing was returned).
     pub next_offset: u64,
-    /// High watermark (equal to the log end offset for now) when the read started.
+    /// High watermark when the read started (see [`Log::high_watermark`](super::Log::high_watermark)).
     pub high_watermark: u64,
 }
 
@@ -72,13 +72,16 @@ impl Log {
         LogSnapshot {
             segments: self.snapshot_segments(),
             end_offset,
+            high_watermark: self.high_watermark().min(end_offset),
             max_batch: self.config.max_batch_bytes,
             dense_from: self.gaps_below.load(Ordering::Acquire),
         }
     }
 
     /// Whole batches starting with the one that contains `offset`, up to `max_bytes` (but always
-    /// at least one whole batch, however large). Reading at the log end returns nothing.
+    /// at least one whole batch, however large), for consumers: only batches wholly below the
+    /// [`high_watermark`](Self::high_watermark). Reading at or after the high watermark (up to
+    /// the log end) returns nothing; past the log end is [`ReadError::OffsetOutOfRange`].
     /// Every returned batch passed its CRC check. Cost: an index binary search and one or two
     /// positional reads.
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Fetched, ReadError> {
@@ -86,6 +89,16 @@ impl Log {
             return Err(ReadError::Closed);
         }
         self.snapshot().read(offset, max_bytes)
+    }
+
+    /// [`read`](Self::read) up to the log end instead of the high watermark: what a follower
+    /// fetches to replicate (the records it gets are not committed yet). Identical to `read`
+    /// unless [`LogConfig::replicated`](super::LogConfig::replicated).
+    pub fn read_for_follower(&self, offset: u64, max_bytes: usize) -> Result<Fetched, ReadError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(ReadError::Closed);
+        }
+        self.snapshot().read_for_follower(offset, max_bytes)
     }
 
     /// Base offset of the first batch whose max timestamp is >= `timestamp_ms`, or `None` when
@@ -109,10 +122,40 @@ impl Log {
             .min(self.readable_end.load(Ordering::Acquire))
     }
 
-    /// Offsets below this are visible to consumers. Equal to the log end offset until
-    /// replication exists.
+    /// Offsets below this are committed and visible to consumers ([`read`](Self::read)).
+    ///
+    /// Without replication ([`LogConfig::replicated`](super::LogConfig::replicated) false, the
+    /// default) it is the log end offset. With it, it is the last value given to
+    /// [`set_high_watermark`](Self::set_high_watermark), never above the log end offset: a
+    /// truncation below it lowers it to the new end (a follower's high watermark exceeds its
+    /// log end only transiently, between a leader's report and its own fetch, and this getter
+    /// then returns the log end). It is persisted in the recovery checkpoint, so an open after a
+    /// crash starts from the last checkpointed value (at most the true one; replication raises
+    /// it again), clamped to the recovered log end.
     pub fn high_watermark(&self) -> u64 {
-        self.log_end_offset()
+        let end = self.log_end_offset();
+        if self.config.replicated {
+            self.high_watermark.load(Ordering::Acquire).min(end)
+        } else {
+            end
+        }
+    }
+
+    /// Raises the high watermark to `offset` (the leader computed it from its in-sync replicas,
+    /// or a follower learned it from its leader) and returns the high watermark now in force.
+    /// Monotonic: a lower `offset` changes nothing (only [`truncate_to`](Self::truncate_to)
+    /// lowers it). Clamped to the log end offset. Persisted with the next recovery checkpoint
+    /// (see [`high_watermark`](Self::high_watermark)), not synced here: cheap, call it on every
+    /// fetch. Without [`LogConfig::replicated`](super::LogConfig::replicated) it does nothing
+    /// and returns the log end offset.
+    pub fn set_high_watermark(&self, offset: u64) -> u64 {
+        let end = self.log_end_offset();
+        if !self.config.replicated {
+            return end;
+        }
+        let target = offset.min(end);
+        let before = self.high_watermark.fetch_max(target, Ordering::AcqRel);
+        before.max(target).min(end)
     }
 
     /// Offsets below this are known to be synced.
@@ -198,18 +241,32 @@ impl LogSnapshot {
         self.segments.first().map_or(0, |s| s.base_offset)
     }
 
-    /// See [`Log::read`](super::Log::read). Reads only segments of this snapshot.
+    /// High watermark when the snapshot was taken (see [`Log::high_watermark`]).
+    pub fn high_watermark(&self) -> u64 {
+        self.high_watermark
+    }
+
+    /// See [`Log::read`](super::Log::read): batches below the snapshot's high watermark. Reads
+    /// only segments of this snapshot.
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Fetched, ReadError> {
+        self.read_below(offset, max_bytes, self.high_watermark)
+    }
+
+    /// See [`Log::read_for_follower`](super::Log::read_for_follower): batches below the
+    /// snapshot's log end.
+    pub fn read_for_follower(&self, offset: u64, max_bytes: usize) -> Result<Fetched, ReadError> {
+        self.read_below(offset, max_bytes, self.end_offset)
+    }
+
+    /// Batches wholly below `bound` (at most the log end) from the one holding `offset`.
+    fn read_below(&self, offset: u64, max_bytes: usize, bound: u64) -> Result<Fetched, ReadError> {
         let (start, end) = (self.log_start_offset(), self.end_offset);
         let empty = Fetched {
             bytes: Bytes::new(),
             batch_count: 0,
             next_offset: offset,
-            high_watermark: end,
+            high_watermark: self.high_watermark,
         };
-        if offset == end && offset >= start {
-            return Ok(empty);
-        }
         if offset < start || offset > end {
             return Err(ReadError::OffsetOutOfRange {
                 requested: offset,
@@ -217,12 +274,15 @@ impl LogSnapshot {
                 end,
             });
         }
+        if offset >= bound {
+            return Ok(empty);
+        }
         let first = self
             .segments
             .partition_point(|s| s.base_offset <= offset)
             .saturating_sub(1);
         for seg in &self.segments[first..] {
-            if let Some(f) = self.read_segment(seg, offset, max_bytes, end)? {
+            if let Some(f) = self.read_segment(seg, offset, max_bytes, bound)? {
                 return Ok(f);
             }
         }
@@ -435,7 +495,7 @@ impl LogSnapshot {
                 };
                 let len = frame.total_len() as usize;
                 // Nothing at or past the snapshot's end: a failed log stops readers at its
-                // synced offset, and the high watermark will bound them the same way.
+                // synced offset, and the high watermark bounds consumers the same way.
                 if at + len > bytes.len() || frame.last_offset() >= end {
                     break;
                 }
@@ -472,7 +532,7 @@ impl LogSnapshot {
                 bytes: Bytes::from(bytes),
                 batch_count: count,
                 next_offset,
-                high_watermark: end,
+                high_watermark: self.high_watermark,
             }));
         }
         Err(ReadError::Corrupt {

@@ -286,7 +286,7 @@ impl Log {
                 entries.push(point);
             }
         }
-        checkpoint::write(self.storage.as_ref(), &entries)?;
+        checkpoint::write(self.storage.as_ref(), &entries, self.high_watermark())?;
         self.sync.lock().last_checkpoint_ms = self.clock.now_ms();
         Ok(())
     }

@@ -229,6 +229,7 @@ impl Log {
         *self.segments.write() = Arc::new(segs[..=k].to_vec());
         self.end_offset.store(new_end, Ordering::Release);
         self.cleaner_offset.fetch_min(new_end, Ordering::AcqRel);
+        self.high_watermark.fetch_min(new_end, Ordering::AcqRel);
         marker?;
         crate::failpoint::hit("truncate::commit")?;
 

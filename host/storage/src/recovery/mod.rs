@@ -52,6 +52,9 @@ pub(crate) struct Recovered {
     pub(crate) changed: bool,
     /// The cleaner checkpoint.
     pub(crate) cleaner: crate::compaction::files::CleanerCheckpoint,
+    /// The high watermark the checkpoint recorded (`None` without one, or in a version 1
+    /// checkpoint); may exceed the recovered log end after a crash.
+    pub(crate) high_watermark: Option<u64>,
 }
 
 fn io_err(op: &'static str, name: impl Into<String>) -> impl FnOnce(io::Error) -> OpenError {
@@ -117,6 +120,7 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
         }
     }
 
+    let mut high_watermark = None;
     let trusted: HashMap<u64, Stats> =
         match checkpoint::read(storage).map_err(io_err("read", checkpoint::CHECKPOINT_NAME))? {
             None => {
@@ -129,11 +133,14 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
                 HashMap::new()
             }
             // A segment a swap just replaced is not what its entry (if any) describes.
-            Some(Ok(entries)) => entries
-                .into_iter()
-                .filter(|e| !finished.swapped.contains(&e.base_offset))
-                .map(|e| (e.base_offset, e.stats))
-                .collect(),
+            Some(Ok(cp)) => {
+                high_watermark = cp.high_watermark;
+                cp.entries
+                    .into_iter()
+                    .filter(|e| !finished.swapped.contains(&e.base_offset))
+                    .map(|e| (e.base_offset, e.stats))
+                    .collect()
+            }
         };
 
     let max_batch = cfg.max_batch_bytes;
@@ -287,6 +294,7 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
             cursor: IndexCursor::fresh(),
             changed: true,
             cleaner,
+            high_watermark,
         });
     }
 
@@ -320,6 +328,7 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
         cursor,
         changed,
         cleaner,
+        high_watermark,
     })
 }
 

@@ -57,7 +57,9 @@ fn log_files(m: &MemStorage) -> Vec<(String, Vec<u8>)> {
 /// Copies everything the leader has past the follower's end, `max_bytes` per fetch.
 fn replicate(leader: &Log, follower: &Log, max_bytes: usize) {
     loop {
-        let f = leader.read(follower.log_end_offset(), max_bytes).unwrap();
+        let f = leader
+            .read_for_follower(follower.log_end_offset(), max_bytes)
+            .unwrap();
         if f.batch_count == 0 {
             return;
         }
