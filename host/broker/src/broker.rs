@@ -74,7 +74,7 @@ impl Broker {
         let threads =
             LogThreads::start().map_err(|e| BrokerError::io("start", "storage threads", e))?;
         let topics = Topics::open(&config, threads.clone())?;
-        let groups = Groups::open(GroupStore::open(&root.join("groups"))?);
+        let groups = Groups::open(GroupStore::open(&threads, root, &config)?);
         let plugins = if config.plugins.enabled {
             Some(Plugins::open(&config.plugins, root)?)
         } else {
@@ -341,19 +341,25 @@ impl Broker {
     }
 
     /// Runs one compaction pass on every partition of `compact` topics that is worth it
-    /// (`min.cleanable.dirty.ratio`, `min.compaction.lag.ms`). The maintenance thread calls
-    /// this every interval; tests and operators may call it directly.
+    /// (`min.cleanable.dirty.ratio`, `min.compaction.lag.ms`), then on the internal offsets
+    /// log (not counted in the summary). The maintenance thread calls this every interval;
+    /// tests and operators may call it directly.
     ///
     /// Cost: per cleaned partition, storage's bounded pass (at most `cleaner_max_dirty_bytes`
     /// of dirty segments read twice, plus the rewritten clean range) and one key-extractor
     /// call per batch read. A plugin error aborts that partition's pass with nothing changed.
     pub fn run_compaction_once(&self) -> CleanerSummary {
-        maintenance::run_compaction(
+        let max_dirty_bytes = self.inner.config.cleaner_max_dirty_bytes;
+        let summary = maintenance::run_compaction(
             self.plugin_host(),
             &self.inner.topics.snapshot(),
-            self.inner.config.cleaner_max_dirty_bytes,
+            max_dirty_bytes,
             || self.is_closed(),
-        )
+        );
+        if !self.is_closed() {
+            self.inner.groups.compact(max_dirty_bytes);
+        }
+        summary
     }
 
     /// Cleans one partition now, whatever its dirty ratio (operators, tests). `Ok(None)` when

@@ -5,7 +5,7 @@
 //! ```text
 //! <data_dir>/topics/<topic>/topic.json     name, partition count, the topic's own config
 //! <data_dir>/topics/<topic>/<partition>/   one storage log per partition (distlog-storage)
-//! <data_dir>/groups/offsets.log            consumer-group commits, append-only, fsynced
+//! <data_dir>/internal/__consumer_offsets/  consumer-group commits: an internal compacted log
 //! <data_dir>/plugins/<name>.{wasm,kind}    plugins loaded through the API
 //! <data_dir>/plugins/versions/<sha256>.wasm every codec version loaded (stored batches need them)
 //! <data_dir>/plugin-cache/                 compiled plugin artifacts

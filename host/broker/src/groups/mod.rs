@@ -1,13 +1,16 @@
 //! Consumer groups: committed positions per (group, topic, partition).
 //!
 //! This room checks a commit (group name, metadata size, that every partition exists) and
-//! hands it to the offset store ([`store`]), which makes it durable before it is acknowledged
-//! and replays it at open.
+//! hands it to the offset store ([`store`]), which keeps the positions on an internal
+//! compacted log (`<data_dir>/internal/__consumer_offsets/`, like Kafka's
+//! `__consumer_offsets`), makes each commit durable before it is acknowledged and reads the
+//! log back at open. Coordinator state persists only through storage: no side file.
 //!
 //! Invariant: a commit is acknowledged only once it would survive a crash, and a deleted
 //! topic's offsets are forgotten durably, so a topic created later under the same name starts
 //! with no committed offsets (as in Kafka).
 
+mod legacy;
 pub mod store;
 
 use crate::BrokerError;
@@ -96,7 +99,25 @@ impl Groups {
         }
     }
 
-    /// Makes everything durable for shutdown.
+    /// One compaction pass of the offsets log when it is worth it; failures are logged (the
+    /// next pass retries).
+    pub(crate) fn compact(&self, max_dirty_bytes: u64) {
+        match self.store.compact(max_dirty_bytes, false) {
+            Ok(Some(r)) => tracing::info!(
+                log = store::OFFSETS_LOG,
+                bytes_read = r.bytes_read,
+                bytes_written = r.bytes_written,
+                dropped = r.records_superseded + r.tombstones_dropped,
+                "compaction pass done"
+            ),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "compaction of the offsets log failed; nothing changed")
+            }
+        }
+    }
+
+    /// Closes the offsets log for shutdown (commits are already durable).
     pub(crate) fn close(&self) -> Result<(), BrokerError> {
         self.store.sync()
     }
