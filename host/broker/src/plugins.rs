@@ -8,7 +8,7 @@
 //!
 //! The built-in plugins are loaded at open (unless disabled). Plugins loaded through the
 //! API are persisted under `<data_dir>/plugins/` (`<name>.wasm`, `<name>.kind` and, when
-//! it was loaded with parameters, `<name>.params` (a JSON object), each written atomically) and loaded again at the next open, so topics that name them keep
+//! it was loaded with parameters, `<name>.params` (a JSON object), each replaced atomically with storage's `replace_file`) and loaded again at the next open, so topics that name them keep
 //! working across restarts.
 
 use crate::BrokerError;
@@ -18,10 +18,10 @@ use distlog_plugin_host::{
     HostConfig, LoadError, PluginDigest, PluginHost, PluginKind, PluginSpec, PluginStats,
     RegistryError,
 };
+use distlog_storage::io::replace_file;
 use parking_lot::Mutex;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Subdirectory of `<data_dir>/plugins/` keeping every codec version ever loaded.
@@ -138,14 +138,6 @@ fn registry_error(e: RegistryError) -> BrokerError {
         },
         e => BrokerError::FailedPrecondition(e.to_string()),
     }
-}
-
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(name))
 }
 
 impl Plugins {
@@ -360,7 +352,7 @@ impl Plugins {
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
             let json = serde_json::to_vec(&map).map_err(std::io::Error::other);
-            json.and_then(|json| write_atomic(&self.dir, &file, &json))
+            json.and_then(|json| replace_file(&self.dir.join(&file), &json))
         };
         result.map_err(|e| BrokerError::io("write", self.dir.join(&file), e))
     }
@@ -381,13 +373,11 @@ impl Plugins {
 
     fn persist(&self, name: &str, kind: PluginKind, bytes: &[u8]) -> Result<(), BrokerError> {
         let write = || -> std::io::Result<()> {
-            write_atomic(&self.dir, &format!("{name}.wasm"), bytes)?;
-            write_atomic(
-                &self.dir,
-                &format!("{name}.kind"),
+            replace_file(&self.dir.join(format!("{name}.wasm")), bytes)?;
+            replace_file(
+                &self.dir.join(format!("{name}.kind")),
                 kind_name(kind).as_bytes(),
-            )?;
-            sync_dir(&self.dir)
+            )
         };
         write().map_err(|e| BrokerError::io("write", self.dir.join(name), e))?;
         if kind == PluginKind::Codec {
@@ -412,8 +402,7 @@ impl Plugins {
         }
         let write = || -> std::io::Result<()> {
             std::fs::create_dir_all(&dir)?;
-            write_atomic(&dir, &file, bytes)?;
-            sync_dir(&dir)
+            replace_file(&dir.join(&file), bytes)
         };
         if let Err(e) = write() {
             tracing::warn!(digest = %digest.short(), error = %e, "could not keep a copy of a codec version");

@@ -3,23 +3,21 @@
 //! Layout under `<data_dir>/topics/<name>/`: `topic.json` (name, partition count, the topic's
 //! own configuration entries, creation time), and one directory per partition (`0/`, `1/`,
 //! ...) holding that partition's storage log. `topic.json` is only ever replaced atomically
-//! (temporary file, fsync, rename, fsync of the directory).
+//! (storage's `replace_file`: temporary file, fsync, rename, fsync of the directory).
 
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::{BrokerError, SegmentInfo};
-use distlog_storage::io::FsStorage;
+use distlog_storage::io::{FsStorage, replace_file};
 use distlog_storage::{Log, LogConfig, LogThreads, SystemClock};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use tokio::sync::watch;
 
 pub(crate) const META_FILE: &str = "topic.json";
-const META_TMP: &str = "topic.json.tmp";
 const META_VERSION: u32 = 1;
 
 /// The persisted part of a topic.
@@ -66,22 +64,15 @@ impl TopicMeta {
         Ok(meta)
     }
 
-    /// Replaces `dir/topic.json` atomically and durably. Cost: two fsyncs and a rename.
+    /// Replaces `dir/topic.json` atomically and durably (storage's `replace_file`: temporary
+    /// file, fsync, rename, directory fsync). Cost: two fsyncs and a rename.
     pub(crate) fn write(&self, dir: &Path) -> Result<(), BrokerError> {
-        let tmp = dir.join(META_TMP);
         let path = dir.join(META_FILE);
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| BrokerError::CorruptMetadata {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            sync_dir(dir)
-        };
-        write().map_err(|e| BrokerError::io("write", &path, e))
+        replace_file(&path, &bytes).map_err(|e| BrokerError::io("write", &path, e))
     }
 }
 
