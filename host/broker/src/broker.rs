@@ -623,6 +623,49 @@ mod tests {
         b.close().expect("close");
     }
 
+    /// Guards the offsets log: group commits survive a restart through storage alone, a
+    /// deleted topic's offsets stay forgotten, and the internal log is no topic.
+    #[test]
+    fn group_offsets_live_on_an_internal_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let commit = |topic: &str, offset| OffsetCommit {
+            topic: topic.into(),
+            partition: 0,
+            offset,
+            metadata: "m".into(),
+        };
+        {
+            let b = Broker::open(config(dir.path())).expect("open");
+            for t in ["kept", "gone"] {
+                b.create_topic(t, 1, BTreeMap::new()).expect("create");
+            }
+            b.commit_offsets("g", vec![commit("kept", 3), commit("gone", 4)])
+                .expect("commit");
+            b.delete_topic("gone").expect("delete");
+            b.close().expect("close");
+        }
+        assert!(
+            !dir.path().join("groups/offsets.log").exists(),
+            "no side file"
+        );
+        let b = Broker::open(config(dir.path())).expect("reopen");
+        let got = b.fetch_offsets("g", None).expect("fetch");
+        assert_eq!(
+            got.iter()
+                .map(|o| (o.topic.as_str(), o.offset))
+                .collect::<Vec<_>>(),
+            vec![("kept", 3)]
+        );
+        assert_eq!(b.list_groups(), vec!["g".to_owned()]);
+        let names: Vec<_> = b.list_topics().into_iter().map(|t| t.name).collect();
+        assert_eq!(names, vec!["kept".to_owned()]);
+        // A user topic of the internal log's name is just a topic.
+        b.create_topic("__consumer_offsets", 1, BTreeMap::new())
+            .expect("create");
+        assert_eq!(b.fetch_offsets("g", Some("kept")).expect("fetch").len(), 1);
+        b.close().expect("close");
+    }
+
     #[test]
     fn closed_broker_refuses_work() {
         let dir = tempfile::tempdir().expect("tempdir");
