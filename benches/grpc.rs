@@ -578,6 +578,8 @@ async fn start_broker(dir: &std::path::Path) -> Result<InProcess> {
     let mut config = ServerConfig::default();
     config.max_request_bytes = MAX_MESSAGE / 2;
     config.max_fetch_bytes = 64 << 20;
+    // Subscribe buffers hold at least one largest fetch.
+    config.stream_buffer_bytes = config.max_connection_response_bytes;
     Ok(InProcess::start(BrokerConfig::new(dir.join("data")), config).await?)
 }
 

@@ -39,14 +39,19 @@ impl InProcess {
             .local_addr()
             .map_err(HarnessError::io("reading the listener's address"))?;
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(distlog_server::serve_with_listener(
-            listener,
-            server,
-            broker.clone(),
-            async move {
+        let serve =
+            distlog_server::serve_with_listener(listener, server, broker.clone(), async move {
                 let _ = rx.await;
-            },
-        ));
+            });
+        let task = tokio::spawn(async move {
+            let served = serve.await;
+            // Said at once: a client of a server that stopped early sees only refused
+            // connections.
+            if let Err(e) = &served {
+                eprintln!("distlog-harness: the server on {addr} stopped: {e}");
+            }
+            served
+        });
         Ok(Self {
             addr,
             broker,

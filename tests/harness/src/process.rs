@@ -25,9 +25,14 @@ pub enum Profile {
 /// first call's answer, and `profile`, hold for the whole process.
 pub fn distlog_bin(profile: Profile) -> Result<PathBuf, HarnessError> {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| locate(profile).map_err(|e| e.to_string()))
-        .clone()
-        .map_err(HarnessError::Binary)
+    BIN.get_or_init(|| {
+        locate(profile).map_err(|e| match e {
+            HarnessError::Binary(why) => why,
+            other => other.to_string(),
+        })
+    })
+    .clone()
+    .map_err(HarnessError::Binary)
 }
 
 fn locate(profile: Profile) -> Result<PathBuf, HarnessError> {
