@@ -600,3 +600,31 @@ fn plugin_and_group_commands_against_a_broker() -> Result<()> {
     ensure!(consumed == lines, "compressed topic consumed differently");
     Ok(())
 }
+
+#[test]
+fn topic_create_sends_the_admin_token() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(&dir.path().join("data"), &["--admin-token", "s3cret"])?;
+    let refused = broker.cli(&["topic", "create", "guarded"], b"")?;
+    ensure!(
+        !refused.status.success(),
+        "topic create without the token succeeded"
+    );
+    let wrong = broker.cli(&["topic", "create", "guarded", "--token", "nope"], b"")?;
+    ensure!(
+        !wrong.status.success(),
+        "topic create with a wrong token succeeded"
+    );
+    // Public calls need no token.
+    let listed = String::from_utf8(broker.ok(&["topic", "list", "-o", "json"], b"")?)?;
+    ensure!(listed.trim() == "[]", "{listed}");
+    broker.ok(&["topic", "create", "guarded", "--token", "s3cret"], b"")?;
+    broker.ok(&["produce", "guarded", "-q"], b"one\n")?;
+    let consumed = broker.ok(&["consume", "guarded", "--from", "earliest", "-q"], b"")?;
+    ensure!(
+        consumed == b"one\n",
+        "{}",
+        String::from_utf8_lossy(&consumed)
+    );
+    Ok(())
+}

@@ -1005,17 +1005,55 @@ async fn admin_calls_require_the_token() -> Result<()> {
     config.admin_token = Some("s3cret".into());
     let server = start(dir.path(), config).await?;
     let mut c = clients(&server).await?;
-    // Non-admin calls need no token.
-    create(&mut c, "guarded", 1).await?;
-    let delete = |token: Option<&str>| {
-        let mut r = Request::new(proto::DeleteTopicRequest {
-            name: "guarded".into(),
-        });
+    fn with<T>(token: Option<&str>, request: T) -> Request<T> {
+        let mut r = Request::new(request);
         if let Some(t) = token {
             r.metadata_mut()
                 .insert("authorization", t.parse().expect("ascii metadata"));
         }
         r
+    }
+    let create_request = || proto::CreateTopicRequest {
+        name: "guarded".into(),
+        partitions: 1,
+        config: HashMap::new(),
+    };
+    // CreateTopic is an admin call: refused without the token or with a wrong one.
+    let (code, _) = status_code(c.topics.create_topic(with(None, create_request())).await)?;
+    ensure!(code == Code::Unauthenticated, "{code:?}");
+    let (code, _) = status_code(
+        c.topics
+            .create_topic(with(Some("Bearer wrong"), create_request()))
+            .await,
+    )?;
+    ensure!(code == Code::PermissionDenied, "{code:?}");
+    // Public calls need no token.
+    ensure!(
+        c.topics
+            .list_topics(proto::ListTopicsRequest {})
+            .await?
+            .into_inner()
+            .topics
+            .is_empty(),
+        "a refused create made a topic"
+    );
+    c.topics
+        .create_topic(distlog_harness::with_token(create_request(), "s3cret"))
+        .await?;
+    c.records
+        .produce(produce_req(
+            "guarded",
+            Some(0),
+            vec![record(None, Some(b"v"))],
+        ))
+        .await?;
+    let delete = |token| {
+        with(
+            token,
+            proto::DeleteTopicRequest {
+                name: "guarded".into(),
+            },
+        )
     };
     let (code, _) = status_code(c.topics.delete_topic(delete(None)).await)?;
     ensure!(code == Code::Unauthenticated, "{code:?}");

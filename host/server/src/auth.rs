@@ -1,5 +1,7 @@
 //! The service guard: a wrapper around each generated service that
-//! - checks `authorization: Bearer <token>` on admin calls before they reach the service, and
+//! - checks `authorization: Bearer <token>` on admin calls before they reach the service
+//!   (the access class of each RPC is declared beside it in the proto file, see
+//!   [`METHOD_ACCESS`]; a path that is not a declared RPC is treated as admin), and
 //! - reports a request over the transport's size limit as RESOURCE_EXHAUSTED (tonic itself
 //!   answers OUT_OF_RANGE), so every "too large" gets the same status,
 //! - runs the call as the server side of the codec (`codec::scope`: produce requests
@@ -18,14 +20,26 @@ use tonic::body::Body;
 use tonic::codegen::{BoxFuture, Service, http};
 use tonic::server::NamedService;
 
-/// Full gRPC paths of the admin calls.
-pub const ADMIN_METHODS: &[&str] = &[
-    "/distlog.v1.Topics/DeleteTopic",
-    "/distlog.v1.Topics/AlterTopicConfig",
-    "/distlog.v1.Plugins/LoadPlugin",
-    "/distlog.v1.Plugins/ReloadPlugin",
-    "/distlog.v1.Plugins/UnloadPlugin",
-];
+/// Who may call an RPC: the `(distlog.v1.access)` option declared on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Access {
+    /// Any client.
+    Public,
+    /// A client with the admin token, when the server has one.
+    Admin,
+}
+
+include!(concat!(env!("OUT_DIR"), "/access.rs"));
+
+/// The access class of the RPC at `path` (`/distlog.v1.Topics/CreateTopic`). A path that
+/// is no declared RPC is [`Access::Admin`]: the guard fails closed.
+pub fn access_of(path: &str) -> Access {
+    METHOD_ACCESS
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map_or(Access::Admin, |(_, access)| *access)
+}
 
 /// Checks admin credentials. Without a configured token every call passes.
 #[derive(Debug, Clone, Default)]
@@ -113,7 +127,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        if ADMIN_METHODS.contains(&req.uri().path())
+        if access_of(req.uri().path()) == Access::Admin
             && let Err(e) = self.auth.check(req.headers())
         {
             metrics::counter!("distlog_admin_denied_total").increment(1);
@@ -170,5 +184,49 @@ mod tests {
         h.insert("authorization", "Bearer s3cret".parse().expect("header"));
         assert!(auth.check(&h).is_ok());
         assert!(AdminAuth::new(None).check(&http::HeaderMap::new()).is_ok());
+    }
+
+    /// Every RPC of the service descriptors has exactly one class in the table, and the
+    /// table names no RPC that does not exist.
+    #[test]
+    fn every_rpc_has_an_access_class() {
+        use prost::Message as _;
+        let fds = prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET)
+            .expect("descriptor set");
+        let mut paths = Vec::new();
+        for file in fds.file.iter().filter(|f| f.package() == "distlog.v1") {
+            for service in &file.service {
+                for method in &service.method {
+                    paths.push(format!("/distlog.v1.{}/{}", service.name(), method.name()));
+                }
+            }
+        }
+        assert_eq!(paths.len(), 18, "{paths:?}");
+        let mut table: Vec<_> = METHOD_ACCESS.iter().map(|(p, _)| (*p).to_owned()).collect();
+        table.sort();
+        paths.sort();
+        assert_eq!(table, paths);
+    }
+
+    #[test]
+    fn admin_calls_are_the_declared_ones() {
+        let admin: Vec<_> = METHOD_ACCESS
+            .iter()
+            .filter(|(_, a)| *a == Access::Admin)
+            .map(|(p, _)| *p)
+            .collect();
+        assert_eq!(
+            admin,
+            [
+                "/distlog.v1.Topics/CreateTopic",
+                "/distlog.v1.Topics/DeleteTopic",
+                "/distlog.v1.Topics/AlterTopicConfig",
+                "/distlog.v1.Plugins/LoadPlugin",
+                "/distlog.v1.Plugins/ReloadPlugin",
+                "/distlog.v1.Plugins/UnloadPlugin",
+            ]
+        );
+        assert_eq!(access_of("/distlog.v1.Records/Fetch"), Access::Public);
+        assert_eq!(access_of("/distlog.v1.Records/NoSuchCall"), Access::Admin);
     }
 }

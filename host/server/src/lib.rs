@@ -5,6 +5,9 @@
 //! - [`serve`] / [`serve_with_listener`]: run the four services (`Topics`, `Records`,
 //!   `Groups`, `Plugins`) plus gRPC health and reflection over a [`Broker`] until a shutdown
 //!   future resolves, then drain and close the broker.
+//! - [`METHOD_ACCESS`] / [`access_of`]: the access class ([`Access`]) of every RPC, generated
+//!   from the `(distlog.v1.access)` option each declares in the proto file (the build fails
+//!   on an RPC without one); admin calls need the admin token when one is configured.
 //! - [`ServerConfig`]: listen address, admin token, optional TLS (rustls; mutual TLS with a
 //!   client CA), request/record/fetch limits.
 //!
@@ -49,7 +52,7 @@ pub mod proto {
         include_bytes!(concat!(env!("OUT_DIR"), "/distlog_descriptor.bin"));
 }
 
-pub use auth::{ADMIN_METHODS, AdminAuth, Guard};
+pub use auth::{Access, AdminAuth, Guard, METHOD_ACCESS, access_of};
 pub use config::ServerConfig;
 pub use distlog_broker::{Broker, BrokerConfig, BrokerError};
 pub use error::ApiError;

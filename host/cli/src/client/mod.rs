@@ -36,8 +36,8 @@ pub struct ClientOpts {
     /// Broker address, HOST:PORT.
     #[arg(long, global = true, env = "DISTLOG_BROKER", default_value = DEFAULT_BROKER)]
     pub broker: String,
-    /// Admin token, sent as `authorization: Bearer TOKEN` (needed for delete, alter and
-    /// plugin load/reload/unload when the broker has one configured).
+    /// Admin token, sent as `authorization: Bearer TOKEN` (needed for topic create, delete
+    /// and alter and plugin load/reload/unload when the broker has one configured).
     #[arg(long, global = true, env = "DISTLOG_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Output format.

@@ -15,7 +15,7 @@ use crate::output::{Table, emit};
 
 #[derive(Debug, Subcommand)]
 pub enum TopicCmd {
-    /// Create a topic.
+    /// Create a topic (admin call).
     Create {
         name: String,
         /// Number of partitions (0 = the broker's default).
