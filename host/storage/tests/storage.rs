@@ -10,11 +10,13 @@ mod storage {
     mod crash;
     mod damage;
     mod enospc;
+    mod epochs;
     #[cfg(feature = "failpoints")]
     mod failpoints;
     mod fulldisk;
     mod io;
     mod model;
+    mod producers;
     mod replica;
     mod threads;
     mod truncate;

@@ -26,7 +26,8 @@ impl Log {
     /// Appends one batch (bytes as built by the batch module, any base offset).
     ///
     /// Validates header and CRC, assigns offsets by patching `base_offset` in `batch` (and
-    /// `max_timestamp` plus the CRC when the batch asks for log-append time), writes it, and returns
+    /// `max_timestamp` plus the CRC when the batch asks for log-append time), stamps the log's
+    /// [`leader_epoch`](Self::leader_epoch), writes it, applies it to the producer state, and returns
     /// once the durability policy is satisfied. On return `batch` holds the bytes as stored.
     /// Cost: one positional write, plus (EveryBatch) waiting for a shared fsync. An append that
     /// rolls the segment does not wait for the sealed segment's sync: the background sealer
@@ -83,12 +84,16 @@ impl Log {
         let base = w.stats.next_offset;
         set_base_offset(batch, base).map_err(FrameError::from)?;
         frame.base_offset = base;
-        // Outside the CRC, so free to write: every batch is stored in the log's epoch.
-        if frame.leader_epoch != crate::segment::MAX_LEADER_EPOCH {
-            set_leader_epoch(batch, crate::segment::MAX_LEADER_EPOCH).map_err(FrameError::from)?;
-            frame.leader_epoch = crate::segment::MAX_LEADER_EPOCH;
+        // Outside the CRC, so free to write: every batch is stored in the log's latest epoch
+        // (the leader's, see `start_leader_epoch`), recorded before the batch is written.
+        let epoch = self.max_epoch.load(Ordering::Acquire);
+        if frame.leader_epoch != epoch {
+            set_leader_epoch(batch, epoch).map_err(FrameError::from)?;
+            frame.leader_epoch = epoch;
         }
+        self.assign_epochs(&[(epoch, base)], false)?;
         self.write_batch(&mut w, batch, &frame)?;
+        self.apply_to_producers(batch);
         drop(w);
 
         if rolled {

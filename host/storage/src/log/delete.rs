@@ -74,6 +74,11 @@ impl Log {
                 }
             }
         }
+        if !renamed.is_empty() {
+            let start = self.log_start_offset();
+            self.retain_epochs_from(start);
+            self.retain_producers_from(start);
+        }
         if !renamed.is_empty()
             && let Err(e) = self.write_checkpoint()
         {

@@ -64,6 +64,9 @@ pub enum OpenError {
     /// The codec table is unreadable.
     #[error(transparent)]
     Codecs(#[from] CodecError),
+    /// Reading the log's batches to rebuild the leader epochs or the producer state failed.
+    #[error("reading the log to rebuild its leader epochs or producer state: {0}")]
+    Rebuild(#[source] ReadError),
 }
 
 /// An append failed; the log is unchanged (nothing of the batch is visible) unless stated.

@@ -1,7 +1,6 @@
 //! The follower's write path: appending whole batches exactly as a leader wrote them.
 
 use super::{AppendError, AppendInfo, Log};
-use crate::segment::MAX_LEADER_EPOCH;
 use crate::segment::frame::{Frame, FrameError};
 use std::sync::atomic::Ordering;
 
@@ -14,12 +13,17 @@ impl Log {
     ///
     /// Checked before anything is written, so that a failed check leaves the log unchanged:
     /// every batch parses with the checks a read applies (its length, header fields, the
-    /// CRC, a codec known to this log's codec table, a leader epoch the log accepts, offsets
-    /// that fit a segment), the input holds nothing but whole batches, the first batch starts
+    /// CRC, a codec known to this log's codec table, offsets that fit a segment), leader epochs
+    /// never decrease (from the log's [`leader_epoch`](Self::leader_epoch) on, batch to batch;
+    /// [`AppendError::LeaderEpoch`]), the input holds nothing but whole batches, the first batch starts
     /// exactly at [`log_end_offset`](Self::log_end_offset) and each next one right after the
     /// previous one ([`AppendError::OffsetMismatch`]; a follower that diverged truncates
     /// first, see [`truncate_to`](Self::truncate_to)). The leader's codec table entries the
     /// batches reference must have been registered here first (same ids).
+    ///
+    /// A batch that starts a new epoch records it in the leader-epoch file first (see
+    /// [`end_offset_for_epoch`](Self::end_offset_for_epoch)); every batch is applied to the
+    /// producer state, unchecked (the leader decided).
     ///
     /// Same durability as [`append`](Self::append): the batches are written under the writer
     /// lock (rolling segments as an append would), then the sync policy is applied once for
@@ -56,6 +60,12 @@ impl Log {
                 expected: w.stats.next_offset,
             });
         }
+        // A new epoch is in the epoch file before any of its batches is on disk.
+        let epochs: Vec<(u32, u64)> = frames
+            .iter()
+            .map(|f| (f.leader_epoch, f.base_offset))
+            .collect();
+        self.assign_epochs(&epochs, false)?;
         let mut rolled = false;
         let mut at = 0usize;
         let mut result = Ok(());
@@ -68,6 +78,9 @@ impl Log {
                     rolled |= r;
                     self.write_batch(&mut w, bytes, frame)
                 });
+            if result.is_ok() {
+                self.apply_to_producers(bytes);
+            }
             if result.is_err() {
                 break;
             }
@@ -108,12 +121,12 @@ impl Log {
                 return Err(AppendError::UnknownCodec(frame.codec_ref));
             }
             let min_epoch = frames.last().map_or(0, |f| f.leader_epoch);
-            if frame.leader_epoch < min_epoch || frame.leader_epoch > MAX_LEADER_EPOCH {
+            if frame.leader_epoch < min_epoch {
                 return Err(AppendError::LeaderEpoch {
                     index,
                     epoch: frame.leader_epoch,
                     min: min_epoch,
-                    max: MAX_LEADER_EPOCH,
+                    max: u32::MAX,
                 });
             }
             if let Some(prev) = frames.last()

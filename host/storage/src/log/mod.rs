@@ -32,7 +32,9 @@ mod config;
 mod delete;
 mod error;
 mod follower;
+mod leader_epochs;
 mod open;
+mod producer_state;
 mod read;
 mod sync;
 mod threads;
@@ -55,7 +57,7 @@ use crate::segment::{IndexCursor, Segment, Stats};
 use codecs::CodecTable;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64};
 use std::sync::{Arc, Weak};
 
 #[derive(Debug)]
@@ -114,6 +116,17 @@ pub struct Log {
     unchecked: Mutex<BTreeSet<u64>>,
     /// The cleaner checkpoint: the log is clean below this offset.
     cleaner_offset: AtomicU64,
+    /// The leader-epoch cache (see [`crate::epochs`]); changed under the writer lock, its file
+    /// written before any batch of a new epoch.
+    epochs: Mutex<crate::epochs::LeaderEpochs>,
+    /// The latest epoch of `epochs` (0 when empty): what appends stamp and the newest epoch
+    /// a stored batch may carry.
+    max_epoch: AtomicU32,
+    /// Producer state (see [`crate::producers`]), applied under the writer lock.
+    producers: Mutex<crate::producers::ProducerState>,
+    /// The offset of the newest producer snapshot this log wrote or loaded (`u64::MAX`: none),
+    /// so that an unchanged state is not written again.
+    producer_snapshot_at: AtomicU64,
     /// The high watermark set by replication ([`Log::set_high_watermark`]); unused unless
     /// [`LogConfig::replicated`].
     high_watermark: AtomicU64,
@@ -144,4 +157,6 @@ pub struct LogSnapshot {
     max_batch: u32,
     /// Offsets at or after this continue exactly from batch to batch (the cleaner checkpoint).
     dense_from: u64,
+    /// The newest leader epoch a batch may carry (the log's latest epoch).
+    max_epoch: u32,
 }

@@ -5,12 +5,14 @@ use super::codecs::CodecTable;
 use super::{
     Clock, Log, LogConfig, LogThreads, OpenError, SyncPolicy, SyncState, SystemClock, Writer,
 };
+use crate::epochs::{LeaderEpochs, LoadError};
 use crate::io::{Storage, is_no_space};
+use crate::producers::ProducerState;
 use crate::recovery::{self, checkpoint};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64};
 use std::time::Duration;
 
 impl Log {
@@ -83,7 +85,28 @@ impl Log {
                 });
             }
         };
-        let recovered = recovery::recover(storage.as_ref(), &config)?;
+        // The leader-epoch file bounds the epochs recovery accepts; a corrupt one is rebuilt
+        // from the batch headers after recovery, which then accepts any epoch.
+        let (epochs, rebuild_epochs) = match LeaderEpochs::load(storage.as_ref()) {
+            Ok(e) => (e, false),
+            Err(LoadError::Corrupt(reason)) => {
+                tracing::warn!(%reason, "the leader-epoch file is corrupt; rebuilding it from the batch headers");
+                (LeaderEpochs::new(), true)
+            }
+            Err(LoadError::Io(source)) => {
+                return Err(OpenError::Io {
+                    op: "read",
+                    name: crate::epochs::LEADER_EPOCHS_NAME.into(),
+                    source,
+                });
+            }
+        };
+        let max_epoch = if rebuild_epochs {
+            u32::MAX
+        } else {
+            epochs.latest_epoch().unwrap_or(0)
+        };
+        let recovered = recovery::recover(storage.as_ref(), &config, max_epoch)?;
         let codecs = CodecTable::open(storage.clone())?;
         let cleaner = recovered.cleaner;
         let segments = recovered.segments;
@@ -103,30 +126,6 @@ impl Log {
         } else {
             stats.next_offset
         };
-        if recovered.changed {
-            match checkpoint::write(
-                storage.as_ref(),
-                &recovery::entries_for(&segments),
-                high_watermark,
-            ) {
-                Ok(()) => {}
-                // The checkpoint only saves the next open some reading: going on without it
-                // leaves the state of a crash just before it, which recovery handles. A broker
-                // must start on a full disk (serving reads, refusing writes).
-                Err(e) if is_no_space(&e) => tracing::warn!(
-                    log = ?storage,
-                    error = %e,
-                    "disk full: the recovery checkpoint was not written; the next open repeats this recovery"
-                ),
-                Err(source) => {
-                    return Err(OpenError::Io {
-                        op: "write",
-                        name: checkpoint::CHECKPOINT_NAME.into(),
-                        source,
-                    });
-                }
-            }
-        }
         let log = Arc::new_cyclic(|me| Self {
             me: me.clone(),
             seal_queued: AtomicBool::new(false),
@@ -167,8 +166,35 @@ impl Log {
             cleaner_offset: AtomicU64::new(cleaner.cleaned_up_to.min(stats.next_offset)),
             gaps_below: AtomicU64::new(cleaner.gaps_below),
             high_watermark: AtomicU64::new(high_watermark),
+            max_epoch: AtomicU32::new(max_epoch),
+            epochs: Mutex::new(epochs),
+            producers: Mutex::new(ProducerState::new()),
+            producer_snapshot_at: AtomicU64::new(u64::MAX),
             config,
         });
+        // The leader-epoch file and the producer state follow the recovered log.
+        log.reconcile_epochs(rebuild_epochs)?;
+        log.recover_producers(recovered.producers)?;
+        if recovered.changed {
+            match log.write_checkpoint() {
+                Ok(()) => {}
+                // The checkpoint only saves the next open some reading: going on without it
+                // leaves the state of a crash just before it, which recovery handles. A broker
+                // must start on a full disk (serving reads, refusing writes).
+                Err(e) if is_no_space(&e) => tracing::warn!(
+                    log = ?log.storage,
+                    error = %e,
+                    "disk full: the recovery checkpoint was not written; the next open repeats this recovery"
+                ),
+                Err(source) => {
+                    return Err(OpenError::Io {
+                        op: "write",
+                        name: checkpoint::CHECKPOINT_NAME.into(),
+                        source,
+                    });
+                }
+            }
+        }
         // A truncation that a crash interrupted after its commit point is completed before
         // anyone reads.
         let pending =

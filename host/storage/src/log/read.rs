@@ -17,7 +17,7 @@ use super::{Log, LogSnapshot, ReadError};
 use crate::batch::BatchView;
 use crate::segment::SegmentInfo;
 use crate::segment::frame::{Frame, HEADER_LEN};
-use crate::segment::{ChunkReader, Damage, Segment, header_fits, misfit, resync};
+use crate::segment::{ChunkReader, Damage, HeaderLimits, Segment, header_fits, misfit, resync};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -75,6 +75,7 @@ impl Log {
             high_watermark: self.high_watermark().min(end_offset),
             max_batch: self.config.max_batch_bytes,
             dense_from: self.gaps_below.load(Ordering::Acquire),
+            max_epoch: self.max_epoch.load(Ordering::Acquire),
         }
     }
 
@@ -315,7 +316,10 @@ impl LogSnapshot {
             limit,
             expected,
             seg.base_offset,
-            self.max_batch,
+            HeaderLimits {
+                max_batch_length: self.max_batch,
+                max_epoch: self.max_epoch,
+            },
             hint,
         )?;
         let d = match found {
@@ -373,10 +377,10 @@ impl LogSnapshot {
                 .map_err(|e| e.to_string())
                 .and_then(|f| {
                     let dense = self.dense(expected) || (exact && pos == start && pos > 0);
-                    if header_fits(&f, expected, dense, seg.base_offset) {
+                    if header_fits(&f, expected, dense, seg.base_offset, self.max_epoch) {
                         Ok(f)
                     } else {
-                        Err(misfit(&f, expected))
+                        Err(misfit(&f, expected, self.max_epoch))
                     }
                 })
                 .and_then(|f| {
@@ -505,6 +509,7 @@ impl LogSnapshot {
                         next_expected,
                         self.dense(next_expected),
                         seg.base_offset,
+                        self.max_epoch,
                     )
                 {
                     // The next read starts here and finds out which batch is damaged.

@@ -121,6 +121,7 @@ impl Log {
         if let Err(e) = self.write_checkpoint() {
             tracing::warn!(error = %e, "checkpoint after segment roll failed");
         }
+        self.snapshot_producers();
     }
 
     /// Blocks until an fsync covers every offset below `target` (group commit): if a sync is
@@ -286,7 +287,11 @@ impl Log {
                 entries.push(point);
             }
         }
-        checkpoint::write(self.storage.as_ref(), &entries, self.high_watermark())?;
+        let marks = checkpoint::Marks {
+            high_watermark: self.high_watermark(),
+            producers_end: self.producers.lock().last_offset().map_or(0, |o| o + 1),
+        };
+        checkpoint::write(self.storage.as_ref(), &entries, marks)?;
         self.sync.lock().last_checkpoint_ms = self.clock.now_ms();
         Ok(())
     }
@@ -318,6 +323,7 @@ impl Log {
         }
         self.sync_to(self.end_offset.load(Ordering::Acquire))
             .map_err(|f| FlushError::Io(f.to_io_error()))?;
+        self.snapshot_producers();
         match self.write_checkpoint() {
             // Everything is synced; only the next open's shortcut is missing.
             Err(e) if is_no_space(&e) => {

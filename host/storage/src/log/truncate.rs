@@ -17,8 +17,11 @@
 //!    [`delete_segments`](Log::delete_segments): renamed, directory synced, removed.
 //! 6. The segment holding the new end is cut (`set_len`), its offset and time indexes cut to
 //!    match, and synced; it becomes the active segment.
-//! 7. The recovery checkpoint is rewritten; the marker is removed and the directory synced,
-//!    still under the writer lock, so no append can land while a marker could cut it.
+//! 7. The leader epochs starting at or after the new end are dropped (file rewritten), the
+//!    producer state is cut (snapshots above the new end removed), the recovery checkpoint is
+//!    rewritten; the marker is removed and the directory synced, still under the writer lock,
+//!    so no append can land while a marker could cut it. (A crash before the epoch file is
+//!    rewritten is repaired by the next open, which cuts the epochs to the log end.)
 //!
 //! Marker layout (little-endian): magic `DLTR`, version u16 = 1, new log end offset u64,
 //! CRC32C of the preceding 14 bytes, u32.
@@ -271,6 +274,8 @@ impl Log {
             st.sealed.retain(|s| s.base_offset < target.base_offset);
             st.dir_dirty = false;
         }
+        self.truncate_epochs(new_end)?;
+        self.truncate_producers(new_end)?;
         self.write_checkpoint_locked(checkpoint_guard)?;
         crate::failpoint::hit("truncate::done")?;
         remove_marker(storage)?;

@@ -9,11 +9,11 @@ use std::io;
 /// File name of the checkpoint.
 pub const CHECKPOINT_NAME: &str = "recovery-point.checkpoint";
 const MAGIC: &[u8; 4] = b"DLCP";
-/// Version 2 adds the high watermark after the entry count; version 1 still reads (its high
-/// watermark is then unknown).
+/// Version 2 adds the high watermark and the producer-state end after the entry count; version
+/// 1 still reads (both are then unknown).
 const VERSION: u16 = 2;
 const HEADER_V1: usize = 4 + 2 + 4;
-const HEADER: usize = HEADER_V1 + 8;
+const HEADER: usize = HEADER_V1 + 8 + 8;
 const ENTRY: usize = 48;
 
 /// One segment's synced prefix.
@@ -29,14 +29,25 @@ pub(crate) struct Checkpoint {
     pub(crate) entries: Vec<Entry>,
     /// The log's high watermark when the checkpoint was written; `None` in a version 1 file.
     pub(crate) high_watermark: Option<u64>,
+    /// Every batch with a producer id that the log held when the checkpoint was written ends
+    /// below this (0: none); `None` in a version 1 file.
+    pub(crate) producers_end: Option<u64>,
 }
 
-pub(crate) fn encode(entries: &[Entry], high_watermark: u64) -> Vec<u8> {
+/// What a checkpoint records besides its entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Marks {
+    pub(crate) high_watermark: u64,
+    pub(crate) producers_end: u64,
+}
+
+pub(crate) fn encode(entries: &[Entry], marks: Marks) -> Vec<u8> {
     let mut b = Vec::with_capacity(HEADER + entries.len() * ENTRY + 4);
     b.extend_from_slice(MAGIC);
     b.extend_from_slice(&VERSION.to_le_bytes());
     b.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-    b.extend_from_slice(&high_watermark.to_le_bytes());
+    b.extend_from_slice(&marks.high_watermark.to_le_bytes());
+    b.extend_from_slice(&marks.producers_end.to_le_bytes());
     for e in entries {
         b.extend_from_slice(&e.base_offset.to_le_bytes());
         b.extend_from_slice(&e.stats.size.to_le_bytes());
@@ -83,6 +94,7 @@ pub(crate) fn decode(b: &[u8]) -> Result<Checkpoint, String> {
         return Err(format!("length {} does not match {count} entries", b.len()));
     }
     let high_watermark = (version == VERSION).then(|| u64_at(body, HEADER_V1));
+    let producers_end = (version == VERSION).then(|| u64_at(body, HEADER_V1 + 8));
     let mut entries = Vec::with_capacity(count);
     for i in 0..count {
         let at = header + i * ENTRY;
@@ -102,6 +114,7 @@ pub(crate) fn decode(b: &[u8]) -> Result<Checkpoint, String> {
     Ok(Checkpoint {
         entries,
         high_watermark,
+        producers_end,
     })
 }
 
@@ -122,15 +135,11 @@ pub(crate) fn read(storage: &dyn Storage) -> io::Result<Option<Result<Checkpoint
 /// Writes the checkpoint atomically ([`crate::io::replace`]: temp file, fsync, rename, directory
 /// fsync; failpoint `checkpoint::rename` before the rename).
 /// Expensive (two fsyncs): done on roll, flush, close and every `checkpoint_interval_ms`.
-pub(crate) fn write(
-    storage: &dyn Storage,
-    entries: &[Entry],
-    high_watermark: u64,
-) -> io::Result<()> {
+pub(crate) fn write(storage: &dyn Storage, entries: &[Entry], marks: Marks) -> io::Result<()> {
     crate::io::replace_with_failpoint(
         storage,
         CHECKPOINT_NAME,
-        &encode(entries, high_watermark),
+        &encode(entries, marks),
         "checkpoint::rename",
     )
 }
@@ -143,6 +152,11 @@ pub(crate) fn is_temp(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MARKS: Marks = Marks {
+        high_watermark: 5,
+        producers_end: 3,
+    };
 
     fn entries() -> Vec<Entry> {
         vec![
@@ -165,12 +179,13 @@ mod tests {
 
     #[test]
     fn round_trips_with_the_high_watermark_and_rejects_damage() {
-        let b = encode(&entries(), 5);
+        let b = encode(&entries(), MARKS);
         assert_eq!(
             decode(&b),
             Ok(Checkpoint {
                 entries: entries(),
-                high_watermark: Some(5)
+                high_watermark: Some(5),
+                producers_end: Some(3),
             })
         );
         for i in 0..b.len() {
@@ -184,7 +199,7 @@ mod tests {
     #[test]
     fn version_1_still_reads_without_a_high_watermark() {
         // Version 1: no high watermark between the count and the entries.
-        let v2 = encode(&entries(), 5);
+        let v2 = encode(&entries(), MARKS);
         let mut v1 = Vec::new();
         v1.extend_from_slice(MAGIC);
         v1.extend_from_slice(&1u16.to_le_bytes());
@@ -196,7 +211,8 @@ mod tests {
             decode(&v1),
             Ok(Checkpoint {
                 entries: entries(),
-                high_watermark: None
+                high_watermark: None,
+                producers_end: None,
             })
         );
     }

@@ -31,12 +31,12 @@ pub mod checkpoint;
 use crate::index::{IndexFile, OFFSET_ENTRY, OffsetIndex, TIME_ENTRY, TimeIndex};
 use crate::io::{OpenMode, Storage, StorageFile};
 use crate::log::{LogConfig, OpenError};
+use crate::producers::ProducerBatch;
 use crate::segment::frame::LOG_OVERHEAD;
 use crate::segment::{
     Damage, IndexCursor, ScanRules, ScanStop, Segment, Stats, index_name, log_name, parse_name,
     scan, time_index_name,
 };
-use checkpoint::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::sync::Arc;
@@ -55,6 +55,24 @@ pub(crate) struct Recovered {
     /// The high watermark the checkpoint recorded (`None` without one, or in a version 1
     /// checkpoint); may exceed the recovered log end after a crash.
     pub(crate) high_watermark: Option<u64>,
+    /// What recovery learned for the producer state (see [`ProducerTail`]).
+    pub(crate) producers: ProducerTail,
+}
+
+/// The batches with a producer id that recovery validated, and what the checkpoint says
+/// about the rest: together they spare an open from reading the log again to rebuild the
+/// producer state.
+#[derive(Debug, Default)]
+pub(crate) struct ProducerTail {
+    /// Every offset from here to the log end was scanned.
+    pub(crate) scanned_from: u64,
+    /// The tracked batches (see `ProducerBatch::is_tracked`) among them, in offset order.
+    pub(crate) batches: Vec<ProducerBatch>,
+    /// Every batch below this was covered by the checkpoint that was trusted (0: none).
+    pub(crate) checkpoint_end: u64,
+    /// The checkpoint's producer-state end: no batch with a producer id ends at or after it
+    /// below `checkpoint_end`. `None` without a version 2 checkpoint.
+    pub(crate) producers_end: Option<u64>,
 }
 
 fn io_err(op: &'static str, name: impl Into<String>) -> impl FnOnce(io::Error) -> OpenError {
@@ -87,8 +105,13 @@ struct Candidate {
     dense_from: u64,
 }
 
-/// Recovers the directory; see the module docs.
-pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovered, OpenError> {
+/// Recovers the directory; see the module docs. `max_epoch` is the newest leader epoch a batch
+/// may carry (the latest of the leader-epoch file, `u32::MAX` when that file must be rebuilt).
+pub(crate) fn recover(
+    storage: &dyn Storage,
+    cfg: &LogConfig,
+    max_epoch: u32,
+) -> Result<Recovered, OpenError> {
     let finished = crate::compaction::files::finish_pending(storage)
         .map_err(io_err("finish compaction and deletion", "."))?;
     let cleaner = crate::compaction::files::read_cleaner_offset(storage).map_err(io_err(
@@ -121,6 +144,7 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
     }
 
     let mut high_watermark = None;
+    let mut producers_end = None;
     let trusted: HashMap<u64, Stats> =
         match checkpoint::read(storage).map_err(io_err("read", checkpoint::CHECKPOINT_NAME))? {
             None => {
@@ -135,6 +159,7 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
             // A segment a swap just replaced is not what its entry (if any) describes.
             Some(Ok(cp)) => {
                 high_watermark = cp.high_watermark;
+                producers_end = cp.producers_end;
                 cp.entries
                     .into_iter()
                     .filter(|e| !finished.swapped.contains(&e.base_offset))
@@ -145,6 +170,7 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
 
     let max_batch = cfg.max_batch_bytes;
     let mut kept: Vec<Candidate> = Vec::new();
+    let mut tracked_batches: Vec<ProducerBatch> = Vec::new();
     let bases: Vec<u64> = bases.into_iter().collect();
     let rules = ScanRules {
         max_batch_length: max_batch,
@@ -152,6 +178,7 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
         dense_from: cleaner.gaps_below,
         resync: true,
         skip: &[],
+        max_epoch,
     };
     for (i, &base) in bases.iter().enumerate() {
         let name = log_name(base);
@@ -179,6 +206,7 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
             .unwrap_or_else(|| Stats::empty(base));
         let mut stats = trust;
         let mut has_tail = false;
+        let tracked = &mut tracked_batches;
         let scanned = scan(
             log.as_ref(),
             trust.size,
@@ -189,6 +217,10 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
             |_pos, f| {
                 stats.add(f, f.total_len());
                 has_tail = true;
+                let batch = f.producer_batch();
+                if batch.is_tracked() {
+                    tracked.push(batch);
+                }
             },
         )
         .map_err(io_err("scan", &name))?;
@@ -284,6 +316,26 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
         }
     }
 
+    let mut scanned_from = segments_in.first().map_or(0, |c| c.base);
+    for c in segments_in.iter().rev() {
+        if c.trusted.size > 0 {
+            scanned_from = c.trusted.next_offset;
+            break;
+        }
+        scanned_from = c.base;
+    }
+    let checkpoint_end = segments_in
+        .iter()
+        .filter(|c| c.trusted.size > 0)
+        .map(|c| c.trusted.next_offset)
+        .max()
+        .unwrap_or(0);
+    let producers = ProducerTail {
+        scanned_from,
+        batches: tracked_batches,
+        checkpoint_end,
+        producers_end,
+    };
     if segments_in.is_empty() {
         let base = trusted.values().map(|s| s.next_offset).max().unwrap_or(0);
         let seg = Segment::create(storage, base, cfg.index_max_bytes)
@@ -295,6 +347,7 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
             changed: true,
             cleaner,
             high_watermark,
+            producers,
         });
     }
 
@@ -329,6 +382,7 @@ pub(crate) fn recover(storage: &dyn Storage, cfg: &LogConfig) -> Result<Recovere
         changed,
         cleaner,
         high_watermark,
+        producers,
     })
 }
 
@@ -472,6 +526,8 @@ fn index_range(
         dense_from: c.dense_from,
         resync: false,
         skip: &c.damage,
+        // Validated by the first pass.
+        max_epoch: u32::MAX,
     };
     scan(
         c.log.as_ref(),
@@ -494,17 +550,4 @@ fn index_range(
         },
     )?;
     err.map_or(Ok(()), Err)
-}
-
-/// The checkpoint entries describing `segments` fully (used right after recovery). Damaged
-/// segments are left out: the next open scans them again.
-pub(crate) fn entries_for(segments: &[Arc<Segment>]) -> Vec<Entry> {
-    segments
-        .iter()
-        .filter(|s| !s.is_damaged())
-        .map(|s| Entry {
-            base_offset: s.base_offset,
-            stats: s.stats(),
-        })
-        .collect()
 }

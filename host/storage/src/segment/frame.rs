@@ -49,6 +49,14 @@ pub struct Frame {
     pub max_timestamp: i64,
     /// Number of records.
     pub record_count: u32,
+    /// Producer id; -1 when the batch has none.
+    pub producer_id: i64,
+    /// Producer epoch.
+    pub producer_epoch: i16,
+    /// Sequence number of the first record.
+    pub base_sequence: i32,
+    /// A control batch (a transaction marker).
+    pub is_control: bool,
 }
 
 impl Frame {
@@ -78,7 +86,24 @@ impl Frame {
             first_timestamp,
             max_timestamp: h.max_timestamp(),
             record_count: h.record_count(),
+            producer_id: h.producer_id(),
+            producer_epoch: h.producer_epoch(),
+            base_sequence: h.base_sequence(),
+            is_control: h.is_control(),
         })
+    }
+
+    /// The batch's producer fields, for the producer state.
+    pub fn producer_batch(&self) -> crate::producers::ProducerBatch {
+        crate::producers::ProducerBatch {
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            base_sequence: self.base_sequence,
+            base_offset: self.base_offset,
+            last_offset_delta: self.last_offset_delta,
+            max_timestamp: self.max_timestamp,
+            is_control: self.is_control,
+        }
     }
 
     /// Total bytes of the batch on disk, header included.

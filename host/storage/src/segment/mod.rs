@@ -129,21 +129,19 @@ impl Damage {
     }
 }
 
-/// The newest leader epoch a stored batch may carry. Every batch is written in epoch 0 until
-/// replication assigns epochs (and keeps them in a leader-epoch file to check against), so any
-/// other value is damage: `leader_epoch` is outside the CRC like `base_offset`.
-pub(crate) const MAX_LEADER_EPOCH: u32 = 0;
-
 /// Whether a batch's header fields outside the CRC fit the log: its offsets continue the
 /// batches before it exactly (`dense`, every offset of the log is present, as everywhere the
 /// cleaner has not been) or with gaps allowed (the cleaner removed batches), and its leader
-/// epoch is one the log has had. The CRC does not cover `base_offset` or `leader_epoch`; this
-/// chain is what vouches for them.
-#[allow(
-    clippy::absurd_extreme_comparisons,
-    reason = "MAX_LEADER_EPOCH is 0 until replication assigns epochs"
-)]
-pub(crate) fn header_fits(frame: &Frame, expected: u64, dense: bool, segment_base: u64) -> bool {
+/// epoch is one the log has had (at most `max_epoch`, the latest epoch of the leader-epoch
+/// file, which is written before any batch of a new epoch). The CRC does not cover
+/// `base_offset` or `leader_epoch`; this chain is what vouches for them.
+pub(crate) fn header_fits(
+    frame: &Frame,
+    expected: u64,
+    dense: bool,
+    segment_base: u64,
+    max_epoch: u32,
+) -> bool {
     let base_ok = if dense {
         frame.base_offset == expected
     } else {
@@ -151,7 +149,7 @@ pub(crate) fn header_fits(frame: &Frame, expected: u64, dense: bool, segment_bas
     };
     base_ok
         && frame.last_offset() - segment_base <= u64::from(u32::MAX)
-        && frame.leader_epoch <= MAX_LEADER_EPOCH
+        && frame.leader_epoch <= max_epoch
 }
 
 /// A segment shared by the writer and readers.
@@ -337,6 +335,9 @@ impl Segment {
             dense_from,
             resync: false,
             skip: &damage,
+            // Only the cut point matters here; the reads that served these batches checked
+            // their epochs.
+            max_epoch: u32::MAX,
         };
         let mut stats = Stats::empty(self.base_offset);
         let mut cut = None;
@@ -540,6 +541,8 @@ pub(crate) struct ScanRules<'a> {
     pub(crate) resync: bool,
     /// Damage already known: skipped without looking at it.
     pub(crate) skip: &'a [Damage],
+    /// The newest leader epoch a batch may carry (see [`header_fits`]).
+    pub(crate) max_epoch: u32,
 }
 
 /// What a [`scan`] found.
@@ -570,8 +573,14 @@ fn check_at(
         Ok(frame) => frame,
         Err(e) => return Ok(Err(e.to_string())),
     };
-    if !header_fits(&frame, expected, expected >= rules.dense_from, segment_base) {
-        return Ok(Err(misfit(&frame, expected)));
+    if !header_fits(
+        &frame,
+        expected,
+        expected >= rules.dense_from,
+        segment_base,
+        rules.max_epoch,
+    ) {
+        return Ok(Err(misfit(&frame, expected, rules.max_epoch)));
     }
     let total = frame.total_len();
     if pos + total > end {
@@ -591,14 +600,10 @@ fn check_at(
 }
 
 /// Why a frame that parsed does not fit the log at `expected` (see [`header_fits`]).
-#[allow(
-    clippy::absurd_extreme_comparisons,
-    reason = "MAX_LEADER_EPOCH is 0 until replication assigns epochs"
-)]
-pub(crate) fn misfit(frame: &Frame, expected: u64) -> String {
-    if frame.leader_epoch > MAX_LEADER_EPOCH {
+pub(crate) fn misfit(frame: &Frame, expected: u64, max_epoch: u32) -> String {
+    if frame.leader_epoch > max_epoch {
         format!(
-            "batch leader epoch {} is newer than any epoch of the log ({MAX_LEADER_EPOCH})",
+            "batch leader epoch {} is newer than any epoch of the log ({max_epoch})",
             frame.leader_epoch
         )
     } else {
@@ -608,6 +613,15 @@ pub(crate) fn misfit(frame: &Frame, expected: u64) -> String {
             frame.last_offset()
         )
     }
+}
+
+/// The header bounds a batch must respect: its `batch_length` and its leader epoch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeaderLimits {
+    /// Largest accepted `batch_length`.
+    pub(crate) max_batch_length: u32,
+    /// The newest accepted leader epoch (see [`header_fits`]).
+    pub(crate) max_epoch: u32,
 }
 
 /// The first position in `(from, end)` holding a whole batch whose header and CRC check out
@@ -620,16 +634,17 @@ pub(crate) fn resync(
     end: u64,
     min_offset: u64,
     segment_base: u64,
-    max_batch_length: u32,
+    limits: HeaderLimits,
     hint: Option<u64>,
 ) -> io::Result<Option<(u64, Frame)>> {
     let mut reader = ChunkReader::new(file, end, 1 << 20);
     let rules = ScanRules {
-        max_batch_length,
+        max_batch_length: limits.max_batch_length,
         verify_crc: true,
         dense_from: u64::MAX,
         resync: false,
         skip: &[],
+        max_epoch: limits.max_epoch,
     };
     let magic_at = crate::batch::OFF_MAGIC as u64;
     let candidates = hint
@@ -691,7 +706,10 @@ pub(crate) fn scan(
                         end,
                         next_offset,
                         segment_base,
-                        rules.max_batch_length,
+                        HeaderLimits {
+                            max_batch_length: rules.max_batch_length,
+                            max_epoch: rules.max_epoch,
+                        },
                         hint,
                     )?
                 } else {

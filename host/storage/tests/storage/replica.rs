@@ -217,19 +217,36 @@ fn a_batch_the_log_cannot_decode_or_date_is_refused() {
         follower.append_as_follower(&compressed),
         Err(AppendError::UnknownCodec(1))
     ));
-    // A leader epoch newer than the log accepts.
-    let mut b = batch(1, 0, 10, 0);
-    set_base_offset(&mut b, 0).unwrap();
-    set_leader_epoch(&mut b, 5).unwrap();
+    // A leader epoch older than the log's latest, or than the batch before it.
+    let in_epoch = |epoch: u32, base: u64| {
+        let mut b = batch(1, 0, 10, base);
+        set_base_offset(&mut b, base).unwrap();
+        set_leader_epoch(&mut b, epoch).unwrap();
+        b
+    };
+    follower.append_as_follower(&in_epoch(5, 0)).unwrap();
     assert!(matches!(
-        follower.append_as_follower(&b),
+        follower.append_as_follower(&in_epoch(3, 1)),
         Err(AppendError::LeaderEpoch {
             index: 0,
-            epoch: 5,
+            epoch: 3,
+            min: 5,
             ..
         })
     ));
-    assert_eq!(follower.log_end_offset(), 0);
+    let mut two = in_epoch(6, 1);
+    two.extend_from_slice(&in_epoch(4, 2));
+    assert!(matches!(
+        follower.append_as_follower(&two),
+        Err(AppendError::LeaderEpoch {
+            index: 1,
+            epoch: 4,
+            min: 6,
+            ..
+        })
+    ));
+    assert_eq!(follower.log_end_offset(), 1);
+    assert_eq!(follower.leader_epoch(), 5);
 }
 
 #[test]
