@@ -401,7 +401,7 @@ fn spawn_good_client(
                     offset,
                     max_bytes: 64 << 10,
                     max_wait_ms: 0,
-                    isolation: 0,
+                    format: 0,
                 }),
             )
             .await;
@@ -495,7 +495,7 @@ async fn fetch_flood(
             offset: 0,
             max_bytes,
             max_wait_ms: 0,
-            isolation: 0,
+            format: 0,
         }
         .encode_to_vec(),
     );

@@ -546,7 +546,7 @@ async fn consume_load(
             offset,
             max_bytes: max_bytes as u32,
             max_wait_ms: if ceiling { size as u32 } else { 0 },
-            isolation: 0,
+            format: 0,
         };
         let t = Instant::now();
         let response = client.fetch(request).await?.into_inner();

@@ -26,7 +26,7 @@
 //! - `--sync`: `no` or `batch`. distlog creates the topic with `flush.policy=os` or `batch`;
 //!   Redis and NATS take durability from their server configuration (`appendfsync`,
 //!   `sync_interval`), which run.sh sets; for Redis this checks `appendfsync` matches.
-//! - `--fetch raw` (distlog consume): `Fetch` with `ISOLATION_RAW`, the stored batches as
+//! - `--fetch raw` (distlog consume): `Fetch` with `BATCH_FORMAT_RAW`, the stored batches as
 //!   they are, each CRC-checked and walked record by record here (a Kafka consumer's work);
 //!   the default, `records`, has the broker decode them into protobuf records.
 //! - `--max-secs` bounds a produce run: past it no new request is sent and the rate is
@@ -40,7 +40,7 @@ use anyhow::{Context, Result, bail, ensure};
 use distlog_server::proto::records_client::RecordsClient;
 use distlog_server::proto::topics_client::TopicsClient;
 use distlog_server::proto::{
-    CreateTopicRequest, FetchRequest, Isolation, ProduceRequest, Record, StoredBatch,
+    BatchFormat, CreateTopicRequest, FetchRequest, ProduceRequest, Record, StoredBatch,
 };
 use distlog_storage::batch::BatchView;
 use tokio::sync::{Semaphore, mpsc};
@@ -77,7 +77,7 @@ struct Args {
     sync: bool,
     name: String,
     max_secs: f64,
-    /// distlog consume only: fetch stored batches (`ISOLATION_RAW`) and decode them here.
+    /// distlog consume only: fetch stored batches (`BATCH_FORMAT_RAW`) and decode them here.
     raw: bool,
 }
 
@@ -287,10 +287,10 @@ async fn distlog_consume(args: &Args) -> Result<Measured> {
     let mut client = records_client(distlog_channel(&args.endpoint).await?);
     // max_bytes caps record bytes: about `batch` records per answer.
     let max_bytes = u32::try_from(args.batch * args.size).unwrap_or(u32::MAX);
-    let isolation = if args.raw {
-        Isolation::Raw
+    let format = if args.raw {
+        BatchFormat::Raw
     } else {
-        Isolation::Unspecified
+        BatchFormat::Decoded
     };
     let started = Instant::now();
     let mut measured = Measured::default();
@@ -303,7 +303,7 @@ async fn distlog_consume(args: &Args) -> Result<Measured> {
                 offset,
                 max_bytes,
                 max_wait_ms: 0,
-                isolation: isolation as i32,
+                format: format as i32,
             })
             .await
             .with_context(|| format!("fetch at {offset}"))?

@@ -100,7 +100,7 @@ pub(crate) fn fetch_req(topic: &str, partition: u32, offset: i64) -> proto::Fetc
         offset,
         max_bytes: 0,
         max_wait_ms: 0,
-        isolation: 0,
+        format: 0,
     }
 }
 

@@ -124,10 +124,10 @@ impl Clients {
                 offset,
                 max_bytes: 0,
                 max_wait_ms: 0,
-                isolation: if raw {
-                    proto::Isolation::Raw as i32
+                format: if raw {
+                    proto::BatchFormat::Raw as i32
                 } else {
-                    proto::Isolation::Unspecified as i32
+                    proto::BatchFormat::Decoded as i32
                 },
             })
             .await?

@@ -412,7 +412,7 @@ impl DistLogService {
         let offset = offset_arg("offset", req.offset)?;
         let max_bytes = self.fetch_bytes(req.max_bytes);
         let budgets: Vec<&Budget> = conn.iter().chain([&self.responses]).collect();
-        if req.isolation == proto::Isolation::Raw as i32 {
+        if req.format == proto::BatchFormat::Raw as i32 {
             let mut grant = self.reserve(conn.as_ref(), max_bytes).await?;
             let r = self
                 .read_raw(&req.topic, req.partition, offset, max_bytes)

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Args;
 use distlog_server::proto::{
-    DescribeTopicRequest, Empty, FetchRequest, FetchResponse, Header, Isolation,
+    BatchFormat, DescribeTopicRequest, Empty, FetchRequest, FetchResponse, Header,
     ListOffsetsRequest, OffsetReset, OffsetSpec, StoredRecord, SubscribeRequest, offset_spec,
 };
 use distlog_storage::batch::BatchView;
@@ -140,7 +140,7 @@ async fn resolve_starts(
 
 /// Reads one partition from `offset` up to the log end seen when the read started.
 ///
-/// Fetches the stored batches (`ISOLATION_RAW`) and decodes them here, after checking each
+/// Fetches the stored batches (`BATCH_FORMAT_RAW`) and decodes them here, after checking each
 /// one's CRC, as a Kafka consumer does: the broker then does no per-record work, which
 /// made reading 30-50 % faster. The first compressed batch switches the partition to
 /// fetches the broker decodes (and decompresses with the codec plugin that wrote them),
@@ -156,18 +156,18 @@ async fn drain(
     let mut end = None;
     let mut raw = true;
     loop {
-        let request = |isolation: Isolation| FetchRequest {
+        let request = |format: BatchFormat| FetchRequest {
             topic: args.topic.clone(),
             partition,
             offset,
             max_bytes: args.fetch_bytes,
             max_wait_ms: 0,
-            isolation: isolation as i32,
+            format: format as i32,
         };
         let mut response = None;
         if raw {
             let fetched = client
-                .fetch(conn.request(request(Isolation::Raw))?)
+                .fetch(conn.request(request(BatchFormat::Raw))?)
                 .await
                 .map_err(status("fetch"))?
                 .into_inner();
@@ -177,7 +177,7 @@ async fn drain(
         let response = match response {
             Some(response) => response,
             None => client
-                .fetch(conn.request(request(Isolation::Unspecified))?)
+                .fetch(conn.request(request(BatchFormat::Decoded))?)
                 .await
                 .map_err(status("fetch"))?
                 .into_inner(),
@@ -249,7 +249,7 @@ async fn raw_batches(conn: &Conn, args: &ConsumeArgs, starts: &[(u32, i64)]) -> 
                     offset,
                     max_bytes: args.fetch_bytes,
                     max_wait_ms: 0,
-                    isolation: Isolation::Raw as i32,
+                    format: BatchFormat::Raw as i32,
                 })?)
                 .await
                 .map_err(status("raw fetch"))?
