@@ -227,4 +227,10 @@ pub enum CompactError {
     /// The log has been closed.
     #[error("log is closed")]
     Closed,
+    /// Retention or a truncation changed the segments this pass was cleaning while it read
+    /// them (the pass holds no lock while it calls the key extractor and the codec): the pass
+    /// stopped before swapping them, nothing of the group is visible. Groups swapped in before
+    /// stay. Run another pass.
+    #[error("the segments being cleaned changed during the pass; run another pass")]
+    SegmentsChanged,
 }

@@ -170,8 +170,13 @@ impl Log {
     ///
     /// Cost: reads the dirty range twice and the rest of the cleaned range once, calls `keys`
     /// once per batch read, writes the kept bytes once, plus about eight fsyncs per group and two
-    /// checkpoint writes. Holds no lock while reading or writing; appends and reads go on. Only
-    /// one pass (or retention deletion) runs at a time per log; others wait.
+    /// checkpoint writes. Holds no lock while reading or writing, nor while it calls `keys` or
+    /// `codec` (plugins): appends, reads, retention and truncation go on. It takes the
+    /// maintenance lock (shared with retention and truncation) only to swap each cleaned group
+    /// in, after checking that the group's segments are still the ones it read; if retention
+    /// or a truncation changed them meanwhile the pass stops with
+    /// [`CompactError::SegmentsChanged`]. One pass at a time per log: a pass that finds another
+    /// running returns at once with an empty report.
     pub fn compact(
         &self,
         options: &CompactOptions,
@@ -181,9 +186,21 @@ impl Log {
         if self.closed.load(Ordering::Acquire) {
             return Err(CompactError::Closed);
         }
-        let _pass = self.maintenance.lock();
-        self.complete_pending_swaps()
-            .map_err(io_err("complete an interrupted swap"))?;
+        // One pass at a time, claimed without a lock (the pass calls plugins): a pass that
+        // finds another one running returns at once with nothing done.
+        if self.compacting.swap(true, Ordering::AcqRel) {
+            return Ok(CompactReport {
+                cleaned_up_to: self.cleaner_offset.load(Ordering::Acquire),
+                ..CompactReport::default()
+            });
+        }
+        let _claim = Claim(&self.compacting);
+        {
+            let _files = self.maintenance.lock();
+            self.complete_pending_swaps()
+                .map_err(io_err("complete an interrupted swap"))?;
+        }
+        let truncations = self.truncations.load(Ordering::Acquire);
         let snapshot = self.snapshot();
         let segs = snapshot.segments.clone();
         let last = segs.len().saturating_sub(1);
@@ -257,7 +274,14 @@ impl Log {
         for (i, group) in plan.groups.iter().enumerate() {
             let sources = &segs[group.clone()];
             let bases: Vec<u64> = sources.iter().map(|s| s.base_offset).collect();
-            match self.clean_group(sources, group.start == 0, &map, &horizon, keys, codec) {
+            match self.clean_group(
+                sources,
+                group.start == 0,
+                &map,
+                &horizon,
+                (keys, codec),
+                truncations,
+            ) {
                 Ok(done) => {
                     release(&bases);
                     report.segments_cleaned += sources.len();
@@ -295,6 +319,12 @@ impl Log {
         }
         if let Err(e) = self.write_checkpoint() {
             tracing::warn!(error = %e, "checkpoint after compaction failed");
+        }
+        let _files = self.maintenance.lock();
+        if self.truncations.load(Ordering::Acquire) != truncations {
+            // A truncation after the last swap may have cut into the cleaned range: the
+            // cleaner checkpoint stays where it was.
+            return Err(CompactError::SegmentsChanged);
         }
         let c = files::CleanerCheckpoint {
             cleaned_up_to: plan.cleaned_up_to,
@@ -402,12 +432,13 @@ impl Log {
         first_of_log: bool,
         map: &OffsetMap,
         horizon: &Horizon,
-        keys: &mut dyn KeyExtractor,
-        codec: &mut dyn PayloadCodec,
+        (keys, codec): (&mut dyn KeyExtractor, &mut dyn PayloadCodec),
+        truncations: u64,
     ) -> Result<GroupDone, GroupFailure> {
         let storage = self.storage.as_ref();
         let base = sources.first().map_or(0, |s| s.base_offset);
-        let source_bytes: u64 = sources.iter().map(|s| s.committed()).sum();
+        let sizes: Vec<u64> = sources.iter().map(|s| s.committed()).collect();
+        let source_bytes: u64 = sizes.iter().sum();
         let mut done = GroupDone {
             bytes_read: source_bytes,
             ..GroupDone::default()
@@ -473,6 +504,27 @@ impl Log {
         done.written = keep;
 
         let bases: Vec<u64> = sources.iter().map(|s| s.base_offset).collect();
+        // The file steps under the maintenance lock, once the sources are known to be what was
+        // read: still in the list, consecutive, sealed (a segment follows them), not cut.
+        let _files = self.maintenance.lock();
+        let unchanged = self.truncations.load(Ordering::Acquire) == truncations
+            && sources.iter().zip(&sizes).all(|(s, &n)| s.committed() == n)
+            && {
+                let list = self.segments.read();
+                list.iter()
+                    .position(|s| Arc::ptr_eq(s, &sources[0]))
+                    .is_some_and(|i| {
+                        i + sources.len() < list.len()
+                            && list[i..i + sources.len()]
+                                .iter()
+                                .zip(sources)
+                                .all(|(a, b)| Arc::ptr_eq(a, b))
+                    })
+            };
+        if !unchanged {
+            drop(seg);
+            return Err(before(CompactError::SegmentsChanged));
+        }
         let r: io::Result<()> = (|| {
             files::write_new(
                 storage,
@@ -633,4 +685,13 @@ fn keep_whole(
         }
     }
     out.push(bytes)
+}
+
+/// Clears the log's `compacting` flag when the pass ends, however it ends.
+struct Claim<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }

@@ -110,8 +110,13 @@ pub struct Log {
     /// Held by the background sealer while it syncs; [`Log::close`] takes it, so no seal runs
     /// on a closed log.
     seal_lock: Mutex<()>,
-    /// Held by a compaction pass and by segment deletion: one at a time.
+    /// Held by segment deletion, truncation and the file steps of a compaction pass (never
+    /// while a pass calls its key extractor or codec): one at a time.
     maintenance: Mutex<()>,
+    /// Set while a compaction pass runs: one pass at a time, without a lock.
+    compacting: AtomicBool,
+    /// Counts truncations, so a compaction pass sees that one ran while it read.
+    truncations: AtomicU64,
     /// Segments left out of recovery checkpoints while compaction replaces their files.
     unchecked: Mutex<BTreeSet<u64>>,
     /// The cleaner checkpoint: the log is clean below this offset.

@@ -158,6 +158,8 @@ impl Log {
             threads: threads.clone(),
             next_interval_sync_ms: AtomicI64::new(now),
             maintenance: Mutex::new(()),
+            compacting: AtomicBool::new(false),
+            truncations: AtomicU64::new(0),
             unchecked: Mutex::new(BTreeSet::new()),
             pending: Mutex::new(Vec::new()),
             failed_flag: AtomicBool::new(false),

@@ -226,6 +226,7 @@ impl Log {
             *committed = false;
             return marker.map(|()| new_end);
         }
+        self.truncations.fetch_add(1, Ordering::AcqRel);
         // Committed (or possibly, when the marker's directory sync failed): readers stop at the
         // new end before any file changes.
         target.publish(stats);

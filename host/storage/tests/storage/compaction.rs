@@ -825,3 +825,103 @@ mod failpoints {
         }
     }
 }
+
+/// Runs `f` on another thread and waits for it (bounded): a lock held by the caller makes
+/// this fail instead of hanging the test.
+fn on_another_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the call did not return: the pass holds a lock while it calls the key extractor")
+}
+
+#[test]
+fn keys_are_extracted_without_a_storage_lock() {
+    let (_m, s) = mem();
+    let log = open(&s, &config());
+    let mut rng = Rng(7);
+    let all = fill(&log, &mut rng, 60, 0);
+    let end = log.log_end_offset();
+    assert!(log.segments().len() > 3);
+    let mut calls = 0;
+    let mut keys = |records: &[distlog_storage::batch::RecordRef<'_>]| {
+        calls += 1;
+        if calls == 1 {
+            // Retention and truncation take the maintenance lock; both return.
+            let l = log.clone();
+            assert_eq!(
+                on_another_thread(move || l.delete_segments(&[]).unwrap()),
+                vec![]
+            );
+            let l = log.clone();
+            assert_eq!(
+                on_another_thread(move || l.truncate_to(u64::MAX).unwrap()),
+                end
+            );
+        }
+        RecordKeys.keys(records)
+    };
+    let mut o = CompactOptions::default();
+    o.delete_retention_ms = u64::MAX;
+    log.compact(&o, &mut keys, &mut NoCodecs).unwrap();
+    assert!(calls > 1);
+    let cleaned = log.cleanable_stats().cleaned_up_to;
+    assert!(cleaned > 0);
+    assert_eq!(
+        records(&log, &mut NoCodecs)
+            .into_iter()
+            .filter(|(o, _)| *o < cleaned)
+            .collect::<Vec<_>>(),
+        model(&all, cleaned, true)
+            .into_iter()
+            .filter(|(o, _)| *o < cleaned)
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_pass_whose_segments_change_meanwhile_stops_before_swapping_them() {
+    let (m, s) = mem();
+    let log = open(&s, &config());
+    let mut rng = Rng(11);
+    fill(&log, &mut rng, 60, 0);
+    let mut fired = false;
+    let mut keys = |records: &[distlog_storage::batch::RecordRef<'_>]| {
+        if !fired {
+            fired = true;
+            // Retention removes the oldest segment while the pass reads it.
+            let l = log.clone();
+            let oldest = l.segments()[0].base_offset;
+            on_another_thread(move || l.delete_segments(&[oldest]).unwrap());
+        }
+        RecordKeys.keys(records)
+    };
+    let before = log.cleanable_stats().cleaned_up_to;
+    let err = log
+        .compact(&CompactOptions::default(), &mut keys, &mut NoCodecs)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            distlog_storage::compaction::CompactError::SegmentsChanged
+        ),
+        "{err}"
+    );
+    assert_eq!(log.cleanable_stats().cleaned_up_to, before);
+    // Nothing of the abandoned group is left, and the log is what retention made it.
+    let expected = read_all(&log);
+    assert!(
+        m.list()
+            .unwrap()
+            .iter()
+            .all(|n| !n.ends_with(".cleaned") && !n.ends_with(".swap"))
+    );
+    drop(log);
+    let log = open(&s, &config());
+    assert_eq!(read_all(&log), expected);
+    // The next pass runs.
+    log.compact(&CompactOptions::default(), &mut RecordKeys, &mut NoCodecs)
+        .unwrap();
+}

@@ -8,8 +8,8 @@
 use super::common::*;
 use distlog_storage::batch::parse_header;
 use distlog_storage::epochs::{EpochEntry, LEADER_EPOCHS_NAME};
-use distlog_storage::io::sim::{Crash, CrashStorage};
 use distlog_storage::io::MemStorage;
+use distlog_storage::io::sim::{Crash, CrashStorage};
 use distlog_storage::{Log, LogConfig, SyncPolicy};
 use std::sync::Arc;
 
