@@ -1,4 +1,5 @@
-//! The one place where errors become gRPC statuses.
+//! The one place where errors become gRPC statuses: the `Status` of a failed call, and the
+//! `distlog.v1.Error` a ProduceStream answer carries for a failed request.
 
 use distlog_broker::BrokerError;
 use thiserror::Error;
@@ -92,5 +93,17 @@ impl From<ApiError> for Status {
             tracing::error!(error = %e, "internal error");
         }
         Status::new(code, e.to_string())
+    }
+}
+
+/// The same code and message as the [`Status`], for an error carried inside a streamed
+/// answer (ProduceStream) rather than ending the call.
+impl From<ApiError> for crate::proto::Error {
+    fn from(e: ApiError) -> Self {
+        let status = Status::from(e);
+        Self {
+            code: status.code() as i32,
+            message: status.message().to_owned(),
+        }
     }
 }

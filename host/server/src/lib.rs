@@ -13,7 +13,8 @@
 //!
 //! Architecture invariants: protobuf types never leave this crate's service layer (the broker
 //! speaks its own types); errors become `tonic::Status` in exactly one place
-//! (`impl From<ApiError> for Status` in `error.rs`); every broker call that may block runs
+//! (`error.rs`: `impl From<ApiError> for Status`, and for the `proto::Error` a ProduceStream
+//! answer carries); every broker call that may block runs
 //! on tokio's blocking pool.
 //!
 //! Metrics (through the `metrics` facade; the binary installs an exporter):

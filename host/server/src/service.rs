@@ -629,10 +629,7 @@ fn failed_answers(
     sequences: impl Iterator<Item = u64>,
     e: ApiError,
 ) -> Vec<proto::ProduceResponse> {
-    let error = proto::Error {
-        code: e.code() as i32,
-        message: Status::from(e).message().to_owned(),
-    };
+    let error = proto::Error::from(e);
     sequences
         .map(|sequence| proto::ProduceResponse {
             sequence,
@@ -669,10 +666,7 @@ async fn produce_answer(
         Ok(r) => r,
         Err(e) => proto::ProduceResponse {
             sequence,
-            error: Some(proto::Error {
-                code: e.code() as i32,
-                message: Status::from(e).message().to_owned(),
-            }),
+            error: Some(proto::Error::from(e)),
             ..proto::ProduceResponse::default()
         },
     }
