@@ -9,7 +9,12 @@
 //! `compaction::swap` (committed, sources untouched), `compaction::rename_log` (sources deleted,
 //! indexes swapped in, the log not yet), `compaction::swapped` (all renamed, manifest left);
 //! deletion: `delete::rename` (before each segment's renames), `delete::sync` (before the
-//! directory sync), `delete::remove` (before each removal of a `.deleted` file).
+//! directory sync), `delete::remove` (before each removal of a `.deleted` file); truncation
+//! (see `log/truncate.rs`): `truncate::commit` (marker durable, readers at the new end, no
+//! file changed), `delete::rename` and `delete::sync` (the newer segments),
+//! `truncate::cut` (newer segments gone, the cut segment not yet cut), `truncate::done`
+//! (everything done but the marker's removal); `replace::rename` (a [`crate::io::replace`]
+//! between the temporary file's sync and its rename).
 
 use std::io;
 

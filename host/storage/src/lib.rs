@@ -4,7 +4,9 @@
 //!   implementations; every byte goes through them.
 //! - [`segment`]: segment files, the batch framing the log relies on, segment descriptors.
 //! - [`index`]: the sparse offset and time indexes (memory-mapped caches).
-//! - [`log`]: the partition log (append, read, retention, durability, codec table).
+//! - [`log`]: the partition log (append, follower append, truncation, read below the high
+//!   watermark, retention, durability, codec table) and its storage threads ([`LogThreads`]).
+//! - [`epochs`]: the leader-epoch file; [`producers`]: producer state and its snapshots.
 //! - [`compaction`]: the cleaner (keep the latest record per key, drop expired tombstones) and
 //!   the crash-safe replacement and deletion of segments.
 //! - [`recovery`]: the checkpoint and what opening a log trusts, scans and repairs.

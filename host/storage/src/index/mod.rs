@@ -8,7 +8,7 @@
 //! zero-filled file be reopened after a crash without a separate length field.
 //!
 //! Files grow while their segment is active, up to `index_max_bytes`: a new index allocates
-//! [`GROWTH_START`] bytes and doubles its allocation whenever it fills, so an idle partition
+//! `GROWTH_START` bytes and doubles its allocation whenever it fills, so an idle partition
 //! holds 64 KiB per index on disk, not `index_max_bytes`; a sealed segment's index is trimmed to
 //! its entries. On a real file system they are memory-mapped (memmap2), but only
 //! once [`StorageFile::allocate`] has reserved the mapped range: a page the file system cannot

@@ -56,7 +56,7 @@ pub struct LogConfig {
     /// Validate every batch of every segment on open (ignore the checkpoint). Default false.
     pub verify_on_open: bool,
     /// Sync a segment sealed by an append's roll on a background thread (default) rather than
-    /// in the append that rolled it. See [`Log::append`]; tests that count IO steps turn it off
+    /// in the append that rolled it. See [`Log::append`](super::Log::append); tests that count IO steps turn it off
     /// to keep every write and sync on the calling thread.
     pub seal_in_background: bool,
     /// The log is a replica of a partition: its high watermark (what consumers may read, see

@@ -9,7 +9,7 @@ impl Log {
     /// Deletes the given segments (by base offset; unknown ones are ignored) and returns the
     /// base offsets actually deleted, oldest first. The active segment is never deleted. The
     /// log start offset advances to the first remaining segment. Readers holding a
-    /// [`LogSnapshot`] that includes a deleted segment keep reading it; its space is freed when
+    /// [`LogSnapshot`](super::LogSnapshot) that includes a deleted segment keep reading it; its space is freed when
     /// they drop it.
     ///
     /// Crash-safe: each segment's files are renamed to `.deleted` (oldest segment first, its

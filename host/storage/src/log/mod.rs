@@ -9,8 +9,13 @@
 //! ```
 //!
 //! Contract:
-//! - Offsets are assigned by the log, consecutively, in append order; a batch's offsets are
-//!   visible to readers only after the whole batch is written.
+//! - Offsets are assigned by the log, consecutively, in append order ([`Log::append`]), or by
+//!   a leader and checked to continue the log exactly ([`Log::append_as_follower`]); a batch's
+//!   offsets are visible to readers only after the whole batch is written.
+//! - Only [`Log::truncate_to`] removes offsets from the end; it is atomic across a crash (the
+//!   old or the truncated log, never a mix).
+//! - Consumers read below the high watermark ([`Log::read`]), followers up to the log end
+//!   ([`Log::read_for_follower`]); without replication the two are the same.
 //! - Readers never take the writer lock; they take short read locks on the segment list and on
 //!   an index while binary-searching it, never across IO.
 //! - An append error leaves nothing of the batch visible and the log appendable, except
@@ -20,10 +25,13 @@
 //! - With [`SyncPolicy::EveryBatch`] an append returns only once an fsync covers it.
 //!
 //! One concern per file: `config.rs` (what a log is opened with), `open.rs` (directory lock,
-//! recovery glue), `append.rs` (the write path and rolls), `sync.rs` (group commit, the failure
-//! latch, checkpoints, flush and close), `read.rs` (the read path), `delete.rs` (retention's
-//! segment deletion), `clean.rs` (compaction), `codecs.rs` (the codec table), `threads.rs`
-//! (the sealer and flusher threads), `error.rs`.
+//! recovery glue), `append.rs` (the write path and rolls), `follower.rs` (appending a
+//! leader's batches), `truncate.rs` (crash-safe truncation), `sync.rs` (group commit, the
+//! failure latch, checkpoints, flush and close), `read.rs` (the read path and the high
+//! watermark), `delete.rs` (retention's segment deletion), `clean.rs` (compaction),
+//! `leader_epochs.rs` and `producer_state.rs` (the log's use of [`crate::epochs`] and
+//! [`crate::producers`]), `codecs.rs` (the codec table), `threads.rs` (the sealer and flusher
+//! threads), `error.rs`.
 
 mod append;
 mod clean;
