@@ -1,5 +1,5 @@
 //! Property test: random sequences of append / read / roll / close+reopen / drop+reopen /
-//! delete-oldest / timestamp lookup agree with an in-memory model (a vector of batches and a
+//! delete-oldest / timestamp lookup / truncation agree with an in-memory model (a vector of batches and a
 //! start offset). Bounded to 64 cases.
 
 use super::common::*;
@@ -25,6 +25,10 @@ enum Op {
     Timestamp {
         pick: usize,
     },
+    /// Truncate to an offset picked in the log (a follower dropping a divergent tail).
+    Truncate {
+        pick: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -36,6 +40,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::ReopenUnclean),
         1 => Just(Op::DeleteOldest),
         1 => any::<usize>().prop_map(|pick| Op::Timestamp { pick }),
+        1 => any::<usize>().prop_map(|pick| Op::Truncate { pick }),
     ]
 }
 
@@ -110,6 +115,16 @@ proptest! {
                         model.retain(|b| b.0 >= start);
                     }
                     prop_assert_eq!(log.log_start_offset(), start);
+                }
+                Op::Truncate { pick } => {
+                    let span = next - start + 1;
+                    let offset = start + (pick as u64 % span);
+                    // Rounded down to the start of the batch holding `offset`.
+                    let cut = model.iter().find(|b| b.1 >= offset).map_or(next, |b| b.0);
+                    prop_assert_eq!(log.truncate_to(offset).unwrap(), cut);
+                    model.retain(|b| b.0 < cut);
+                    next = cut;
+                    prop_assert_eq!(log.log_end_offset(), next);
                 }
                 Op::Timestamp { pick } => {
                     let target = (pick % (ts as usize + 5)) as i64;
