@@ -2,7 +2,7 @@
 //! batches, applied from every appended batch's header under the writer lock.
 //!
 //! Snapshots (`{offset:020}.snapshot`) are written when a roll's seal completes and on close,
-//! off the append path; an open loads the newest one at or below the log end and replays the
+//! off the append path, when there are producers; an open loads the newest one at or below the log end and replays the
 //! batch headers after it (all of them when there is none: once, for a log written before
 //! producer state existed). A truncation cuts the state and removes the snapshots above the
 //! new end; retention forgets producers whose batches are all gone.
@@ -120,16 +120,22 @@ impl Log {
         self.producers.lock().truncate_from_start(log_start);
     }
 
-    /// Writes a producer snapshot at the log end, unless the last one is already there. Takes
+    /// Writes a producer snapshot at the log end, unless the last one is already there or there
+    /// are no producers. Takes
     /// the writer lock only to copy the state; the two fsyncs run outside it. Best effort (a
     /// snapshot only saves replaying headers at the next open).
     pub(super) fn snapshot_producers(&self) {
         let (state, at) = {
             let w = self.writer.lock();
-            if self.producer_snapshot_at.load(Ordering::Acquire) == w.stats.next_offset {
+            let producers = self.producers.lock();
+            // Without producers the checkpoint's producer-state end already spares an open
+            // the replay; a snapshot would add two fsyncs to every roll of every log.
+            if producers.is_empty()
+                || self.producer_snapshot_at.load(Ordering::Acquire) == w.stats.next_offset
+            {
                 return;
             }
-            (self.producers.lock().clone(), w.stats.next_offset)
+            (producers.clone(), w.stats.next_offset)
         };
         match state.write_snapshot(self.storage.as_ref(), at) {
             Ok(()) => self.producer_snapshot_at.store(at, Ordering::Release),
