@@ -1,11 +1,11 @@
 //! [`Storage`] in memory, with an optional byte quota to simulate a full disk.
 
-use super::{OpenMode, Storage, StorageFile};
+use super::{DirLock, OpenMode, Storage, StorageFile};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Bytes in use and the limit, shared by every file of one [`MemStorage`].
 #[derive(Debug)]
@@ -52,6 +52,8 @@ fn no_space() -> io::Error {
 pub struct MemStorage {
     files: Arc<Mutex<HashMap<String, Arc<MemFile>>>>,
     quota: Arc<Quota>,
+    /// Held by the [`DirLock`] of [`Storage::lock`].
+    locked: Arc<AtomicBool>,
 }
 
 impl Default for MemStorage {
@@ -65,6 +67,7 @@ impl MemStorage {
     pub fn new() -> Self {
         Self {
             files: Arc::default(),
+            locked: Arc::default(),
             quota: Arc::new(Quota {
                 limit: AtomicU64::new(u64::MAX),
                 used: AtomicU64::new(0),
@@ -196,6 +199,19 @@ impl StorageFile for MemFile {
 }
 
 impl Storage for MemStorage {
+    /// An in-process lock shared by the clones of this directory, with the same contract as a
+    /// real directory's: a second log on it fails (or, opened by this process, waits for the
+    /// first to go) instead of writing beside it.
+    fn lock(&self) -> io::Result<Option<DirLock>> {
+        if self.locked.swap(true, Ordering::AcqRel) {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("locked by process {}", std::process::id()),
+            ));
+        }
+        Ok(Some(DirLock::flag(self.locked.clone())))
+    }
+
     fn open(&self, name: &str, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>> {
         let mut files = self.files.lock();
         if let Some(file) = files.get(name) {
@@ -235,5 +251,24 @@ impl Storage for MemStorage {
 
     fn sync_dir(&self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_directory_lock_is_shared_by_clones_and_released_on_drop() {
+        let storage = MemStorage::new();
+        let held = storage.lock().unwrap();
+        assert!(held.is_some());
+        let clone = storage.clone();
+        let err = clone.lock().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        // Another directory is not locked.
+        assert!(MemStorage::new().lock().unwrap().is_some());
+        drop(held);
+        assert!(clone.lock().unwrap().is_some());
     }
 }

@@ -108,8 +108,8 @@ pub trait Storage: Send + Sync + Debug {
     fn sync_dir(&self) -> io::Result<()>;
     /// Takes an exclusive lock on the directory, held until the returned guard drops, so that
     /// two logs (in one process or two) never open the same directory at once. Fails with
-    /// `ErrorKind::WouldBlock` when another holder has it. The default takes no lock (an
-    /// in-memory directory cannot be shared by accident). Cost: one open and one `flock`.
+    /// `ErrorKind::WouldBlock` when another holder has it. The default takes no lock.
+    /// Cost: one open and one `flock` ([`FsStorage`]), an atomic swap ([`MemStorage`]).
     fn lock(&self) -> io::Result<Option<DirLock>> {
         Ok(None)
     }
@@ -118,13 +118,38 @@ pub trait Storage: Send + Sync + Debug {
 /// An exclusive lock on a directory (see [`Storage::lock`]); released when dropped.
 #[derive(Debug)]
 pub struct DirLock {
-    _file: std::fs::File,
+    held: Held,
+}
+
+#[derive(Debug)]
+enum Held {
+    /// A locked file (`flock`), released when it closes.
+    File(#[allow(dead_code, reason = "held for its Drop")] std::fs::File),
+    /// An in-memory directory's flag, cleared on drop.
+    Flag(Arc<std::sync::atomic::AtomicBool>),
 }
 
 impl DirLock {
     /// Wraps an open, locked file.
     pub fn new(file: std::fs::File) -> Self {
-        Self { _file: file }
+        Self {
+            held: Held::File(file),
+        }
+    }
+
+    /// A lock that is a flag set by its taker (an in-memory directory).
+    pub(crate) fn flag(flag: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        Self {
+            held: Held::Flag(flag),
+        }
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        if let Held::Flag(flag) = &self.held {
+            flag.store(false, std::sync::atomic::Ordering::Release);
+        }
     }
 }
 
