@@ -73,9 +73,9 @@ fn access_table(pool: &DescriptorPool) -> Result<String, Box<dyn std::error::Err
             let path = format!("/{}/{}", service.full_name(), method.name());
             let options = method.options();
             let declared = match options.get_extension(&access).as_ref() {
-                Value::EnumNumber(n) if options.has_extension(&access) => classes
-                    .get_value(*n)
-                    .map(|v| v.name().to_owned()),
+                Value::EnumNumber(n) if options.has_extension(&access) => {
+                    classes.get_value(*n).map(|v| v.name().to_owned())
+                }
                 _ => None,
             };
             let class = match declared.as_deref() {
