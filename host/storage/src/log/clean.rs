@@ -645,10 +645,17 @@ fn rebuild(
         return Err(BatchError::EmptyBatch);
     };
     let new_base = first.offset();
-    let meta = BatchMeta {
+    let mut meta = BatchMeta {
         base_offset: new_base,
         ..header.meta()
     };
+    // A record's sequence is the batch's base sequence plus its offset delta: moving the base
+    // offset up moves the base sequence with it, so every kept record keeps its sequence and
+    // producer state rebuilt from the cleaned batch equals the state before.
+    if meta.producer_id >= 0 && meta.base_sequence >= 0 {
+        let shift = u32::try_from(new_base - header.base_offset()).unwrap_or(u32::MAX);
+        meta.base_sequence = crate::producers::increment_sequence(meta.base_sequence, shift);
+    }
     let mut builder = BatchBuilder::with_capacity(header.payload_size() as usize)
         .limits(limits)
         .meta(&meta);

@@ -282,6 +282,54 @@ fn a_batch_losing_some_records_keeps_its_offset_range() {
     );
 }
 
+#[test]
+fn a_rewritten_producer_batch_keeps_every_kept_records_sequence() {
+    let (_m, s) = mem();
+    let log = open(&s, &config());
+    // Producer 7, sequences 0..=4 at offsets 0..=4; offsets 0 and 1 are superseded.
+    let mut b = BatchBuilder::new().producer(7, 0, 0);
+    for k in ["a", "b", "a", "c", "b"] {
+        let mut r = Record::new(5, b"v".to_vec());
+        r.key = Some(k.as_bytes().to_vec());
+        b.push(&r).expect("record fits");
+    }
+    let mut b = b.finish().expect("batch");
+    log.append(&mut b).expect("append");
+    let before = log
+        .producer_state()
+        .get(7)
+        .expect("producer")
+        .last_sequence();
+    log.roll().expect("roll");
+    compact_all(&log, &options(u64::MAX));
+    let stored = &batches(&log.read(0, 1 << 20).expect("read"))[0];
+    let h = distlog_storage::batch::parse_header(&stored.2).expect("header");
+    assert_eq!(
+        h.base_offset(),
+        2,
+        "the batch starts at its first kept record"
+    );
+    assert_eq!(
+        h.base_sequence(),
+        2,
+        "the base sequence moved with the base offset"
+    );
+    assert_eq!(h.last_offset(), 4);
+    // Producer state rebuilt from the cleaned batch (no snapshot) is the state before.
+    log.close().expect("close");
+    drop(log);
+    for name in s.list().expect("list") {
+        if name.ends_with(".snapshot") || name == "recovery-point.checkpoint" {
+            s.remove(&name).expect("remove");
+        }
+    }
+    let log = open(&s, &config());
+    let entry = log.producer_state();
+    let entry = entry.get(7).expect("producer rebuilt");
+    assert_eq!(entry.last_sequence(), before);
+    assert_eq!(entry.last_sequence(), 4);
+}
+
 /// A toy codec: the payload reversed. Tests only.
 #[derive(Debug)]
 struct Reverse;
