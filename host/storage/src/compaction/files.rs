@@ -89,18 +89,6 @@ fn decode_manifest(b: &[u8]) -> Option<Vec<u64>> {
         .collect()
 }
 
-fn read_file(storage: &dyn Storage, name: &str) -> io::Result<Option<Vec<u8>>> {
-    let file = match storage.open(name, OpenMode::Existing) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let len = usize::try_from(file.len()?).map_err(|_| io::ErrorKind::InvalidData)?;
-    let mut buf = vec![0u8; len];
-    file.read_at(&mut buf, 0)?;
-    Ok(Some(buf))
-}
-
 /// Writes `bytes` to a new file `name` (replacing any) and syncs it. Not durable by name until
 /// the directory is synced.
 pub(crate) fn write_new(storage: &dyn Storage, name: &str, bytes: &[u8]) -> io::Result<()> {
@@ -140,7 +128,7 @@ pub(crate) fn finish_pending(storage: &dyn Storage) -> io::Result<Finished> {
         .collect();
     for &base in &committed {
         let manifest = manifest_name(base) + SWAP;
-        let sources = read_file(storage, &manifest)?
+        let sources = crate::io::read_whole(storage, &manifest)?
             .and_then(|b| decode_manifest(&b))
             .ok_or_else(|| {
                 io::Error::new(
@@ -306,7 +294,7 @@ const CLEANER_VERSION: u16 = 2;
 /// checks fall back to "increasing", which never mistakes a compacted segment for damage).
 /// Version 1 files (one offset) read as `gaps_below = cleaned_up_to`.
 pub(crate) fn read_cleaner_offset(storage: &dyn Storage) -> io::Result<CleanerCheckpoint> {
-    let Some(b) = read_file(storage, CLEANER_CHECKPOINT_NAME)? else {
+    let Some(b) = crate::io::read_whole(storage, CLEANER_CHECKPOINT_NAME)? else {
         return Ok(CleanerCheckpoint {
             cleaned_up_to: 0,
             gaps_below: 0,

@@ -1,7 +1,7 @@
 //! The leader-epoch file's bytes (docs/FORMAT.md, "Leader-epoch file") and its atomic write.
 
 use super::EpochEntry;
-use crate::io::{OpenMode, Storage};
+use crate::io::Storage;
 use std::io;
 use thiserror::Error;
 
@@ -125,15 +125,9 @@ pub(super) fn decode(b: &[u8]) -> Result<Vec<EpochEntry>, Corruption> {
 
 /// `Ok(None)` when there is no file.
 pub(super) fn read(storage: &dyn Storage) -> Result<Option<super::LeaderEpochs>, super::LoadError> {
-    let file = match storage.open(LEADER_EPOCHS_NAME, OpenMode::Existing) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.into()),
+    let Some(buf) = crate::io::read_whole(storage, LEADER_EPOCHS_NAME)? else {
+        return Ok(None);
     };
-    let len = file.len()?;
-    let size = usize::try_from(len).map_err(|_| Corruption::TooShort { len })?;
-    let mut buf = vec![0u8; size];
-    file.read_at(&mut buf, 0)?;
     Ok(Some(super::LeaderEpochs {
         entries: decode(&buf)?,
     }))

@@ -35,7 +35,7 @@ pub mod sim;
 pub use fs::{FsStorage, LOCK_NAME};
 pub use mem::MemStorage;
 pub(crate) use replace::replace_with_failpoint;
-pub use replace::{replace, replace_file, temp_name};
+pub use replace::{read_whole, replace, replace_file, temp_name};
 
 use std::fmt::Debug;
 use std::io;

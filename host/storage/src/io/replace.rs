@@ -42,6 +42,20 @@ pub(crate) fn replace_with_failpoint(
     storage.sync_dir()
 }
 
+/// The whole contents of the small file `name` (one that [`replace`] writes), or `None` when
+/// there is none. Cost: one read of the whole file; meant for checkpoints and markers.
+pub fn read_whole(storage: &dyn Storage, name: &str) -> io::Result<Option<Vec<u8>>> {
+    let file = match storage.open(name, OpenMode::Existing) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = usize::try_from(file.len()?).map_err(|_| io::ErrorKind::InvalidData)?;
+    let mut buf = vec![0u8; len];
+    file.read_at(&mut buf, 0)?;
+    Ok(Some(buf))
+}
+
 /// [`replace`] for a path on the real file system, for callers outside a [`Storage`]
 /// directory (the broker's topic, group and plugin metadata): writes `path` + `.tmp` next to
 /// it, `fsync`s it, renames it over `path`, `fsync`s the parent directory. A relative path

@@ -62,14 +62,9 @@ fn decode(b: &[u8]) -> Option<u64> {
 /// The new log end a pending truncation names, if a marker exists. An unreadable marker
 /// cannot come from [`crate::io::replace`]; it is ignored (the log stays as it is) and removed.
 pub(super) fn read_marker(storage: &dyn Storage) -> io::Result<Option<u64>> {
-    let file = match storage.open(TRUNCATION_NAME, OpenMode::Existing) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+    let Some(buf) = crate::io::read_whole(storage, TRUNCATION_NAME)? else {
+        return Ok(None);
     };
-    let len = usize::try_from(file.len()?).map_err(|_| io::ErrorKind::InvalidData)?;
-    let mut buf = vec![0u8; len.min(64)];
-    file.read_at(&mut buf, 0)?;
     match decode(&buf) {
         Some(offset) => Ok(Some(offset)),
         None => {

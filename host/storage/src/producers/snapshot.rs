@@ -6,7 +6,7 @@
 //! of anything.
 
 use super::{BatchMetadata, MAX_BATCHES_PER_PRODUCER, ProducerEntry, ProducerState};
-use crate::io::{OpenMode, Storage};
+use crate::io::Storage;
 use std::io;
 use thiserror::Error;
 
@@ -245,15 +245,7 @@ fn remove(storage: &dyn Storage, offset: u64) -> io::Result<()> {
 }
 
 fn read(storage: &dyn Storage, offset: u64) -> io::Result<Option<Vec<u8>>> {
-    let file = match storage.open(&snapshot_name(offset), OpenMode::Existing) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let len = usize::try_from(file.len()?).map_err(|_| io::ErrorKind::InvalidData)?;
-    let mut buf = vec![0u8; len];
-    file.read_at(&mut buf, 0)?;
-    Ok(Some(buf))
+    crate::io::read_whole(storage, &snapshot_name(offset))
 }
 
 /// The newest valid snapshot: `(offset, state)`, the state holding every batch below

@@ -2,7 +2,7 @@
 //! prefix's summary, so that opening the log scans nothing before it. Byte layout in
 //! docs/FORMAT.md ("Checkpoint file").
 
-use crate::io::{OpenMode, Storage};
+use crate::io::Storage;
 use crate::segment::Stats;
 use std::io;
 
@@ -121,15 +121,7 @@ pub(crate) fn decode(b: &[u8]) -> Result<Checkpoint, String> {
 /// Reads the checkpoint; `Ok(None)` when there is none, `Err(reason)` in the inner result when
 /// it exists but is unusable.
 pub(crate) fn read(storage: &dyn Storage) -> io::Result<Option<Result<Checkpoint, String>>> {
-    let file = match storage.open(CHECKPOINT_NAME, OpenMode::Existing) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let len = usize::try_from(file.len()?).map_err(|_| io::ErrorKind::InvalidData)?;
-    let mut buf = vec![0u8; len];
-    file.read_at(&mut buf, 0)?;
-    Ok(Some(decode(&buf)))
+    Ok(crate::io::read_whole(storage, CHECKPOINT_NAME)?.map(|buf| decode(&buf)))
 }
 
 /// Writes the checkpoint atomically ([`crate::io::replace`]: temp file, fsync, rename, directory
