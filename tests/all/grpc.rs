@@ -1138,6 +1138,30 @@ async fn health_and_reflection_answer() -> Result<()> {
             "{want} missing from {names:?}"
         );
     }
+    // A reflection client (grpcurl) resolves a service's file and then every file it imports:
+    // the access option's `google/protobuf/descriptor.proto` must be served too.
+    for request in [
+        MessageRequest::FileContainingSymbol("distlog.v1.Topics".into()),
+        MessageRequest::FileByFilename("google/protobuf/descriptor.proto".into()),
+    ] {
+        let mut responses = reflection
+            .server_reflection_info(tokio_stream::iter(vec![ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(request.clone()),
+            }]))
+            .await?
+            .into_inner();
+        let r = guarded("reflection", responses.message())
+            .await??
+            .context("no reflection answer")?;
+        let Some(MessageResponse::FileDescriptorResponse(files)) = r.message_response else {
+            anyhow::bail!("{request:?}: unexpected reflection answer {r:?}");
+        };
+        ensure!(
+            !files.file_descriptor_proto.is_empty(),
+            "{request:?}: no descriptor"
+        );
+    }
     Ok(server.stop().await?)
 }
 
