@@ -291,6 +291,14 @@ impl GroupStore {
             }
         }
         crate::topics::topic::sync_dir(dir).map_err(|e| BrokerError::io("sync", dir, e))?;
+        // The directory held nothing else: it goes too (a directory something else was put
+        // into stays).
+        if std::fs::remove_dir(dir).is_ok()
+            && let Some(parent) = dir.parent()
+        {
+            crate::topics::topic::sync_dir(parent)
+                .map_err(|e| BrokerError::io("sync", parent, e))?;
+        }
         tracing::info!(path = %path.display(), offsets = count, "migrated the group offsets file onto the {OFFSETS_LOG} log");
         Ok(())
     }
@@ -613,9 +621,11 @@ mod tests {
             let store = open(dir.path());
             expect(&store);
             assert!(!side.exists(), "the side file is gone");
+            assert!(!groups_dir.exists(), "and its emptied directory");
             store.sync().expect("close");
         }
         // A crash after the log write and before the removal: the file is there again.
+        std::fs::create_dir_all(&groups_dir).expect("mkdir");
         std::fs::write(&side, &old).expect("write");
         {
             let store = open(dir.path());
