@@ -1,6 +1,7 @@
 //! One integration-test binary; one module per area.
 mod certs;
 mod cli;
+mod crashloop;
 mod damage;
 mod fulldisk;
 mod grpc;
