@@ -23,8 +23,8 @@ pub mod recovery;
 pub mod segment;
 
 pub use log::{
-    AppendError, AppendInfo, Clock, CodecEntry, CrcCheck, DeleteError, Fetched, FlushError, Log,
-    LogConfig, LogSnapshot, LogThreads, OpenError, ReadError, SyncPolicy, SystemClock,
-    TruncateError,
+    AppendError, AppendInfo, Clock, CodecEntry, CrcCheck, DeleteError, Fetched, FlushError,
+    Idempotent, Log, LogConfig, LogSnapshot, LogThreads, OpenError, ReadError, SyncPolicy,
+    SystemClock, TruncateError,
 };
 pub use segment::SegmentInfo;

@@ -14,6 +14,7 @@ mod storage {
     #[cfg(feature = "failpoints")]
     mod failpoints;
     mod fulldisk;
+    mod idempotent;
     mod io;
     mod model;
     mod producers;

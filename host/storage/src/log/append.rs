@@ -5,6 +5,7 @@ use super::threads;
 use super::{AppendError, CrcCheck, Log, Writer};
 use crate::batch::{set_base_offset, set_leader_epoch, set_log_append_time};
 use crate::io::is_no_space;
+use crate::producers::Check;
 use crate::segment::frame::{Frame, FrameError, LOG_APPEND_TIME};
 use crate::segment::{IndexCursor, Segment, Stats};
 use std::sync::Arc;
@@ -20,6 +21,16 @@ pub struct AppendInfo {
     /// The log's clock when it appended the batch (ms); written into the batch's timestamps
     /// when the batch asks for log-append time.
     pub log_append_time_ms: i64,
+}
+
+/// What [`Log::append_idempotent`] did with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotent {
+    /// The batch was appended at these offsets.
+    Appended(AppendInfo),
+    /// The batch is a retry of one already in the log, which holds it at these offsets
+    /// (`log_append_time_ms` is the original's `max_timestamp`); nothing was appended.
+    Duplicate(AppendInfo),
 }
 
 impl Log {
@@ -49,6 +60,42 @@ impl Log {
         batch: &mut [u8],
         crc: CrcCheck,
     ) -> Result<AppendInfo, AppendError> {
+        match self.append_checked(batch, crc, false)? {
+            Idempotent::Appended(info) => Ok(info),
+            // Unreachable: without the producer check nothing is a duplicate.
+            Idempotent::Duplicate(info) => Ok(info),
+        }
+    }
+
+    /// [`append`](Self::append) for an idempotent producer: under the writer lock, the batch's
+    /// producer id, epoch and sequences are checked against the log's producer state
+    /// ([`ProducerState::check`](crate::producers::ProducerState::check)), so that two
+    /// concurrent retries cannot both be appended.
+    ///
+    /// - A batch without a producer id, or the next batch of its producer, is appended
+    ///   ([`Idempotent::Appended`]).
+    /// - A retry of one of the producer's last 5 batches is not appended; the answer names the
+    ///   original batch's offsets ([`Idempotent::Duplicate`]) once the original is as durable
+    ///   as the sync policy promises.
+    /// - An out-of-order sequence, a fenced epoch, an unknown producer that does not start at
+    ///   sequence 0, or invalid producer fields are refused with
+    ///   [`AppendError::Producer`]; nothing is written.
+    ///
+    /// Cost: that of [`append`](Self::append) plus a map lookup under the writer lock.
+    pub fn append_idempotent(&self, batch: &mut [u8]) -> Result<Idempotent, AppendError> {
+        let outcome = self.append_checked(batch, CrcCheck::Verify, true)?;
+        match &outcome {
+            Idempotent::Appended(info) | Idempotent::Duplicate(info) => self.make_durable(info)?,
+        }
+        Ok(outcome)
+    }
+
+    fn append_checked(
+        &self,
+        batch: &mut [u8],
+        crc: CrcCheck,
+        check_producer: bool,
+    ) -> Result<Idempotent, AppendError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(AppendError::Closed);
         }
@@ -80,6 +127,24 @@ impl Log {
             return Err(AppendError::Closed);
         }
         self.check_failed()?;
+        if check_producer {
+            // Under the writer lock, so the state checked is the state the batch will follow.
+            match self.producers.lock().check_batch(&frame.producer_batch()) {
+                Check::New => {}
+                Check::Duplicate {
+                    first_offset,
+                    last_offset,
+                    max_timestamp,
+                } => {
+                    return Ok(Idempotent::Duplicate(AppendInfo {
+                        base_offset: first_offset,
+                        last_offset,
+                        log_append_time_ms: max_timestamp,
+                    }));
+                }
+                refused => return Err(AppendError::Producer(refused)),
+            }
+        }
         let rolled = self.maybe_roll(&mut w, Some(&frame), now)?;
         let base = w.stats.next_offset;
         set_base_offset(batch, base).map_err(FrameError::from)?;
@@ -99,11 +164,11 @@ impl Log {
         if rolled {
             self.seal_after_roll();
         }
-        Ok(AppendInfo {
+        Ok(Idempotent::Appended(AppendInfo {
             base_offset: base,
             last_offset: frame.last_offset(),
             log_append_time_ms: now,
-        })
+        }))
     }
 
     /// Writes one whole batch (`bytes`, described by `frame`, whose offsets continue the log)

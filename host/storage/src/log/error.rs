@@ -101,6 +101,11 @@ pub enum AppendError {
     /// The log has been closed.
     #[error("log is closed")]
     Closed,
+    /// [`Log::append_idempotent`](crate::Log::append_idempotent) refused the batch for its
+    /// producer fields: out of order, fenced, an unknown producer or invalid fields (never
+    /// [`Check::New`](crate::producers::Check::New) or a duplicate). Nothing was written.
+    #[error("producer check refused the batch: {0:?}")]
+    Producer(crate::producers::Check),
     /// [`Log::append_as_follower`](crate::Log::append_as_follower) was given no bytes.
     #[error("no batches to append")]
     NoBatches,

@@ -48,7 +48,7 @@ mod sync;
 mod threads;
 mod truncate;
 
-pub use append::AppendInfo;
+pub use append::{AppendInfo, Idempotent};
 pub use codecs::{CODEC_TABLE_NAME, CodecEntry};
 pub use config::{Clock, CrcCheck, LogConfig, SyncPolicy, SystemClock};
 pub use error::{
