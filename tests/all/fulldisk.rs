@@ -8,88 +8,11 @@
 //! ENOSPC like a full disk, and raised SIGBUS through sparse memory-mapped index files before
 //! those were preallocated.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use anyhow::{Context, Result, ensure};
 
 use crate::cli::start;
+use distlog_fixtures::{Tmpfs, fill_disk};
 use distlog_harness::Process;
-
-/// A tmpfs mounted on a fresh temporary directory, unmounted on drop (also when the test
-/// fails or panics). Declare it before the broker so that it drops last.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `size` (a `mount -o size=` value). Panics when that is not permitted:
-    /// a skipped test would pass silently.
-    fn mount(size: &str) -> Self {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let out = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(dir.path())
-            .output();
-        match out {
-            Ok(o) if o.status.success() => Self { dir },
-            Ok(o) => panic!(
-                "this test mounts a {size} tmpfs and needs root (CI runs as root): `mount -t tmpfs` \
-                 on {} failed: {}",
-                dir.path().display(),
-                String::from_utf8_lossy(&o.stderr).trim()
-            ),
-            Err(e) => panic!("this test mounts a tmpfs and needs the `mount` command: {e}"),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(self.dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            // Still busy (a process left running by a failed test): detach it anyway.
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(self.dir.path())
-                .status();
-        }
-    }
-}
-
-/// Writes `name` in `dir` until the file system is full; returns its path.
-fn fill(dir: &Path, name: &str) -> Result<PathBuf> {
-    let path = dir.join(name);
-    let mut f = std::fs::File::create(&path)?;
-    let chunk = vec![0x55u8; 64 << 10];
-    let mut step = chunk.len();
-    loop {
-        match f.write(&chunk[..step]) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {
-                if step == 1 {
-                    return Ok(path);
-                }
-                step /= 2;
-            }
-            Err(e) => return Err(e).context("filling the tmpfs"),
-        }
-    }
-}
 
 fn lines(from: usize, n: usize) -> Vec<u8> {
     (from..from + n)
@@ -137,7 +60,7 @@ fn the_broker_serves_stops_and_restarts_on_a_full_disk() -> Result<()> {
 
     // Fill the disk, then produce until it refuses (the log may still have had room in pages
     // it already held).
-    let filler = fill(fs.path(), "filler")?;
+    let filler = fill_disk(fs.path(), "filler").context("filling the tmpfs")?;
     let mut refused = false;
     for i in 0..50 {
         let batch = lines(10_000 + i * 1000, 1000);

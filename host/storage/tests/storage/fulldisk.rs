@@ -10,89 +10,12 @@
 //! on recovery) and check that every offset still reads.
 
 use super::common::*;
+use distlog_fixtures::{Tmpfs, fill_disk};
 use distlog_storage::io::{FsStorage, OpenMode, Storage, StorageFile};
 use distlog_storage::{AppendError, Log, LogConfig, SyncPolicy};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// A tmpfs of a given size mounted on a fresh temporary directory, unmounted on drop (also when
-/// the test panics). Declare it before anything that opens files in it, so it drops last.
-pub struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `size` (a `mount -o size=` value, e.g. "16m"). Panics with the reason
-    /// when mounting is not permitted: a skipped test would pass silently.
-    pub fn mount(size: &str) -> Self {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let out = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(dir.path())
-            .output();
-        match out {
-            Ok(o) if o.status.success() => Self { dir },
-            Ok(o) => panic!(
-                "this test mounts a {size} tmpfs and needs root (CI runs as root): `mount -t tmpfs` \
-                 on {} failed: {}",
-                dir.path().display(),
-                String::from_utf8_lossy(&o.stderr).trim()
-            ),
-            Err(e) => panic!("this test mounts a tmpfs and needs the `mount` command: {e}"),
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(self.dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            // Still busy (a file left open by a failed test): detach it anyway.
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(self.dir.path())
-                .status();
-        }
-    }
-}
-
-/// Fills the file system of `dir` with a file `name` until a write fails with no space;
-/// returns its path (remove it to give the space back).
-pub fn fill(dir: &Path, name: &str) -> PathBuf {
-    let path = dir.join(name);
-    let mut f = std::fs::File::create(&path).expect("create filler");
-    let chunk = vec![0xAAu8; 64 << 10];
-    let mut step = chunk.len();
-    loop {
-        match f.write(&chunk[..step]) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {
-                if step == 1 {
-                    break;
-                }
-                step /= 2;
-            }
-            Err(e) => panic!("filling {}: {e}", dir.display()),
-        }
-    }
-    path
-}
 
 fn tmpfs_config() -> LogConfig {
     let mut c = LogConfig::default();
@@ -143,7 +66,7 @@ fn appends_and_rolls_on_a_full_tmpfs_fail_with_no_space() {
     assert!(log.roll().expect("roll"));
     // One small batch in the new segment, so its log file has a partly used page left.
     append_ok(&log, &mut acked, 100, 100);
-    let filler = fill(fs.path(), "filler");
+    let filler = fill_disk(fs.path(), "filler").expect("fill the tmpfs");
 
     // The next batches fit in that page; each one gets index entries (in pages the new segment
     // never touched yet, which a sparse index would fault on). Then the log file needs a new
@@ -223,7 +146,7 @@ fn a_log_reopens_on_a_full_tmpfs_with_sparse_index_files() {
         f.set_len(0).expect("truncate");
         f.set_len(len).expect("extend sparse");
     }
-    let filler = fill(fs.path(), "filler");
+    let filler = fill_disk(fs.path(), "filler").expect("fill the tmpfs");
 
     let log = fs_open(&dir, &cfg);
     check_reads(&log, &acked);
@@ -423,7 +346,7 @@ fn a_log_closes_and_reopens_on_a_full_tmpfs() {
     for i in 0..400 {
         append_ok(&log, &mut acked, i, 300);
     }
-    let filler = fill(fs.path(), "filler");
+    let filler = fill_disk(fs.path(), "filler").expect("fill the tmpfs");
     // The appends since the last roll are synced but not checkpointed; the checkpoint the
     // close writes needs a new file, which the full disk refuses. The close is still clean:
     // everything appended is durable.
