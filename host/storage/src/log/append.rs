@@ -158,7 +158,7 @@ impl Log {
         }
         self.assign_epochs(&[(epoch, base)], false)?;
         self.write_batch(&mut w, batch, &frame)?;
-        self.apply_to_producers(batch);
+        self.apply_to_producers(&frame);
         drop(w);
 
         if rolled {

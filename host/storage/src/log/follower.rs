@@ -79,7 +79,7 @@ impl Log {
                     self.write_batch(&mut w, bytes, frame)
                 });
             if result.is_ok() {
-                self.apply_to_producers(bytes);
+                self.apply_to_producers(frame);
             }
             if result.is_err() {
                 break;

@@ -8,11 +8,11 @@
 //! new end; retention forgets producers whose batches are all gone.
 
 use super::{Log, OpenError, ReadError};
-use crate::batch::parse_header;
 use crate::producers::{
     ProducerBatch, ProducerState, Truncation, delete_snapshots_after, load_latest_snapshot,
 };
 use crate::recovery::ProducerTail;
+use crate::segment::frame::Frame;
 use std::io;
 use std::sync::atomic::Ordering;
 
@@ -23,15 +23,13 @@ impl Log {
         self.producers.lock().clone()
     }
 
-    /// Applies the batch at the start of `bytes` (as stored, offsets assigned) to the producer
-    /// state. Called under the writer lock right after the batch is written. Cost: a header
-    /// parse.
-    pub(super) fn apply_to_producers(&self, bytes: &[u8]) {
-        if let Ok(header) = parse_header(bytes) {
-            let batch = ProducerBatch::from_header(&header);
-            if batch.is_tracked() {
-                self.producers.lock().apply(&batch);
-            }
+    /// Applies the batch `frame` describes (as stored, offsets assigned) to the producer state.
+    /// Called under the writer lock right after the batch is written. Cost: none for a batch
+    /// without a producer id; otherwise a map update.
+    pub(super) fn apply_to_producers(&self, frame: &Frame) {
+        let batch = frame.producer_batch();
+        if batch.is_tracked() {
+            self.producers.lock().apply(&batch);
         }
     }
 
