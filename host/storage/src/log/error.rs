@@ -104,7 +104,7 @@ pub enum AppendError {
     /// [`Log::append_idempotent`](crate::Log::append_idempotent) refused the batch for its
     /// producer fields: out of order, fenced, an unknown producer or invalid fields (never
     /// [`Check::New`](crate::producers::Check::New) or a duplicate). Nothing was written.
-    #[error("producer check refused the batch: {0:?}")]
+    #[error("batch refused by the producer check: {0}")]
     Producer(crate::producers::Check),
     /// [`Log::append_as_follower`](crate::Log::append_as_follower) was given no bytes.
     #[error("no batches to append")]

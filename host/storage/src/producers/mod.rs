@@ -247,6 +247,35 @@ pub enum Check {
     InvalidProducerFields,
 }
 
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Check::New => f.write_str("the next batch of its producer"),
+            Check::Duplicate {
+                first_offset,
+                last_offset,
+                ..
+            } => write!(
+                f,
+                "a retry of the batch already at offsets {first_offset}..={last_offset}"
+            ),
+            Check::OutOfOrder { expected } => {
+                write!(f, "out of order: the producer's next sequence is {expected}")
+            }
+            Check::Fenced { current } => write!(
+                f,
+                "fenced: the producer's current epoch is {current}, this batch's is older"
+            ),
+            Check::UnknownProducer => f.write_str(
+                "unknown producer: no state for this producer id and the batch does not start at sequence 0",
+            ),
+            Check::InvalidProducerFields => {
+                f.write_str("invalid producer fields: a negative epoch or base sequence")
+            }
+        }
+    }
+}
+
 /// What [`ProducerState::truncate_from`] could do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[must_use]

@@ -62,11 +62,12 @@ fn a_retry_gets_its_original_offsets_and_bad_sequences_are_refused() {
         offsets(append(&log, &batch(1, 0, 3, 2)).expect("next")),
         (3, 4)
     );
-    // A gap in the sequence.
-    assert_eq!(
-        refusal(append(&log, &batch(1, 0, 7, 1))),
-        Check::OutOfOrder { expected: 5 }
-    );
+    // A gap in the sequence, refused with a message that says what was expected.
+    let gap = append(&log, &batch(1, 0, 7, 1));
+    if let Err(e) = &gap {
+        assert!(e.to_string().contains("next sequence is 5"), "{e}");
+    }
+    assert_eq!(refusal(gap), Check::OutOfOrder { expected: 5 });
     // A new epoch starts again at 0; the old epoch is fenced from then on.
     assert_eq!(
         offsets(append(&log, &batch(1, 1, 0, 1)).expect("new epoch")),
