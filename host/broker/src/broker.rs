@@ -16,11 +16,13 @@
 
 use crate::BrokerError;
 use crate::config::{BrokerConfig, TopicConfig};
-use crate::fetch::{self, FetchResult, OffsetQuery, RawFetchResult};
+use crate::fetch::{self, FetchResult, OffsetQuery, PlainFetchResult, RawFetchResult};
 use crate::groups::{CommittedOffset, GroupStore, Groups, OffsetCommit};
 use crate::maintenance::{self, CleanerSummary, Maintenance, RetentionSummary};
 use crate::plugins::{self, PluginDescription, Plugins};
-use crate::produce::{self, PendingSync, ProduceRecord, ProduceResult};
+use crate::produce::{
+    self, BatchesAppend, EncodedBatch, PendingSync, ProduceRecord, ProduceResult,
+};
 use crate::topics::topic::Topic;
 use crate::topics::{self, TopicDescription, TopicSummary, Topics};
 use distlog_plugin_host::{PluginHost, PluginKind};
@@ -245,6 +247,24 @@ impl Broker {
         produce::produce_deferred(self.plugin_host(), &t, partition, records)
     }
 
+    /// Appends batches a producer encoded itself (a Kafka client's record batches, records
+    /// section uncompressed) to one partition, in order. Each batch's records are checked as
+    /// a read checks them and the batch against `max.message.bytes`, all before any is
+    /// appended; each is offered to the topic's codec plugin as a produced batch is. Returns
+    /// without waiting for the topic's `flush.policy` (see
+    /// [`produce_deferred`](Self::produce_deferred)).
+    /// Cost: one copy of the records into the batch buffer, one validating pass, one codec
+    /// call and one append per batch.
+    pub fn produce_batches(
+        &self,
+        topic: &str,
+        partition: u32,
+        batches: Vec<EncodedBatch>,
+    ) -> Result<(BatchesAppend, PendingSync), BrokerError> {
+        let t = self.topic(topic)?;
+        produce::produce_batches(self.plugin_host(), &t, partition, batches)
+    }
+
     /// Reads records from `offset` on: whole batches up to about `max_bytes` (at least one
     /// batch when one is available), decoded, with records before `offset` skipped.
     /// `OffsetOutOfRange` outside `[log_start_offset, log_end_offset]`; at the end, an empty
@@ -273,6 +293,23 @@ impl Broker {
     ) -> Result<RawFetchResult, BrokerError> {
         let t = self.topic(topic)?;
         fetch::fetch_raw(&t, partition, offset, max_bytes)
+    }
+
+    /// Reads stored batches from `offset` on with their records sections uncompressed: a
+    /// batch stored uncompressed is a slice of the read (no copy, its records CRC derived
+    /// from the stored one), one stored by a codec plugin is decoded. For front ends that
+    /// re-frame batches for another wire format. Same range rules as [`fetch`](Self::fetch).
+    /// Cost: an index search, one or two positional reads, one CRC pass per batch, one codec
+    /// call per compressed batch.
+    pub fn fetch_plain(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_bytes: usize,
+    ) -> Result<PlainFetchResult, BrokerError> {
+        let t = self.topic(topic)?;
+        fetch::fetch_plain(self.plugin_host(), &t, partition, offset, max_bytes)
     }
 
     /// A receiver of the partition's log end offset, updated after every append becomes

@@ -12,7 +12,7 @@ use crate::error::{corrupt, in_partition, read_error};
 use crate::topics::topic::Topic;
 use bytes::Bytes;
 use distlog_plugin_host::PluginHost;
-use distlog_storage::batch::{Header, RecordIter};
+use distlog_storage::batch::{BatchHeader, HEADER_LEN, Header, RecordIter, payload_crc};
 use std::borrow::Cow;
 use tokio::sync::watch;
 
@@ -68,6 +68,32 @@ pub struct RawFetchResult {
     /// Log start offset at the time of the read.
     pub log_start_offset: u64,
     /// Log end offset at the time of the read.
+    pub log_end_offset: u64,
+    /// Offset to fetch next.
+    pub next_offset: u64,
+}
+
+/// One stored batch with its records section uncompressed (see `Broker::fetch_plain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlainBatch {
+    /// The stored header (offsets, timestamps, producer fields, attributes).
+    pub header: BatchHeader,
+    /// The records section, uncompressed: for a batch stored uncompressed a slice of the
+    /// read's buffer (no copy); for one stored by a codec plugin, the decoded payload.
+    pub records: Bytes,
+    /// CRC32C of `records`: derived from the stored CRC for an uncompressed batch (the
+    /// payload is not read again), computed over the decoded payload otherwise.
+    pub records_crc: u32,
+}
+
+/// Batches read by `Broker::fetch_plain`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlainFetchResult {
+    /// Batches holding offsets at or after the requested one, in offset order.
+    pub batches: Vec<PlainBatch>,
+    /// Log start offset at the time of the read.
+    pub log_start_offset: u64,
+    /// Log end offset (the high watermark) at the time of the read.
     pub log_end_offset: u64,
     /// Offset to fetch next.
     pub next_offset: u64,
@@ -170,6 +196,55 @@ pub(crate) fn fetch_raw(
         });
     }
     Ok(RawFetchResult {
+        batches,
+        log_start_offset: snapshot.log_start_offset(),
+        log_end_offset: snapshot.log_end_offset().max(fetched.high_watermark),
+        next_offset: if fetched.batch_count == 0 {
+            offset
+        } else {
+            fetched.next_offset
+        },
+    })
+}
+
+/// Stored batches of `t`/`partition` from `offset` on, payloads decoded (see
+/// `Broker::fetch_plain`).
+pub(crate) fn fetch_plain(
+    host: Option<&PluginHost>,
+    t: &Topic,
+    partition: u32,
+    offset: u64,
+    max_bytes: usize,
+) -> Result<PlainFetchResult, BrokerError> {
+    let log = t.partition(partition)?.log()?;
+    let snapshot = log.snapshot();
+    let fetched = snapshot
+        .read(offset, max_bytes)
+        .map_err(|e| read_error(&t.name, partition, e))?;
+    let buf = fetched.bytes();
+    let mut batches = Vec::with_capacity(fetched.batch_count);
+    for view in fetched.batches() {
+        let header = *view.header();
+        let (records, records_crc) = match codec::payload(host, &log, &view)
+            .map_err(|e| in_partition(e, &t.name, partition))?
+        {
+            Cow::Borrowed(stored) => {
+                let crc = payload_crc(&view.as_bytes()[..HEADER_LEN], &header)
+                    .map_err(|e| corrupt(&t.name, partition, &e))?;
+                (buf.slice_ref(stored), crc)
+            }
+            Cow::Owned(decoded) => {
+                let crc = crc32c::crc32c(&decoded);
+                (Bytes::from(decoded), crc)
+            }
+        };
+        batches.push(PlainBatch {
+            header,
+            records,
+            records_crc,
+        });
+    }
+    Ok(PlainFetchResult {
         batches,
         log_start_offset: snapshot.log_start_offset(),
         log_end_offset: snapshot.log_end_offset().max(fetched.high_watermark),

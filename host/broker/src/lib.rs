@@ -41,11 +41,15 @@ pub use distlog_plugin_host::{PluginDigest, PluginHost, PluginKind, PluginStats}
 pub use distlog_storage::SegmentInfo;
 pub use distlog_storage::batch::Header;
 pub use error::BrokerError;
-pub use fetch::{FetchResult, OffsetQuery, RawBatch, RawFetchResult, StoredRecord};
+pub use fetch::{
+    FetchResult, OffsetQuery, PlainBatch, PlainFetchResult, RawBatch, RawFetchResult, StoredRecord,
+};
 pub use groups::{CommittedOffset, MAX_COMMIT_METADATA, OffsetCommit};
 pub use maintenance::{CleanerSummary, RetentionSummary};
 pub use plugins::{PluginDescription, PluginVersion, PluginsConfig};
-pub use produce::{PartitionAppend, PendingSync, ProduceRecord, ProduceResult};
+pub use produce::{
+    BatchesAppend, EncodedBatch, PartitionAppend, PendingSync, ProduceRecord, ProduceResult,
+};
 pub use topics::{PartitionDescription, TopicDescription, TopicSummary};
 
 /// The broker's clock: ms since the Unix epoch.

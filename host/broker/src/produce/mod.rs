@@ -16,7 +16,7 @@ use crate::BrokerError;
 use crate::error::append_error;
 use crate::topics::topic::Topic;
 use distlog_plugin_host::PluginHost;
-use distlog_storage::batch::Header;
+use distlog_storage::batch::{BatchBuilder, BatchLimits, BatchMeta, Header, TimestampType};
 use distlog_storage::{AppendInfo, CrcCheck, Log};
 use plan::{Rules, Target};
 use std::sync::Arc;
@@ -97,6 +97,116 @@ impl PendingSync {
         }
         Ok(())
     }
+}
+
+/// A batch a producer encoded itself in this format's record encoding (the records section
+/// of a Kafka RecordBatch v2 is byte for byte the same), uncompressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedBatch {
+    /// The records section, uncompressed.
+    pub records: bytes::Bytes,
+    /// Records in it.
+    pub record_count: u32,
+    /// Offset delta of its last record.
+    pub last_offset_delta: u32,
+    /// The timestamp its record timestamps are deltas from.
+    pub first_timestamp: i64,
+    /// Producer id, epoch and first sequence (-1 when none).
+    pub producer_id: i64,
+    /// Producer epoch.
+    pub producer_epoch: i16,
+    /// Sequence of the first record.
+    pub base_sequence: i32,
+    /// Whether the batch belongs to a transaction.
+    pub transactional: bool,
+}
+
+/// What `Broker::produce_batches` appended to one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchesAppend {
+    /// Offset of the first record of the first batch.
+    pub base_offset: u64,
+    /// Records appended.
+    pub record_count: u32,
+    /// The broker's append time for a `LogAppendTime` topic, `None` for create time.
+    pub log_append_time_ms: Option<i64>,
+    /// Encoded bytes appended (batch headers included).
+    pub bytes: usize,
+}
+
+/// Validates and appends producer-encoded `batches` to `t`/`partition` (see
+/// `Broker::produce_batches`).
+pub(crate) fn produce_batches(
+    host: Option<&PluginHost>,
+    t: &Topic,
+    partition: u32,
+    batches: Vec<EncodedBatch>,
+) -> Result<(BatchesAppend, PendingSync), BrokerError> {
+    if batches.is_empty() {
+        return Err(BrokerError::Empty("the produce request's batch list"));
+    }
+    let config = t.config();
+    let p = t.partition(partition)?;
+    let log = p.log()?;
+    let rules = Rules::of(&config, crate::now_ms());
+    let mut encoded = Vec::with_capacity(batches.len());
+    for b in batches {
+        let meta = BatchMeta {
+            timestamp_type: rules.timestamp_type,
+            transactional: b.transactional,
+            last_offset_delta: b.last_offset_delta,
+            first_timestamp: b.first_timestamp,
+            producer_id: b.producer_id,
+            producer_epoch: b.producer_epoch,
+            base_sequence: b.base_sequence,
+            record_count: b.record_count,
+            ..BatchMeta::default()
+        };
+        let builder = BatchBuilder::from_records(&meta, &b.records, BatchLimits::default())
+            .map_err(|e| BrokerError::InvalidArgument(format!("invalid record batch: {e}")))?;
+        let size = builder.encoded_len();
+        if size > rules.max_message_bytes {
+            return Err(BrokerError::BatchTooLarge {
+                partition,
+                size,
+                max: rules.max_message_bytes,
+            });
+        }
+        encoded.push(crate::codec::encode(
+            host,
+            &log,
+            rules.codec.as_deref(),
+            builder,
+            &t.name,
+            partition,
+        )?);
+    }
+    let mut pending = PendingSync {
+        topic: t.name.clone(),
+        appends: Vec::new(),
+    };
+    let mut result: Option<BatchesAppend> = None;
+    for mut batch in encoded {
+        let info = log
+            .append_deferred(&mut batch, CrcCheck::Trusted)
+            .map_err(|e| append_error(&t.name, partition, e))?;
+        if log.syncs_on_append() {
+            pending.appends.push((partition, log.clone(), info));
+        }
+        p.publish_end(info.last_offset.saturating_add(1));
+        let count = u32::try_from(info.last_offset - info.base_offset + 1).unwrap_or(u32::MAX);
+        let r = result.get_or_insert(BatchesAppend {
+            base_offset: info.base_offset,
+            record_count: 0,
+            log_append_time_ms: (rules.timestamp_type == TimestampType::LogAppendTime)
+                .then_some(info.log_append_time_ms),
+            bytes: 0,
+        });
+        r.record_count = r.record_count.saturating_add(count);
+        r.bytes += batch.len();
+    }
+    let result = result.ok_or(BrokerError::Empty("the produce request's batch list"))?;
+    Ok((result, pending))
 }
 
 /// Plans and appends `records` to `t` (see `Broker::produce_deferred`).

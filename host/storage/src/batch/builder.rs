@@ -4,8 +4,8 @@
 use super::header::{seal_crc, write_header};
 use super::record::{RecordParts, encode_record_into, parts_of};
 use super::{
-    BatchError, BatchLimits, BatchMeta, Compression, HEADER_LEN, LENGTH_PREFIX, Record, RecordRef,
-    TimestampType, parse_header_with_limits,
+    BatchError, BatchLimits, BatchMeta, Compression, HEADER_LEN, LENGTH_PREFIX, Record, RecordIter,
+    RecordRef, TimestampType, parse_header_with_limits,
 };
 
 /// Builds an uncompressed batch by encoding records straight into the batch buffer.
@@ -54,6 +54,61 @@ impl BatchBuilder {
             next_delta: 0,
             limits: BatchLimits::default(),
         }
+    }
+
+    /// A builder holding `records`, an uncompressed records section encoded elsewhere in this
+    /// format (a Kafka producer's batch has the same record encoding), with the writer-chosen
+    /// fields of `meta` and its `record_count`, `last_offset_delta` and `first_timestamp`.
+    /// Every record is checked as a read checks it (lengths, varints, attributes, strictly
+    /// increasing offset deltas up to `last_offset_delta`, the count), under `limits`;
+    /// `max_timestamp` is recomputed from the records, not trusted. Push more records or
+    /// [`build`](Self::build) as for any builder.
+    /// Cost: one copy of `records` into the builder's buffer and one validating pass.
+    pub fn from_records(
+        meta: &BatchMeta,
+        records: &[u8],
+        limits: BatchLimits,
+    ) -> Result<Self, BatchError> {
+        if meta.record_count == 0 {
+            return Err(BatchError::EmptyBatch);
+        }
+        let mut b = Self::with_capacity(records.len()).limits(limits).meta(meta);
+        b.buf.extend_from_slice(records);
+        let batch_length = u64::try_from(b.buf.len() - LENGTH_PREFIX).unwrap_or(u64::MAX);
+        if batch_length > u64::from(b.limits.max_batch_length) {
+            return Err(BatchError::TooLarge {
+                what: "batch length",
+                len: batch_length,
+                max: u64::from(b.limits.max_batch_length),
+            });
+        }
+        b.meta.record_count = meta.record_count;
+        b.meta.last_offset_delta = meta.last_offset_delta;
+        b.meta.first_timestamp = meta.first_timestamp;
+        b.meta.max_timestamp = meta.first_timestamp;
+        b.meta.payload_size = u32::try_from(records.len()).map_err(|_| too_large(records.len()))?;
+        // Parse a header for these fields, then walk the records under it; the header is
+        // rewritten by `build`.
+        write_header(
+            &mut b.buf,
+            &BatchMeta {
+                timestamp_type: TimestampType::CreateTime,
+                ..b.meta
+            },
+            Compression::None,
+            batch_length as u32,
+        );
+        let header = parse_header_with_limits(&b.buf, &b.limits)?;
+        let mut max_timestamp = i64::MIN;
+        let mut last_delta = 0;
+        for r in RecordIter::new(&b.buf[HEADER_LEN..], &header)? {
+            let r = r?;
+            max_timestamp = max_timestamp.max(r.timestamp());
+            last_delta = r.offset_delta();
+        }
+        b.meta.max_timestamp = max_timestamp;
+        b.next_delta = last_delta.saturating_add(1);
+        Ok(b)
     }
 
     /// Limits the built batch is checked against (default: [`BatchLimits::default`]).

@@ -32,7 +32,8 @@ pub use header::{
     Attributes, BatchHeader, BatchLimits, BatchMeta, CodecRef, Compression,
     DEFAULT_MAX_BATCH_LENGTH, DEFAULT_MAX_PAYLOAD_SIZE, HEADER_LEN, LENGTH_PREFIX, MAGIC,
     MIN_BATCH_LENGTH, MIN_RECORD_LEN, TimestampType, compute_crc, parse_header,
-    parse_header_with_limits, set_base_offset, set_leader_epoch, set_log_append_time, verify_crc,
+    parse_header_with_limits, payload_crc, set_base_offset, set_leader_epoch, set_log_append_time,
+    verify_crc,
 };
 pub use record::{
     Header, HeaderIter, HeaderRef, Record, RecordIter, RecordRef, decode_records, encode_records,
