@@ -9,9 +9,9 @@
 //! `--set` are typed by the default's type. Unknown keys and ill-typed values are errors
 //! that name the key and where it came from.
 //!
-//! The `[server]` and `[broker]` tables deserialize straight into the server's
-//! [`ServerConfig`] and the broker's [`BrokerConfig`]; `[metrics]`, `[log]` and
-//! `[shutdown]` belong to the binary.
+//! The `[server]`, `[broker]` and `[kafka]` tables deserialize straight into the server's
+//! [`ServerConfig`], the broker's [`BrokerConfig`] and the Kafka listener's
+//! `KafkaConfig`; `[metrics]`, `[log]` and `[shutdown]` belong to the binary.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -52,6 +52,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub shutdown: ShutdownConfig,
+    pub kafka: distlog_kafka::KafkaConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -301,7 +302,32 @@ impl Config {
 
     /// Refuses a non-loopback gRPC address without an admin token, unless `--insecure`:
     /// plugin load runs code inside the broker. Checked before anything is opened.
+    /// The Kafka listener's address; `None` when `kafka.listen` is empty.
+    pub fn kafka_addr(&self) -> Result<Option<SocketAddr>> {
+        let listen = self.kafka.listen.trim();
+        if listen.is_empty() {
+            return Ok(None);
+        }
+        listen
+            .parse()
+            .map(Some)
+            .with_context(|| format!("kafka.listen {listen:?} is not IP:PORT"))
+    }
+
     pub fn check_exposure(&self) -> Result<()> {
+        if let Some(addr) = self.kafka_addr()? {
+            if !addr.ip().is_loopback()
+                && self.server.admin_token.is_none()
+                && !self.server.allow_unauthenticated_admin
+            {
+                bail!(
+                    "refusing to listen for Kafka clients on non-loopback address {addr} \
+                     without an admin token: anyone who can reach it could delete topics. \
+                     Set server.admin_token (--admin-token or DISTLOG_ADMIN_TOKEN), \
+                     or pass --insecure"
+                );
+            }
+        }
         let addr = self.server.listen;
         if !addr.ip().is_loopback()
             && self.server.admin_token.is_none()

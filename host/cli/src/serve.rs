@@ -67,6 +67,14 @@ async fn serve(config: Config) -> Result<()> {
     let grpc = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {} (server.listen)", config.server.listen))?;
+    let kafka = match config.kafka_addr()? {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (kafka.listen)"))?,
+        ),
+        None => None,
+    };
     let metrics = match config.metrics_addr()? {
         Some(addr) => Some(
             TcpListener::bind(addr)
@@ -116,6 +124,15 @@ async fn serve(config: Config) -> Result<()> {
         }
         None => None,
     };
+    let kafka_task = match kafka {
+        Some(listener) => Some(spawn_kafka(
+            &config,
+            listener,
+            broker.clone(),
+            stop_rx.clone(),
+        )?),
+        None => None,
+    };
     info!(
         tls = config.server.tls_enabled(),
         mtls = config.server.tls_client_ca.is_some(),
@@ -152,10 +169,74 @@ async fn serve(config: Config) -> Result<()> {
     if let Some(task) = metrics_task {
         task.abort();
     }
+    if let Some(task) = kafka_task {
+        task.abort();
+    }
     if result.is_ok() {
         info!("shut down cleanly");
     }
     result
+}
+
+/// Starts the Kafka listener on `listener` (TLS with the server's certificates when
+/// `kafka.tls`); it stops accepting at the first shutdown signal.
+fn spawn_kafka(
+    config: &Config,
+    listener: TcpListener,
+    broker: Broker,
+    stop: watch::Receiver<u32>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let addr = listener.local_addr()?;
+    let admin = config
+        .server
+        .admin_token
+        .clone()
+        .map(|password| distlog_kafka::Credentials {
+            user: config.kafka.admin_user.clone(),
+            password,
+        });
+    let kafka = config.kafka.clone();
+    distlog_kafka::validate(&kafka, addr, admin.is_some())?;
+    info!(tls = kafka.tls, "kafka listening on {addr}");
+    let task = if kafka.tls {
+        let tls = distlog_server::TlsIncoming::new(&config.server, listener)?.context(
+            "kafka.tls needs the server's TLS settings (server.tls_cert, server.tls_key)",
+        )?;
+        let incoming: distlog_kafka::Listener<_> =
+            Box::pin(tokio_stream::StreamExt::map(tls, |r| {
+                r.map(|s| {
+                    let peer = s
+                        .get_ref()
+                        .0
+                        .peer_addr()
+                        .map(|a| a.to_string())
+                        .unwrap_or_default();
+                    (s, peer)
+                })
+            }));
+        tokio::spawn(run_kafka(incoming, addr, broker, kafka, admin, stop))
+    } else {
+        let incoming = distlog_kafka::tcp(listener);
+        tokio::spawn(run_kafka(incoming, addr, broker, kafka, admin, stop))
+    };
+    Ok(task)
+}
+
+async fn run_kafka<S>(
+    incoming: distlog_kafka::Listener<S>,
+    addr: std::net::SocketAddr,
+    broker: Broker,
+    config: distlog_kafka::KafkaConfig,
+    admin: Option<distlog_kafka::Credentials>,
+    stop: watch::Receiver<u32>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    if let Err(e) =
+        distlog_kafka::serve(incoming, addr, broker, config, admin, stopped(stop, 1)).await
+    {
+        tracing::error!(error = %e, "the Kafka listener cannot run");
+    }
 }
 
 /// Resolves once at least `count` shutdown signals were received.

@@ -83,7 +83,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 9093)),
             admin_token: None,
             allow_unauthenticated_admin: false,
             tls_cert: None,

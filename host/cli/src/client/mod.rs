@@ -25,7 +25,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use crate::output::Output;
 
 /// The default broker address, the same as `serve`'s default `listen`.
-pub const DEFAULT_BROKER: &str = "127.0.0.1:9092";
+pub const DEFAULT_BROKER: &str = "127.0.0.1:9093";
 
 /// Largest response the CLI decodes (a fetch of many large records, a plugin listing).
 const MAX_DECODE: usize = 256 * 1024 * 1024;
