@@ -284,6 +284,15 @@ impl Config {
                 "metrics.tls is on but the server has no certificate: set server.tls_cert and server.tls_key"
             );
         }
+        self.kafka_addr()?;
+        if self.kafka.tls && !self.server.tls_enabled() {
+            bail!(
+                "kafka.tls is on but the server has no certificate: set server.tls_cert and server.tls_key"
+            );
+        }
+        if !self.kafka.mechanisms().is_empty() && self.server.admin_token.is_none() {
+            bail!("kafka.sasl_mechanisms needs server.admin_token: it is the password SASL checks");
+        }
         Ok(())
     }
 

@@ -108,14 +108,15 @@ pub fn run(bin: &Path, args: &[&str], stdin: &[u8]) -> Result<Output, HarnessErr
     Ok(out)
 }
 
-/// A running `distlog serve --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0`, killed and
-/// reaped on drop if still running.
+/// A running `distlog serve --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0` with its Kafka
+/// listener on `127.0.0.1:0` too, killed and reaped on drop if still running.
 #[derive(Debug)]
 pub struct Process {
     bin: PathBuf,
     child: Child,
     grpc: SocketAddr,
     metrics: SocketAddr,
+    kafka: Option<SocketAddr>,
     log: Arc<Mutex<String>>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
@@ -138,6 +139,8 @@ impl Process {
                 "127.0.0.1:0",
                 "--metrics-listen",
                 "127.0.0.1:0",
+                "--set",
+                "kafka.listen=127.0.0.1:0",
             ])
             .arg("--data-dir")
             .arg(data_dir)
@@ -165,8 +168,13 @@ impl Process {
             std::thread::spawn(move || {
                 let mut grpc = None;
                 let mut metrics = None;
+                let mut kafka = None;
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
+                    // Logged before the gRPC line, when the listener is on.
+                    if let Some(addr) = listening_addr(&line, "kafka listening on ") {
+                        kafka = Some(addr);
+                    }
                     if let Some(addr) = listening_addr(&line, "grpc listening on ") {
                         grpc = Some(addr);
                     }
@@ -174,7 +182,7 @@ impl Process {
                         metrics = Some(addr);
                     }
                     if let (Some(g), Some(m)) = (grpc, metrics) {
-                        let _ = tx.send((g, m));
+                        let _ = tx.send((g, m, kafka.take()));
                         grpc = None;
                     }
                     if let Ok(mut log) = log.lock() {
@@ -185,11 +193,12 @@ impl Process {
             })
         };
         match rx.recv_timeout(GUARD) {
-            Ok((grpc, metrics)) => Ok(Self {
+            Ok((grpc, metrics, kafka)) => Ok(Self {
                 bin: bin.to_owned(),
                 child,
                 grpc,
                 metrics,
+                kafka,
                 log,
                 reader: Some(reader),
             }),
@@ -201,6 +210,11 @@ impl Process {
                 Err(HarnessError::NotServing { log })
             }
         }
+    }
+
+    /// The Kafka listener's address (`None` when `extra` turned it off).
+    pub fn kafka(&self) -> Option<SocketAddr> {
+        self.kafka
     }
 
     /// The gRPC address.
