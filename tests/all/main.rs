@@ -5,6 +5,7 @@ mod crashloop;
 mod damage;
 mod fulldisk;
 mod grpc;
+mod kafka;
 mod limits;
 mod policies;
 mod topics;

@@ -28,6 +28,8 @@ mod config;
 mod conn;
 mod error;
 mod frame;
+#[cfg(test)]
+mod golden;
 mod metrics;
 mod records;
 mod sasl;

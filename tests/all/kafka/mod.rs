@@ -1,0 +1,1 @@
+//! The Kafka listener against real Kafka clients (kcat, confluent-kafka) and raw sockets.
