@@ -105,7 +105,7 @@ pub(super) async fn handle(
             })
             .sum();
         let failed = got.iter().any(|g| matches!(g, Got::Failed(..)));
-        if bytes >= min_bytes.max(1) || failed || ends.is_empty() || Instant::now() >= deadline {
+        if bytes >= min_bytes || failed || ends.is_empty() || Instant::now() >= deadline {
             return answer(names, &wants, got);
         }
         let changed =
