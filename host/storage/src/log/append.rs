@@ -90,6 +90,18 @@ impl Log {
         Ok(outcome)
     }
 
+    /// [`append_idempotent`](Self::append_idempotent) without waiting for the sync policy, as
+    /// [`append_deferred`](Self::append_deferred) is to [`append`](Self::append): call
+    /// [`make_durable`](Self::make_durable) with the returned info (for a duplicate, the
+    /// original's) before acknowledging it.
+    pub fn append_idempotent_deferred(
+        &self,
+        batch: &mut [u8],
+        crc: CrcCheck,
+    ) -> Result<Idempotent, AppendError> {
+        self.append_checked(batch, crc, true)
+    }
+
     fn append_checked(
         &self,
         batch: &mut [u8],
