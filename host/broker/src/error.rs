@@ -104,6 +104,18 @@ pub enum BrokerError {
     /// The request needs something the broker does not offer yet or in this state.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// An idempotent producer's batch breaks its producer's sequence or epoch: out of order,
+    /// from a fenced (older) epoch, from a producer this partition has no state for, or with
+    /// invalid producer fields. Nothing was appended.
+    #[error("topic {topic:?} partition {partition}: {check}")]
+    Producer {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// What the producer got wrong.
+        check: distlog_storage::producers::Check,
+    },
     /// The broker is closing or closed.
     #[error("the broker is shutting down")]
     ShuttingDown,
@@ -225,6 +237,11 @@ impl BrokerError {
 
 pub(crate) fn append_error(topic: &str, partition: u32, e: AppendError) -> BrokerError {
     match e {
+        AppendError::Producer(check) => BrokerError::Producer {
+            topic: topic.to_owned(),
+            partition,
+            check,
+        },
         AppendError::NoSpace(e) => BrokerError::NoSpace(e.to_string()),
         AppendError::Closed => BrokerError::ShuttingDown,
         // A sync that failed for lack of space is a full disk, whatever else it latched.

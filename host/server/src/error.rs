@@ -77,7 +77,9 @@ fn broker_code(e: &BrokerError) -> Code {
             Code::ResourceExhausted
         }
         BrokerError::OffsetOutOfRange { .. } => Code::OutOfRange,
-        BrokerError::FailedPrecondition(_) => Code::FailedPrecondition,
+        BrokerError::FailedPrecondition(_) | BrokerError::Producer { .. } => {
+            Code::FailedPrecondition
+        }
         BrokerError::ShuttingDown | BrokerError::NoSpace(_) | BrokerError::LogFailed { .. } => {
             Code::Unavailable
         }

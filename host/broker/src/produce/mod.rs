@@ -17,7 +17,7 @@ use crate::error::append_error;
 use crate::topics::topic::Topic;
 use distlog_plugin_host::PluginHost;
 use distlog_storage::batch::{BatchBuilder, BatchLimits, BatchMeta, Header, TimestampType};
-use distlog_storage::{AppendInfo, CrcCheck, Log};
+use distlog_storage::{AppendInfo, CrcCheck, Idempotent, Log};
 use plan::{Rules, Target};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -135,7 +135,10 @@ pub struct BatchesAppend {
 }
 
 /// Validates and appends producer-encoded `batches` to `t`/`partition` (see
-/// `Broker::produce_batches`).
+/// `Broker::produce_batches`). A batch with a producer id goes through the partition's
+/// producer-state check: a retry of one of the producer's last five batches is not appended
+/// again and answers with the original's offsets; a sequence gap, a fenced epoch or an unknown
+/// producer is refused with `BrokerError::Producer` (batches before it stay appended).
 pub(crate) fn produce_batches(
     host: Option<&PluginHost>,
     t: &Topic,
@@ -172,24 +175,35 @@ pub(crate) fn produce_batches(
                 max: rules.max_message_bytes,
             });
         }
-        encoded.push(crate::codec::encode(
-            host,
-            &log,
-            rules.codec.as_deref(),
-            builder,
-            &t.name,
-            partition,
-        )?);
+        encoded.push((
+            crate::codec::encode(
+                host,
+                &log,
+                rules.codec.as_deref(),
+                builder,
+                &t.name,
+                partition,
+            )?,
+            b.producer_id >= 0,
+        ));
     }
     let mut pending = PendingSync {
         topic: t.name.clone(),
         appends: Vec::new(),
     };
     let mut result: Option<BatchesAppend> = None;
-    for mut batch in encoded {
-        let info = log
-            .append_deferred(&mut batch, CrcCheck::Trusted)
-            .map_err(|e| append_error(&t.name, partition, e))?;
+    for (mut batch, idempotent) in encoded {
+        // An idempotent producer's batch is checked against the partition's producer state
+        // under the writer lock: a retry is answered with the original's offsets.
+        let info = if idempotent {
+            match log.append_idempotent_deferred(&mut batch, CrcCheck::Trusted) {
+                Ok(Idempotent::Appended(info) | Idempotent::Duplicate(info)) => info,
+                Err(e) => return Err(append_error(&t.name, partition, e)),
+            }
+        } else {
+            log.append_deferred(&mut batch, CrcCheck::Trusted)
+                .map_err(|e| append_error(&t.name, partition, e))?
+        };
         if log.syncs_on_append() {
             pending.appends.push((partition, log.clone(), info));
         }
