@@ -6,7 +6,9 @@
 //! (`kafka.max_request_bytes_in_flight`), so many clients sending large frames wait instead
 //! of exhausting memory. The connection task decodes each frame, runs up to
 //! `kafka.max_in_flight_per_connection` requests at once (clients pipeline produces and
-//! fetches) and writes the answers in request order, as the protocol requires. A client that
+//! fetches) and writes the answers in request order, as the protocol requires. A produce's
+//! appends happen before the next request is read (`api::start`), so a connection's
+//! records land in request order; only the wait for their fsync overlaps later requests. A client that
 //! stops reading stops being read: its answers wait, so its requests wait.
 //!
 //! Closed for that client only, with a log line and `distlog_kafka_protocol_errors_total`:
@@ -125,13 +127,12 @@ pub(crate) async fn run<S>(
                             }
                             continue;
                         }
-                        let ctx = ctx.clone();
-                        let principal = session.principal.clone();
                         let permit = incoming._permit;
+                        let started = Instant::now();
+                        let pending = api::start(&ctx, &session.principal, header, key, req).await;
                         inflight.push_back(Box::pin(async move {
-                            let start = Instant::now();
-                            let out = api::dispatch(&ctx, &principal, header, key, req).await;
-                            crate::metrics::request(key, start.elapsed());
+                            let out = pending.await;
+                            crate::metrics::request(key, started.elapsed());
                             drop(permit);
                             out
                         }) as Pending);
@@ -158,7 +159,7 @@ pub(crate) async fn run<S>(
     let _ = wr.shutdown().await;
 }
 
-type Pending = std::pin::Pin<Box<dyn Future<Output = Result<Option<Frame>, Fatal>> + Send>>;
+use crate::api::Pending;
 
 async fn ready<T>(v: T) -> T {
     v

@@ -6,6 +6,7 @@
 //! and never a client-fault code. The message, where the response has one, is the broker's.
 
 use distlog_broker::BrokerError;
+use distlog_storage::producers::Check;
 use kafka_protocol::ResponseError;
 
 /// The Kafka error for `e`, as a request on `context` (what the request was about) sees it.
@@ -30,6 +31,12 @@ pub fn code(e: &BrokerError) -> ResponseError {
         }
         BrokerError::OffsetOutOfRange { .. } => K::OffsetOutOfRange,
         BrokerError::FailedPrecondition(_) => K::PolicyViolation,
+        BrokerError::Producer { check, .. } => match check {
+            Check::OutOfOrder { .. } => K::OutOfOrderSequenceNumber,
+            Check::Fenced { .. } => K::InvalidProducerEpoch,
+            Check::UnknownProducer => K::UnknownProducerId,
+            _ => K::InvalidRecord,
+        },
         BrokerError::PluginNotFound(_)
         | BrokerError::PluginExists(_)
         | BrokerError::InvalidPlugin(_)

@@ -84,8 +84,41 @@ pub(crate) fn respond_spliced<R: Encodable + HeaderVersion>(
         .map_err(|e| Fatal(format!("cannot encode the response: {e}")))
 }
 
-/// Runs one decoded request (not a SASL one: the connection handles those in order).
-pub(crate) async fn dispatch(
+/// A request in progress: resolves to its answer (`None`: no answer, for `acks=0`).
+pub(crate) type Pending =
+    std::pin::Pin<Box<dyn Future<Output = Result<Option<Frame>, Fatal>> + Send>>;
+
+/// Starts one decoded request (not a SASL one: the connection handles those itself). What
+/// must happen in request order is done before this returns — a produce's appends — and the
+/// rest (waiting for durability, long polls, administration) is the returned future, which
+/// the connection runs alongside later requests.
+pub(crate) async fn start(
+    ctx: &std::sync::Arc<Ctx>,
+    principal: &Principal,
+    header: RequestHeader,
+    key: ApiKey,
+    req: RequestKind,
+) -> Pending {
+    let v = header.request_api_version;
+    match req {
+        RequestKind::Produce(r) => {
+            let appended = produce::append(ctx, v, r).await;
+            Box::pin(async move {
+                match produce::finish(appended).await {
+                    Some(resp) => respond(&header, v, &resp),
+                    None => Ok(None),
+                }
+            })
+        }
+        other => {
+            let (ctx, principal) = (ctx.clone(), principal.clone());
+            Box::pin(async move { dispatch(&ctx, &principal, header, key, other).await })
+        }
+    }
+}
+
+/// Runs one decoded request that has no ordered part.
+async fn dispatch(
     ctx: &std::sync::Arc<Ctx>,
     principal: &Principal,
     header: RequestHeader,
@@ -96,10 +129,6 @@ pub(crate) async fn dispatch(
     match req {
         RequestKind::ApiVersions(r) => respond(&header, v, &api_versions::handle(ctx, v, r)),
         RequestKind::Metadata(r) => respond(&header, v, &metadata::handle(ctx, v, r)),
-        RequestKind::Produce(r) => match produce::handle(ctx, v, r).await {
-            Some(resp) => respond(&header, v, &resp),
-            None => Ok(None),
-        },
         RequestKind::Fetch(r) => {
             let (resp, splices) = fetch::handle(ctx, v, r).await;
             respond_spliced(&header, v, &resp, splices)

@@ -24,15 +24,31 @@ struct Partition {
     pending: Option<PendingSync>,
 }
 
-pub(super) async fn handle(
-    ctx: &Arc<Ctx>,
-    _version: i16,
-    req: ProduceRequest,
-) -> Option<ProduceResponse> {
+/// A produce whose batches are appended (visible to readers) but not yet known durable.
+pub(super) struct Appended {
+    acks: i16,
+    names: Vec<kafka_protocol::messages::TopicName>,
+    broker: Broker,
+    partitions: Vec<(String, Partition)>,
+    refused: Option<ProduceResponse>,
+}
+
+/// Appends the request's batches. Runs before the connection reads its next request, so a
+/// connection's produces are appended in request order (as Kafka, which runs one request of
+/// a connection at a time); the wait for durability ([`finish`]) overlaps the next ones.
+pub(super) async fn append(ctx: &Arc<Ctx>, _version: i16, req: ProduceRequest) -> Appended {
     let acks = req.acks;
     let names: Vec<_> = req.topic_data.iter().map(|t| t.name.clone()).collect();
+    let mut appended = Appended {
+        acks,
+        names,
+        broker: ctx.broker.clone(),
+        partitions: Vec::new(),
+        refused: None,
+    };
     if !matches!(acks, -1..=1) {
-        return Some(refuse_all(req, ResponseError::InvalidRequiredAcks));
+        appended.refused = Some(refuse_all(req, ResponseError::InvalidRequiredAcks));
+        return appended;
     }
     let max = ctx.config.max_decompressed_batch_bytes;
     let mut work = Vec::new();
@@ -47,10 +63,7 @@ pub(super) async fn handle(
                     continue;
                 }
                 None => {
-                    let e = (
-                        ResponseError::InvalidRecord,
-                        "the records field is null".into(),
-                    );
+                    let e = (ResponseError::InvalidRecord, "the records field is null".into());
                     work.push((ti, name.clone(), p.index, Err(e)));
                     continue;
                 }
@@ -66,25 +79,34 @@ pub(super) async fn handle(
                 .is_ok_and(|c| !c.produce_may_block())
         });
     let broker = ctx.broker.clone();
-    let append = move || append_all(&broker, work);
-    let partitions = if inline {
-        append()
+    let run = move || append_all(&broker, work);
+    appended.partitions = if inline {
+        run()
     } else {
-        match blocking(append).await {
+        match blocking(run).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "produce task failed");
-                return Some(ProduceResponse::default());
+                Vec::new()
             }
         }
     };
-    if acks == 0 {
-        // No answer; the appends are done. Durability per flush.policy still happens
-        // (the flusher, or the fsync below not being waited for).
+    appended
+}
+
+/// Waits until the appended batches are as durable as their topics' `flush.policy`
+/// promises and builds the answer; `None` for `acks=0`, which gets no answer.
+pub(super) async fn finish(appended: Appended) -> Option<ProduceResponse> {
+    if let Some(refused) = appended.refused {
+        return Some(refused);
+    }
+    if appended.acks == 0 {
+        // No answer; durability per flush.policy still happens (the flusher, or the fsync
+        // nobody waits for).
         return None;
     }
-    let partitions = wait_durable(partitions).await;
-    Some(answer(&ctx.broker, names, partitions))
+    let partitions = wait_durable(appended.partitions).await;
+    Some(answer(&appended.broker, appended.names, partitions))
 }
 
 fn append_all(
