@@ -23,6 +23,7 @@ use crate::plugins::{self, PluginDescription, Plugins};
 use crate::produce::{
     self, BatchesAppend, EncodedBatch, PendingSync, ProduceRecord, ProduceResult,
 };
+use crate::producer_ids::ProducerIds;
 use crate::topics::topic::Topic;
 use crate::topics::{self, TopicDescription, TopicSummary, Topics};
 use distlog_plugin_host::{PluginHost, PluginKind};
@@ -53,6 +54,8 @@ struct Inner {
     threads: Arc<LogThreads>,
     topics: Topics,
     groups: Groups,
+    /// Producer ids for idempotent producers.
+    producer_ids: ProducerIds,
     /// `None` when plugins are disabled.
     plugins: Option<Plugins>,
     maintenance: Maintenance,
@@ -77,6 +80,7 @@ impl Broker {
             LogThreads::start().map_err(|e| BrokerError::io("start", "storage threads", e))?;
         let topics = Topics::open(&config, threads.clone())?;
         let groups = Groups::open(GroupStore::open(&threads, root, &config)?);
+        let producer_ids = ProducerIds::open(&threads, root, &config)?;
         let plugins = if config.plugins.enabled {
             Some(Plugins::open(&config.plugins, root)?)
         } else {
@@ -89,6 +93,7 @@ impl Broker {
                 threads,
                 topics,
                 groups,
+                producer_ids,
                 plugins,
                 maintenance: Maintenance::default(),
             }),
@@ -433,9 +438,21 @@ impl Broker {
         if let Err(e) = self.inner.groups.close() {
             first.get_or_insert(e);
         }
+        if let Err(e) = self.inner.producer_ids.close() {
+            first.get_or_insert(e);
+        }
         self.inner.threads.shutdown();
         tracing::info!("broker closed");
         first.map_or(Ok(()), Err)
+    }
+
+    /// A producer id never handed out before, for an idempotent producer (Kafka's
+    /// InitProducerId without a transactional id); its epoch starts at 0. Ids survive restarts:
+    /// a block of them is made durable before any is handed out.
+    /// Cost: none, except one fsync per thousand ids.
+    pub fn new_producer_id(&self) -> Result<i64, BrokerError> {
+        self.check_open()?;
+        self.inner.producer_ids.next()
     }
 
     fn plugins(&self) -> Result<&Plugins, BrokerError> {
@@ -501,6 +518,52 @@ impl Broker {
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.inner.config.data_dir.clone()
+    }
+
+    /// Grows a topic to `new_count` partitions; with `validate_only`, only checks that it
+    /// could. The count only grows (`InvalidArgument` otherwise) and stays within
+    /// `max_partitions` (`InvalidPartitionCount`). The new partitions are durable before the
+    /// topic's metadata names them, and the metadata is replaced atomically, so a crash leaves
+    /// the old count or the new one. Produces and fetches in flight keep working; records
+    /// routed by key afterwards use `murmur2(key) % new_count` (as in Kafka, a key's partition
+    /// changes). Cost: a few fsyncs and one log creation per new partition.
+    pub fn add_partitions(
+        &self,
+        topic: &str,
+        new_count: u32,
+        validate_only: bool,
+    ) -> Result<TopicSummary, BrokerError> {
+        self.check_open()?;
+        self.inner
+            .topics
+            .add_partitions(topic, new_count, validate_only)
+    }
+
+    /// A topic's own configuration entries, without the defaults they override (the
+    /// effective configuration is [`topic_config`](Self::topic_config)). Cost: a read lock.
+    pub fn topic_overrides(&self, topic: &str) -> Result<BTreeMap<String, String>, BrokerError> {
+        self.check_open()?;
+        self.inner.topics.overrides(topic)
+    }
+
+    /// Durably forgets every offset a consumer group committed (one batch of tombstones on
+    /// the offsets log, one fsync). Returns how many were removed; `GroupNotFound` when the
+    /// group has none.
+    pub fn delete_group(&self, group: &str) -> Result<usize, BrokerError> {
+        self.check_open()?;
+        self.inner.groups.delete_group(group)
+    }
+
+    /// Durably forgets a consumer group's offsets for `partitions` (`(topic, partition)`;
+    /// ones without a commit are skipped): one batch of tombstones, one fsync. Returns how
+    /// many were removed; `GroupNotFound` when the group has no offsets at all.
+    pub fn delete_group_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, u32)],
+    ) -> Result<usize, BrokerError> {
+        self.check_open()?;
+        self.inner.groups.delete_offsets(group, partitions)
     }
 }
 

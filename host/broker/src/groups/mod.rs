@@ -92,6 +92,22 @@ impl Groups {
         self.store.groups()
     }
 
+    /// Forgets every offset of `group` durably (see `Broker::delete_group`).
+    pub(crate) fn delete_group(&self, group: &str) -> Result<usize, BrokerError> {
+        validate_group_name(group)?;
+        self.store.delete_group(group)
+    }
+
+    /// Forgets some of `group`'s offsets durably (see `Broker::delete_group_offsets`).
+    pub(crate) fn delete_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, u32)],
+    ) -> Result<usize, BrokerError> {
+        validate_group_name(group)?;
+        self.store.delete_offsets(group, partitions)
+    }
+
     /// Forgets a deleted topic's offsets; a failure is logged (the topic is gone either way).
     pub(crate) fn forget_topic(&self, topic: &str) {
         if let Err(e) = self.store.forget_topic(topic) {

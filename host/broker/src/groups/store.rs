@@ -400,6 +400,61 @@ impl GroupStore {
         Ok(tombstones.len())
     }
 
+    /// Forgets every offset `group` committed: one batch of tombstones, synced, before the
+    /// map changes. Returns how many offsets were removed; `GroupNotFound` when the group has
+    /// none.
+    pub fn delete_group(&self, group: &str) -> Result<usize, BrokerError> {
+        let _append = self.append.lock();
+        let tombstones: Vec<(Vec<u8>, Option<Vec<u8>>)> = {
+            let groups = self.groups.read();
+            let entries = groups
+                .get(group)
+                .ok_or_else(|| BrokerError::GroupNotFound(group.to_owned()))?;
+            entries
+                .keys()
+                .map(|(t, p)| (encode_key(group, t, *p), None))
+                .collect()
+        };
+        self.tombstone(&tombstones)
+    }
+
+    /// Forgets the offsets `group` committed for `partitions` (those it has none for are
+    /// skipped): one batch of tombstones, synced. Returns how many offsets were removed;
+    /// `GroupNotFound` when the group has none at all. A group left with none is forgotten.
+    pub fn delete_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, u32)],
+    ) -> Result<usize, BrokerError> {
+        let _append = self.append.lock();
+        let tombstones: Vec<(Vec<u8>, Option<Vec<u8>>)> = {
+            let groups = self.groups.read();
+            let entries = groups
+                .get(group)
+                .ok_or_else(|| BrokerError::GroupNotFound(group.to_owned()))?;
+            let mut keys: Vec<&(String, u32)> = partitions
+                .iter()
+                .filter(|k| entries.contains_key(*k))
+                .collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter()
+                .map(|(t, p)| (encode_key(group, t, *p), None))
+                .collect()
+        };
+        self.tombstone(&tombstones)
+    }
+
+    /// Appends `tombstones` (synced) and applies them to the map. The caller holds `append`.
+    fn tombstone(&self, tombstones: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<usize, BrokerError> {
+        self.append_synced(tombstones, crate::now_ms())?;
+        let mut groups = self.groups.write();
+        for (k, _) in tombstones {
+            apply(&mut groups, k, None);
+        }
+        Ok(tombstones.len())
+    }
+
     /// Runs one compaction pass on the offsets log when it is worth it (or always, with
     /// `force`), keeping the latest record per key; tombstones go after
     /// `delete.retention.ms`. Cost: storage's bounded pass, no plugin call.

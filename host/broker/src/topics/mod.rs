@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use topic::{META_FILE, Partition, Topic, TopicMeta, sync_dir};
+use topic::{META_FILE, Partition, Topic, TopicMeta, in_parallel, sync_dir};
 
 /// A topic in a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,6 +288,10 @@ impl Topics {
             TopicConfig::check_resettable(key)?;
         }
         let _admin = self.admin.lock();
+        // The registry's topic now: partitions may have been added (a new `Topic` swapped in)
+        // or the topic deleted since the caller looked it up.
+        let current = self.get(&topic.name)?;
+        let topic = &*current;
         let mut overrides = topic.overrides.read().clone();
         for key in &reset {
             overrides.remove(key);
@@ -322,6 +326,97 @@ impl Topics {
         *topic.config.write() = Arc::new(new_config);
         tracing::info!(topic = %topic.name, "altered topic configuration");
         Ok(entries)
+    }
+
+    /// Grows a topic to `new_count` partitions (see `Broker::add_partitions`).
+    ///
+    /// Crash safety: the new partition directories are created (empty: an empty directory is
+    /// an empty partition) and made durable first, then `topic.json` is replaced atomically
+    /// with the new count; only then are the new logs opened and the grown `Topic` swapped
+    /// into the registry. A crash before the replacement leaves the old count and stray empty
+    /// directories, which the next growth reuses; after it, the next open opens every
+    /// partition. Produces and fetches holding the previous `Topic` keep working: the grown
+    /// one shares its partitions.
+    /// Cost: a few directory creations and fsyncs, one log creation per new partition.
+    pub(crate) fn add_partitions(
+        &self,
+        name: &str,
+        new_count: u32,
+        validate_only: bool,
+    ) -> Result<TopicSummary, BrokerError> {
+        validate_topic_name(name)?;
+        let _admin = self.admin.lock();
+        let topic = self.get(name)?;
+        let old_count = topic.partition_count();
+        if new_count <= old_count {
+            return Err(BrokerError::InvalidArgument(format!(
+                "topic {name:?} has {old_count} partitions: a partition count can only grow \
+                 (asked for {new_count})"
+            )));
+        }
+        if new_count > self.config.max_partitions {
+            return Err(BrokerError::InvalidPartitionCount {
+                count: new_count,
+                max: self.config.max_partitions,
+            });
+        }
+        let summary = TopicSummary {
+            name: name.to_owned(),
+            partitions: new_count,
+        };
+        if validate_only {
+            return Ok(summary);
+        }
+        for p in old_count..new_count {
+            let d = topic.dir.join(p.to_string());
+            // A directory beyond the count is what a growth that crashed before replacing
+            // topic.json left: nothing in it was ever acknowledged.
+            if d.exists() {
+                std::fs::remove_dir_all(&d).map_err(|e| BrokerError::io("remove", &d, e))?;
+            }
+            std::fs::create_dir(&d).map_err(|e| BrokerError::io("create", &d, e))?;
+        }
+        sync_dir(&topic.dir).map_err(|e| BrokerError::io("sync", &topic.dir, e))?;
+        let overrides = topic.overrides.read().clone();
+        TopicMeta::new(name, new_count, topic.created_at_ms, overrides.clone())
+            .write(&topic.dir)?;
+        let log_config = topic.config().log_config(&self.config);
+        let opened = in_parallel(new_count - old_count, |i| {
+            let p = old_count + i;
+            Partition::open(
+                &self.threads,
+                p,
+                topic.dir.join(p.to_string()),
+                log_config.clone(),
+            )
+            .map(Arc::new)
+        });
+        let added = match opened {
+            Ok(added) => added,
+            Err(e) => {
+                // Nothing was written to the new partitions: go back to the old count.
+                let restored = TopicMeta::new(name, old_count, topic.created_at_ms, overrides)
+                    .write(&topic.dir);
+                if let Err(re) = restored {
+                    tracing::error!(topic = name, error = %re, "restoring topic.json after a failed growth failed; the next open opens the new partitions");
+                }
+                return Err(e);
+            }
+        };
+        let grown = Arc::new(topic.grown(added));
+        self.map.write().insert(name.to_owned(), grown);
+        tracing::info!(
+            topic = name,
+            from = old_count,
+            to = new_count,
+            "added partitions"
+        );
+        Ok(summary)
+    }
+
+    /// A topic's own configuration entries (not the defaults they override).
+    pub(crate) fn overrides(&self, name: &str) -> Result<BTreeMap<String, String>, BrokerError> {
+        Ok(self.get(name)?.overrides.read().clone())
     }
 
     /// Closes every topic's logs and wakes their waiters, reporting the first failure.

@@ -170,7 +170,10 @@ pub(crate) struct Topic {
     pub overrides: RwLock<BTreeMap<String, String>>,
     /// The effective configuration.
     pub config: RwLock<Arc<TopicConfig>>,
-    pub partitions: Vec<Partition>,
+    /// Shared with the topic this one replaced when partitions were added
+    /// (`Topics::add_partitions`): a produce or fetch holding the previous `Topic` keeps
+    /// working on the same logs.
+    pub partitions: Vec<Arc<Partition>>,
     /// Round-robin cursor for records without key or partition.
     pub next_unkeyed: AtomicU32,
 }
@@ -187,7 +190,7 @@ impl Topic {
         let config = TopicConfig::resolve(defaults, &meta.config)?;
         let log_config = config.log_config(broker);
         let partitions = in_parallel(meta.partitions, |p| {
-            Partition::open(threads, p, dir.join(p.to_string()), log_config.clone())
+            Partition::open(threads, p, dir.join(p.to_string()), log_config.clone()).map(Arc::new)
         })?;
         Ok(Self {
             name: meta.name,
@@ -200,9 +203,26 @@ impl Topic {
         })
     }
 
+    /// This topic with `added` appended to its partitions: the same logs, configuration and
+    /// round-robin position, for the registry to swap in after partitions were added.
+    pub(crate) fn grown(&self, added: Vec<Arc<Partition>>) -> Self {
+        Self {
+            name: self.name.clone(),
+            dir: self.dir.clone(),
+            created_at_ms: self.created_at_ms,
+            overrides: RwLock::new(self.overrides.read().clone()),
+            config: RwLock::new(self.config()),
+            partitions: self.partitions.iter().cloned().chain(added).collect(),
+            next_unkeyed: AtomicU32::new(
+                self.next_unkeyed.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+        }
+    }
+
     pub(crate) fn partition(&self, index: u32) -> Result<&Partition, BrokerError> {
         self.partitions
             .get(index as usize)
+            .map(Arc::as_ref)
             .ok_or_else(|| BrokerError::PartitionNotFound {
                 topic: self.name.clone(),
                 partition: index,
