@@ -1,12 +1,13 @@
 //! One handler per Kafka API, over the broker. The dispatcher decodes nothing itself: it
 //! receives a decoded request and returns the encoded answer (or none, for `acks=0`).
 //!
-//! The data path (Produce, Fetch, ListOffsets, Metadata, ApiVersions) is here; topic,
+//! The data path (Produce, Fetch, ListOffsets, Metadata, ApiVersions, InitProducerId) is here; topic,
 //! configuration, group and cluster administration are in [`admin`].
 
 pub(crate) mod admin;
 mod api_versions;
 mod fetch;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod produce;

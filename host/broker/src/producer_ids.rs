@@ -1,0 +1,140 @@
+//! Producer ids for idempotent producers (what Kafka's InitProducerId hands out).
+//!
+//! Ids are handed out from blocks of [`BLOCK`]. Before the first id of a block is handed out,
+//! the block's end is appended to the internal compacted log
+//! `<data_dir>/internal/__producer_ids/` and synced; at open the broker continues after the
+//! last end recorded. A crash therefore skips at most the rest of a block and never hands out
+//! an id twice, which is what a producer id must guarantee: two producers with one id would
+//! fence each other's sequences. Coordinator state persists only through storage.
+//!
+//! Invariant: every id returned is below a block end that is durable on the log.
+
+use crate::BrokerError;
+use crate::config::{BrokerConfig, TopicConfig};
+use crate::error::{append_error, read_error};
+use distlog_storage::batch::{BatchBuilder, Record, RecordIter};
+use distlog_storage::{Log, LogThreads};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The internal log's name.
+pub const PRODUCER_IDS_LOG: &str = "__producer_ids";
+/// Ids per persisted block.
+pub const BLOCK: i64 = 1000;
+const KEY: &[u8] = b"block-end";
+
+/// The allocator.
+#[derive(Debug)]
+pub(crate) struct ProducerIds {
+    log: Arc<Log>,
+    /// `(next id, end of the durable block)`.
+    state: Mutex<(i64, i64)>,
+}
+
+impl ProducerIds {
+    pub(crate) fn dir(data_dir: &Path) -> PathBuf {
+        data_dir.join("internal").join(PRODUCER_IDS_LOG)
+    }
+
+    /// Opens (creating if needed) the log and continues after the last block it records.
+    /// Cost: one read of the log's last batch.
+    pub(crate) fn open(
+        threads: &Arc<LogThreads>,
+        data_dir: &Path,
+        broker: &BrokerConfig,
+    ) -> Result<Self, BrokerError> {
+        let dir = Self::dir(data_dir);
+        std::fs::create_dir_all(&dir).map_err(|e| BrokerError::io("create", &dir, e))?;
+        let entries: BTreeMap<String, String> = [
+            ("cleanup.policy", "compact"),
+            ("flush.policy", "batch"),
+            ("segment.bytes", "1048576"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let config = TopicConfig::resolve(&BTreeMap::new(), &entries)?;
+        let log = crate::topics::topic::open_log(threads, &dir, config.log_config(broker))?;
+        let end = last_end(&log)?;
+        Ok(Self {
+            log,
+            state: Mutex::new((end, end)),
+        })
+    }
+
+    /// A producer id never handed out before (by this broker, across restarts).
+    /// Cost: none, except once per [`BLOCK`] ids one append and one fsync.
+    pub(crate) fn next(&self) -> Result<i64, BrokerError> {
+        let mut state = self.state.lock();
+        if state.0 >= state.1 {
+            let end = state.1.checked_add(BLOCK).ok_or_else(|| {
+                BrokerError::FailedPrecondition("producer ids are exhausted".into())
+            })?;
+            let mut builder = BatchBuilder::new();
+            builder
+                .push(&Record {
+                    timestamp: crate::now_ms(),
+                    key: Some(KEY.to_vec()),
+                    value: Some(end.to_le_bytes().to_vec()),
+                    headers: Vec::new(),
+                })
+                .map_err(|e| BrokerError::InvalidArgument(e.to_string()))?;
+            let mut batch = builder
+                .finish()
+                .map_err(|e| BrokerError::InvalidArgument(e.to_string()))?;
+            self.log
+                .append(&mut batch)
+                .map_err(|e| append_error(PRODUCER_IDS_LOG, 0, e))?;
+            state.1 = end;
+        }
+        let id = state.0;
+        state.0 += 1;
+        Ok(id)
+    }
+
+    /// Closes the log (at broker close): every block end is already synced.
+    pub(crate) fn close(&self) -> Result<(), BrokerError> {
+        self.log.close().map_err(|e| BrokerError::Storage {
+            topic: PRODUCER_IDS_LOG.to_owned(),
+            partition: 0,
+            message: e.to_string(),
+        })
+    }
+}
+
+/// The end of the last block recorded (0 for an empty log).
+fn last_end(log: &Log) -> Result<i64, BrokerError> {
+    let corrupt = |message: String| BrokerError::Corrupt {
+        topic: PRODUCER_IDS_LOG.to_owned(),
+        partition: 0,
+        message,
+    };
+    let mut end = 0i64;
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let fetched = log
+            .read(offset, 1 << 20)
+            .map_err(|e| read_error(PRODUCER_IDS_LOG, 0, e))?;
+        if fetched.batch_count == 0 {
+            break;
+        }
+        for view in fetched.batches() {
+            let records = RecordIter::new(view.payload(), view.header())
+                .map_err(|e| corrupt(e.to_string()))?;
+            for r in records {
+                let r = r.map_err(|e| corrupt(e.to_string()))?;
+                let Some(v) = r.value().and_then(|v| <[u8; 8]>::try_from(v).ok()) else {
+                    return Err(corrupt(format!(
+                        "record at offset {} is not a block end",
+                        r.offset()
+                    )));
+                };
+                end = end.max(i64::from_le_bytes(v));
+            }
+        }
+        offset = fetched.next_offset;
+    }
+    Ok(end)
+}
