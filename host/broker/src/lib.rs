@@ -32,6 +32,7 @@ pub mod names;
 pub mod partitioner;
 pub mod plugins;
 mod produce;
+mod producer_ids;
 mod topics;
 
 pub use broker::Broker;

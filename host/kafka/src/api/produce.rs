@@ -63,7 +63,10 @@ pub(super) async fn append(ctx: &Arc<Ctx>, _version: i16, req: ProduceRequest) -
                     continue;
                 }
                 None => {
-                    let e = (ResponseError::InvalidRecord, "the records field is null".into());
+                    let e = (
+                        ResponseError::InvalidRecord,
+                        "the records field is null".into(),
+                    );
                     work.push((ti, name.clone(), p.index, Err(e)));
                     continue;
                 }
