@@ -20,7 +20,11 @@ pub(super) async fn handle(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if req.transactional_id.is_some() {
+    if req
+        .transactional_id
+        .as_ref()
+        .is_some_and(|t| !t.0.is_empty())
+    {
         // Not retriable: the client reports that the broker does not support transactions.
         return refuse(ResponseError::UnsupportedVersion);
     }

@@ -119,7 +119,7 @@ pub(crate) async fn start(
 }
 
 /// Runs one decoded request that has no ordered part.
-async fn dispatch(
+pub(crate) async fn dispatch(
     ctx: &std::sync::Arc<Ctx>,
     principal: &Principal,
     header: RequestHeader,
@@ -133,6 +133,9 @@ async fn dispatch(
         RequestKind::Fetch(r) => {
             let (resp, splices) = fetch::handle(ctx, v, r).await;
             respond_spliced(&header, v, &resp, splices)
+        }
+        RequestKind::InitProducerId(r) => {
+            respond(&header, v, &init_producer_id::handle(ctx, v, r).await)
         }
         RequestKind::ListOffsets(r) => respond(&header, v, &list_offsets::handle(ctx, v, r).await),
         other => admin::dispatch(ctx, principal, &header, key, other).await,
