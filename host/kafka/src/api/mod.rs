@@ -9,6 +9,7 @@ mod api_versions;
 mod fetch;
 mod init_producer_id;
 mod list_offsets;
+pub(crate) mod membership;
 mod metadata;
 mod produce;
 

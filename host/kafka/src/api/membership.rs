@@ -1,0 +1,2 @@
+//! Consumer-group membership (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) over the
+//! coordinator state machine.
