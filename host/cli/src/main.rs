@@ -29,7 +29,13 @@ use logging::LogFormat;
 #[command(
     name = "distlog",
     version,
-    about = "DistributedLog: a commit-log broker with WebAssembly policy plugins"
+    about = "DistributedLog: a commit-log broker with WebAssembly policy plugins",
+    after_help = "The subcommands talk gRPC to --broker (default 127.0.0.1:9093). Kafka clients and \
+tools use the broker's Kafka listener (default 127.0.0.1:9092), for example:\n  \
+kcat -b 127.0.0.1:9092 -L\n  \
+printf 'k:v\\n' | kcat -b 127.0.0.1:9092 -P -t events -K:\n  \
+kcat -b 127.0.0.1:9092 -C -t events -o beginning -e\n\
+librdkafka and Java clients need only bootstrap.servers=127.0.0.1:9092 (docs/KAFKA.md)."
 )]
 struct Cli {
     #[command(subcommand)]
