@@ -36,6 +36,10 @@ pub struct KafkaConfig {
     pub max_in_flight_per_connection: usize,
     /// Largest fetch response, in bytes; a larger `max_bytes` is lowered to it.
     pub max_fetch_bytes: usize,
+    /// Fetch response bytes all connections together may hold unwritten (read from the log,
+    /// not yet taken by the client); a fetch waits for room before it reads, so clients that
+    /// do not read their answers hold at most this much.
+    pub max_response_bytes_in_flight: usize,
     /// Longest a fetch waits for `min_bytes`, in milliseconds.
     pub max_wait_ms: u64,
     /// Largest decompressed size of one produced batch, in bytes (gzip, snappy, lz4 and
@@ -60,6 +64,7 @@ impl Default for KafkaConfig {
             max_connections: 10_000,
             max_in_flight_per_connection: 16,
             max_fetch_bytes: 50 << 20,
+            max_response_bytes_in_flight: 512 << 20,
             max_wait_ms: 30_000,
             max_decompressed_batch_bytes: 64 << 20,
             idle_timeout_ms: 600_000,

@@ -416,6 +416,8 @@ async fn write<W: AsyncWrite + Unpin>(
     frame: Frame,
     timeout: Option<Duration>,
 ) -> Result<(), String> {
+    // The frame's memory budget share is released once it is written (or given up).
+    let _permit = frame.permit;
     let writing = write_chunks(wr, frame.chunks);
     let result = match timeout {
         Some(t) => tokio::time::timeout(t, writing)

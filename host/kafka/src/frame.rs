@@ -33,6 +33,8 @@ pub struct Splices {
     /// `(offset in ZEROS, chunks)`, in increasing offset order.
     slots: Vec<(usize, Vec<Bytes>)>,
     used: usize,
+    /// The share of the response memory budget the chunks hold, released with the frame.
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Splices {
@@ -44,6 +46,11 @@ impl Splices {
     /// Whether nothing was spliced.
     pub fn is_empty(&self) -> bool {
         self.used == 0
+    }
+
+    /// Keeps `permit` (the chunks' share of a memory budget) until the frame is written.
+    pub fn hold(&mut self, permit: tokio::sync::OwnedSemaphorePermit) {
+        self.permit = Some(permit);
     }
 
     /// Room left for more record bytes.
@@ -162,10 +169,13 @@ impl ByteBufMut for SpliceBuf {
 }
 
 /// One response on the wire: the 4-byte size prefix and the rest, as chunks.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Frame {
     /// The chunks, size prefix first.
     pub chunks: Vec<Bytes>,
+    /// The memory budget share of the spliced chunks, released when the frame is dropped
+    /// (after it was written).
+    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Frame {
@@ -197,6 +207,8 @@ impl Frame {
         splices: Splices,
     ) -> anyhow::Result<Self> {
         let header = ResponseHeader::default().with_correlation_id(correlation_id);
+        let mut splices = splices;
+        let permit = splices.permit.take();
         let mut buf = SpliceBuf::new(splices);
         buf.put_i32(0); // size, patched below
         header.encode(&mut buf, R::header_version(version))?;
@@ -214,7 +226,7 @@ impl Frame {
         let mut patched = BytesMut::from(&first[..]);
         patched[..4].copy_from_slice(&size.to_be_bytes());
         *first = patched.freeze();
-        Ok(Self { chunks })
+        Ok(Self { chunks, permit })
     }
 }
 

@@ -53,6 +53,12 @@ where
         cluster_id: crate::api::s(format!("distlog-{}", config.node_id)),
         sasl,
         admin_required: admin.is_some(),
+        responses: Arc::new(Semaphore::new(
+            config
+                .max_response_bytes_in_flight
+                .max(config.max_fetch_bytes)
+                .max(1),
+        )),
         config,
     });
     let slots = Arc::new(Semaphore::new(ctx.config.max_connections.max(1)));

@@ -84,6 +84,16 @@ pub(super) async fn handle(
                 ctx.broker.watch_end(&w.name, p).ok()
             })
             .collect();
+        // Room for the answer before reading it; given back while long-polling, shrunk to what
+        // was read when answering.
+        let Ok(mut permit) = ctx
+            .responses
+            .clone()
+            .acquire_many_owned(u32::try_from(budget).unwrap_or(u32::MAX))
+            .await
+        else {
+            return (FetchResponse::default(), Splices::default());
+        };
         let broker = ctx.broker.clone();
         let reading = wants.clone();
         let got = match blocking(move || read_all(&broker, &reading, budget)).await {
@@ -106,20 +116,49 @@ pub(super) async fn handle(
             .sum();
         let failed = got.iter().any(|g| matches!(g, Got::Failed(..)));
         if bytes >= min_bytes || failed || ends.is_empty() || Instant::now() >= deadline {
-            return answer(names, &wants, got);
+            return held(answer(names, &wants, got), &mut permit, bytes);
         }
+        drop(permit);
         let changed =
             futures_util::future::select_all(ends.iter_mut().map(|r| Box::pin(r.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             // Deadline: answer with what there is (one more read: it may have arrived).
+            let Ok(mut permit) = ctx
+                .responses
+                .clone()
+                .acquire_many_owned(u32::try_from(budget).unwrap_or(u32::MAX))
+                .await
+            else {
+                return (FetchResponse::default(), Splices::default());
+            };
             let broker = ctx.broker.clone();
             let reading = wants.clone();
             let got = blocking(move || read_all(&broker, &reading, budget))
                 .await
                 .unwrap_or_default();
-            return answer(names, &wants, got);
+            let bytes = got
+                .iter()
+                .map(|g| match g {
+                    Got::Read(r) => r.batches.iter().map(|b| b.records.len()).sum(),
+                    _ => 0,
+                })
+                .sum();
+            return held(answer(names, &wants, got), &mut permit, bytes);
         }
     }
+}
+
+/// The answer holding `bytes` of `permit` (the rest goes back to the budget at once).
+fn held(
+    (resp, mut splices): (FetchResponse, Splices),
+    permit: &mut tokio::sync::OwnedSemaphorePermit,
+    bytes: usize,
+) -> (FetchResponse, Splices) {
+    let keep = bytes.min(permit.num_permits());
+    if let Some(p) = permit.split(keep) {
+        splices.hold(p);
+    }
+    (resp, splices)
 }
 
 fn read_all(broker: &Broker, wants: &[Want], budget: usize) -> Vec<Got> {

@@ -35,6 +35,9 @@ pub(crate) struct Ctx {
     pub sasl: Sasl,
     /// Whether admin requests need an admin session (an admin token is configured).
     pub admin_required: bool,
+    /// Fetch response bytes read and not yet written, over all connections
+    /// (`kafka.max_response_bytes_in_flight`).
+    pub responses: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// A broker's address as clients are told it.
