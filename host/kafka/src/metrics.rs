@@ -29,6 +29,11 @@ pub fn protocol_error(reason: &'static str) {
     metrics::counter!("distlog_kafka_protocol_errors_total", "reason" => reason).increment(1);
 }
 
+/// A produced batch arrived compressed with `codec` (`none`, `gzip`, `snappy`, `lz4`, `zstd`).
+pub fn produced_batch(codec: &'static str) {
+    metrics::counter!("distlog_kafka_produce_batches_total", "compression" => codec).increment(1);
+}
+
 /// Record bytes a fetch served by reference, and bytes it had to decode first.
 pub fn fetched(spliced: usize, decoded: usize) {
     metrics::counter!("distlog_kafka_fetch_spliced_bytes_total").increment(spliced as u64);

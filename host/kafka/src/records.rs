@@ -143,6 +143,7 @@ pub fn to_encoded(
             .ok()
             .filter(|&n| n >= 1)
             .ok_or(RecordsError::Invalid("recordsCount must be at least 1"))?;
+        crate::metrics::produced_batch(compression::name(codec));
         let section = records.slice(at + HEADER_LEN..at + total);
         let section = if codec == 0 {
             section

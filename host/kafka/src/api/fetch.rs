@@ -52,9 +52,7 @@ pub(super) async fn handle(
     }
     let budget = usize::try_from(req.max_bytes)
         .unwrap_or(0)
-        .min(ctx.config.max_fetch_bytes)
-        .min(MAX_SPLICED)
-        .max(1);
+        .clamp(1, ctx.config.max_fetch_bytes.clamp(1, MAX_SPLICED));
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
     let wait = Duration::from_millis(
         u64::try_from(req.max_wait_ms)

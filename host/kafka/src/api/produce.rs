@@ -112,15 +112,16 @@ pub(super) async fn finish(appended: Appended) -> Option<ProduceResponse> {
     Some(answer(&appended.broker, appended.names, partitions))
 }
 
-fn append_all(
-    broker: &Broker,
-    work: Vec<(
-        usize,
-        String,
-        i32,
-        Result<Vec<distlog_broker::EncodedBatch>, (ResponseError, String)>,
-    )>,
-) -> Vec<(String, Partition)> {
+/// One partition's share of a produce: `(topic index in the request, topic name, partition,
+/// its batches or why they were refused)`.
+type Work = (
+    usize,
+    String,
+    i32,
+    Result<Vec<distlog_broker::EncodedBatch>, (ResponseError, String)>,
+);
+
+fn append_all(broker: &Broker, work: Vec<Work>) -> Vec<(String, Partition)> {
     work.into_iter()
         .map(|(topic, name, index, batches)| {
             let (outcome, pending) = match batches {
