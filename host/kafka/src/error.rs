@@ -64,6 +64,11 @@ pub fn produce_code(e: &BrokerError) -> ResponseError {
     }
 }
 
+/// The message to send with `e`, where the response has an error message field.
+pub fn message(e: &BrokerError) -> kafka_protocol::protocol::StrBytes {
+    kafka_protocol::protocol::StrBytes::from_string(e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -183,6 +183,7 @@ pub(crate) mod testing {
             cluster_id: s("distlog-test"),
             sasl: Sasl::new(&[], None).expect("sasl"),
             admin_required,
+            responses: Arc::new(tokio::sync::Semaphore::new(1 << 30)),
         };
         TestCtx {
             ctx: Arc::new(ctx),
