@@ -13,8 +13,9 @@
 //!
 //! Closed for that client only, with a log line and `distlog_kafka_protocol_errors_total`:
 //! an unknown API key, a version no Kafka release defines, a header or body that does not
-//! decode, bytes after the body, a request before SASL authentication where it is
-//! required, idleness past `kafka.idle_timeout_ms`. Everything else is answered.
+//! decode, a request before SASL authentication where it is required, idleness past
+//! `kafka.idle_timeout_ms`. Everything else is answered (bytes after a body that decoded are
+//! ignored, as Kafka ignores them).
 
 use crate::api::{self, Ctx, Fatal, Principal};
 use crate::frame::Frame;
@@ -46,6 +47,9 @@ struct Incoming {
 struct Session {
     principal: Principal,
     exchange: Option<Exchange>,
+    /// After a SaslHandshake v0, the client sends its SASL tokens as bare size-prefixed
+    /// frames (no Kafka header) until the exchange ends.
+    raw_tokens: bool,
 }
 
 /// Serves one connection until the client leaves, breaks the protocol or `stop` fires.
@@ -67,6 +71,11 @@ pub(crate) async fn run<S>(
     };
     let reader = tokio::spawn(read_frames(rd, limits, memory, tx));
     let mut session = Session::default();
+    session.principal.host = format!(
+        "/{}",
+        peer.rsplit_once(':')
+            .map_or(peer.as_str(), |(ip, _)| ip.trim_matches(['[', ']']))
+    );
     let mut inflight = FuturesOrdered::new();
     let limit = ctx.config.max_in_flight_per_connection.max(1);
     let write_timeout = idle(&ctx);
@@ -89,6 +98,17 @@ pub(crate) async fn run<S>(
                     Ok(i) => i,
                     Err(e) => break Err(e),
                 };
+                if session.raw_tokens {
+                    let answered = raw_token(&ctx, &mut session, &incoming.body);
+                    let written = match answered {
+                        Ok(frame) => write(&mut wr, frame, write_timeout).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = written {
+                        break Err(e);
+                    }
+                    continue;
+                }
                 match decode(&ctx, &session, incoming.body) {
                     Err(Decoded::Close(reason, e)) => {
                         crate::metrics::protocol_error(reason);
@@ -240,13 +260,14 @@ fn decode(
         )
     })?;
     if body.has_remaining() {
-        return Err(close(
-            "trailing-bytes",
-            format!(
-                "{key:?} v{version}: {} bytes after the request body",
-                body.remaining()
-            ),
-        ));
+        // Kafka ignores bytes after the fields it knows (librdkafka 2.16's AdminClient sends
+        // Metadata v12 with 3 such bytes); so does this listener.
+        tracing::debug!(
+            api = ?key,
+            version,
+            bytes = body.remaining(),
+            "ignoring bytes after the request body"
+        );
     }
     if !versions::supported(key, version) {
         return Err(match crate::api::admin::unsupported(&header, key, &req) {
@@ -283,6 +304,7 @@ fn sasl(
                 match ctx.sasl.start(&mechanism) {
                     Some(x) => {
                         session.exchange = Some(x);
+                        session.raw_tokens = v == 0;
                         0
                     }
                     None => ResponseError::UnsupportedSaslMechanism.code(),
@@ -319,6 +341,7 @@ fn sasl(
                         session.principal = Principal {
                             user: Some(user),
                             admin,
+                            host: std::mem::take(&mut session.principal.host),
                         };
                         SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(response))
                     }
@@ -340,6 +363,45 @@ fn sasl(
         }
         _ => Err(Fatal("not a SASL request".into())),
     }
+}
+
+/// One bare SASL token after a SaslHandshake v0: the server's token goes back the same way.
+/// A failed exchange closes the connection (v0 has no way to say why).
+fn raw_token(ctx: &Ctx, session: &mut Session, token: &[u8]) -> Result<Frame, String> {
+    let Some(x) = session.exchange.as_mut() else {
+        return Err("a SASL token without an exchange".into());
+    };
+    let reply = match x.step(&ctx.sasl, token) {
+        Ok(Step::Continue(challenge)) => challenge,
+        Ok(Step::Done {
+            user,
+            admin,
+            response,
+        }) => {
+            session.exchange = None;
+            session.raw_tokens = false;
+            session.principal = Principal {
+                user: Some(user),
+                admin,
+                host: std::mem::take(&mut session.principal.host),
+            };
+            response
+        }
+        Err(e) => {
+            crate::metrics::error(
+                ApiKey::SaslAuthenticate,
+                ResponseError::SaslAuthenticationFailed.code(),
+            );
+            return Err(format!("SASL authentication failed: {e}"));
+        }
+    };
+    let mut frame = BytesMut::with_capacity(4 + reply.len());
+    frame.extend_from_slice(&u32::try_from(reply.len()).unwrap_or(u32::MAX).to_be_bytes());
+    frame.extend_from_slice(&reply);
+    Ok(Frame {
+        chunks: vec![frame.freeze()],
+        permit: None,
+    })
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -53,6 +53,9 @@ where
         cluster_id: crate::api::s(format!("distlog-{}", config.node_id)),
         sasl,
         admin_required: admin.is_some(),
+        groups: crate::api::membership::Membership::start(
+            distlog_coordinator::GroupConfig::default(),
+        ),
         responses: Arc::new(Semaphore::new(
             config
                 .max_response_bytes_in_flight

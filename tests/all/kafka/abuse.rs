@@ -345,14 +345,22 @@ fn malformed_frames_close_only_their_connection() -> Result<()> {
     w.write(&sized(&body))?;
     w.expect_closed()?;
     still_serves(&b, "abuse", "garbage after a header")?;
-    // And a valid body followed by trailing bytes.
+    // A valid body followed by bytes it does not define is answered, as Kafka answers it
+    // (librdkafka's AdminClient sends such a Metadata request), and the connection stays.
     let mut w = Wire::connect(addr)?;
     let mut frame = w.frame(12, &metadata_all())?;
     frame.extend_from_slice(b"trailing");
     let len = i32::try_from(frame.len() - 4)?;
     frame[..4].copy_from_slice(&len.to_be_bytes());
     w.write(&frame)?;
-    w.expect_closed()?;
+    let mut answer = w
+        .read_frame()?
+        .context("a request with trailing bytes was not answered")?;
+    let header = ResponseHeader::decode(&mut answer, MetadataResponse::header_version(12))?;
+    ensure!(header.correlation_id == w.correlation, "{header:?}");
+    let resp = MetadataResponse::decode(&mut answer, 12)?;
+    ensure!(resp.brokers.len() == 1, "{resp:?}");
+    w.call(12, &metadata_all())?;
     still_serves(&b, "abuse", "trailing bytes")?;
 
     // The broker logged why, and counted it.

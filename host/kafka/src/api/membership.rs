@@ -8,7 +8,6 @@
 //! the coordinator's events and its answers back; nothing else here knows group rules.
 
 // Until the dispatcher, `Ctx` and the group administration use it.
-#![allow(dead_code)]
 
 use distlog_coordinator::{
     Action, GroupConfig, GroupCoordinator, GroupError, Heartbeat, Join, Leaving, Protocol,
@@ -148,12 +147,16 @@ impl Core {
 #[derive(Debug)]
 pub(crate) struct Membership {
     inner: Arc<Inner>,
-    ticker: tokio::task::JoinHandle<()>,
+    /// `None` outside a tokio runtime (unit tests of other handlers): timeouts then only
+    /// advance when requests arrive.
+    ticker: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Membership {
     fn drop(&mut self) {
-        self.ticker.abort();
+        if let Some(t) = &self.ticker {
+            t.abort();
+        }
     }
 }
 
@@ -177,7 +180,7 @@ fn opt(s: &Option<StrBytes>) -> Option<String> {
 }
 
 impl Membership {
-    /// Starts the coordinator and its ticker task; must run inside a tokio runtime.
+    /// Starts the coordinator and, inside a tokio runtime, its ticker task.
     pub(crate) fn start(config: GroupConfig) -> Membership {
         let inner = Arc::new(Inner {
             core: Mutex::new(Core {
@@ -188,7 +191,9 @@ impl Membership {
             wake: Notify::new(),
             origin: Instant::now(),
         });
-        let ticker = tokio::spawn(tick(inner.clone()));
+        let ticker = tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|h| h.spawn(tick(inner.clone())));
         Membership { inner, ticker }
     }
 

@@ -38,6 +38,8 @@ pub(crate) struct Ctx {
     /// Fetch response bytes read and not yet written, over all connections
     /// (`kafka.max_response_bytes_in_flight`).
     pub responses: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Consumer-group membership (JoinGroup, SyncGroup, Heartbeat, LeaveGroup).
+    pub groups: membership::Membership,
 }
 
 /// A broker's address as clients are told it.
@@ -55,6 +57,8 @@ pub(crate) struct Principal {
     pub user: Option<String>,
     /// Whether the user authenticated with the admin token.
     pub admin: bool,
+    /// The client's address as Kafka shows it in group descriptions (`/IP`).
+    pub host: String,
 }
 
 impl Ctx {
@@ -138,6 +142,14 @@ pub(crate) async fn dispatch(
             let (resp, splices) = fetch::handle(ctx, v, r).await;
             respond_spliced(&header, v, &resp, splices)
         }
+        RequestKind::JoinGroup(r) => {
+            let client = header.client_id.as_deref().unwrap_or_default().to_owned();
+            let resp = ctx.groups.join(r, v, &client, &principal.host).await;
+            respond(&header, v, &resp)
+        }
+        RequestKind::SyncGroup(r) => respond(&header, v, &ctx.groups.sync(r, v).await),
+        RequestKind::Heartbeat(r) => respond(&header, v, &ctx.groups.heartbeat(r, v).await),
+        RequestKind::LeaveGroup(r) => respond(&header, v, &ctx.groups.leave(r, v).await),
         RequestKind::InitProducerId(r) => {
             respond(&header, v, &init_producer_id::handle(ctx, v, r).await)
         }

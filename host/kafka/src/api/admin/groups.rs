@@ -63,14 +63,19 @@ pub(super) async fn commit(
 ) -> Result<OffsetCommitResponse, Fatal> {
     let api = ApiKey::OffsetCommit;
     let broker = ctx.broker.clone();
+    // Membership decides whether this member of this generation may commit (a consumer that
+    // assigns its own partitions sends generation -1 and no member id).
+    let member_error = ctx
+        .groups
+        .check_commit(
+            &req.group_id.0,
+            &req.member_id,
+            req.generation_id_or_member_epoch,
+            req.group_instance_id.as_deref(),
+        )
+        .err();
     let topics = blocking(move || {
         let group = req.group_id.0.to_string();
-        let member_error = if !req.member_id.is_empty() || req.generation_id_or_member_epoch >= 0 {
-            // No member can have joined: JoinGroup is not implemented.
-            Some(ResponseError::UnknownMemberId)
-        } else {
-            None
-        };
         // Per partition: Ok(index in `commits`) or the error.
         let mut commits = Vec::new();
         let checked: Vec<(TopicName, Vec<PartitionCheck>)> = req
@@ -295,20 +300,38 @@ pub(super) fn list(ctx: &Ctx, _version: i16, req: ListGroupsRequest) -> ListGrou
             .states_filter
             .iter()
             .any(|f| f.eq_ignore_ascii_case(EMPTY));
-    let groups = if wanted {
-        ctx.broker
-            .list_groups()
-            .into_iter()
-            .map(|g| {
-                ListedGroup::default()
-                    .with_group_id(GroupId(s(g)))
-                    .with_protocol_type(s(CONSUMER))
-                    .with_group_state(s(EMPTY))
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let members = ctx.groups.list();
+    let mut groups: Vec<ListedGroup> = members
+        .iter()
+        .filter(|(_, state, _)| {
+            req.states_filter.is_empty()
+                || req
+                    .states_filter
+                    .iter()
+                    .any(|f| f.eq_ignore_ascii_case(state))
+        })
+        .map(|(g, state, protocol_type)| {
+            ListedGroup::default()
+                .with_group_id(GroupId(s(g.clone())))
+                .with_protocol_type(s(protocol_type.clone()))
+                .with_group_state(s(*state))
+        })
+        .collect();
+    if wanted {
+        // Groups that only have committed offsets.
+        groups.extend(
+            ctx.broker
+                .list_groups()
+                .into_iter()
+                .filter(|g| !members.iter().any(|(m, _, _)| m == g))
+                .map(|g| {
+                    ListedGroup::default()
+                        .with_group_id(GroupId(s(g)))
+                        .with_protocol_type(s(CONSUMER))
+                        .with_group_state(s(EMPTY))
+                }),
+        );
+    }
     ListGroupsResponse::default().with_groups(groups)
 }
 
@@ -337,6 +360,26 @@ pub(super) fn describe(
             let described = DescribedGroup::default()
                 .with_group_id(g.clone())
                 .with_authorized_operations(operations);
+            if let Some(view) = ctx.groups.describe(&g.0) {
+                return described
+                    .with_group_state(s(view.state))
+                    .with_protocol_type(s(view.protocol_type))
+                    .with_protocol_data(s(view.protocol))
+                    .with_members(
+                        view.members
+                            .into_iter()
+                            .map(|m| {
+                                kafka_protocol::messages::describe_groups_response::DescribedGroupMember::default()
+                                    .with_member_id(s(m.member_id))
+                                    .with_group_instance_id(m.instance_id.map(s))
+                                    .with_client_id(s(m.client_id))
+                                    .with_client_host(s(m.client_host))
+                                    .with_member_metadata(bytes::Bytes::from(m.metadata))
+                                    .with_member_assignment(bytes::Bytes::from(m.assignment))
+                            })
+                            .collect(),
+                    );
+            }
             match ctx.broker.fetch_offsets(&g.0, None) {
                 Ok(_) => described
                     .with_group_state(s(EMPTY))
@@ -361,12 +404,27 @@ pub(super) async fn delete(
     let api = ApiKey::DeleteGroups;
     let allowed = ctx.may_admin(principal);
     let broker = ctx.broker.clone();
+    // A group with live members cannot be deleted (NON_EMPTY_GROUP), as in Kafka.
+    let live: Vec<Option<ResponseError>> = req
+        .groups_names
+        .iter()
+        .map(|g| {
+            if allowed {
+                ctx.groups.delete(&g.0).err()
+            } else {
+                None
+            }
+        })
+        .collect();
     let results = blocking(move || {
         req.groups_names
             .into_iter()
-            .map(|g| {
+            .zip(live)
+            .map(|(g, live)| {
                 let code = if !allowed {
                     fail(api, ResponseError::GroupAuthorizationFailed)
+                } else if let Some(e) = live {
+                    fail(api, e)
                 } else {
                     match broker.delete_group(&g.0) {
                         Ok(_) => 0,
@@ -546,7 +604,8 @@ mod tests {
             .with_member_id(s("consumer-1"))
             .with_generation_id_or_member_epoch(3);
         let r = commit(&ctx, max, member).await.expect("commit");
-        assert_eq!(codes(&r), vec![ResponseError::UnknownMemberId.code()]);
+        // A generation of a group that has no members: Kafka's answer.
+        assert_eq!(codes(&r), vec![ResponseError::IllegalGeneration.code()]);
         let got: Vec<(u32, u64, String)> = ctx
             .broker
             .fetch_offsets("g", None)

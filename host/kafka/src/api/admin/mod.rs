@@ -184,6 +184,9 @@ pub(crate) mod testing {
             sasl: Sasl::new(&[], None).expect("sasl"),
             admin_required,
             responses: Arc::new(tokio::sync::Semaphore::new(1 << 30)),
+            groups: crate::api::membership::Membership::start(
+                distlog_coordinator::GroupConfig::default(),
+            ),
         };
         TestCtx {
             ctx: Arc::new(ctx),
@@ -201,6 +204,7 @@ pub(crate) mod testing {
         Principal {
             user: Some("admin".into()),
             admin: true,
+            host: "/127.0.0.1".into(),
         }
     }
 
