@@ -206,7 +206,8 @@ pub(crate) struct Sasl {
 /// credentials was wrong.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SaslError {
-    #[error("authentication failed: invalid user name or password")]
+    // Kafka's own wording (`PlainSaslServer`, `ScramSaslServer`), which tools match on.
+    #[error("Authentication failed: Invalid username or password")]
     BadCredentials,
     #[error("malformed SASL message: {0}")]
     Malformed(&'static str),
@@ -512,7 +513,11 @@ fn scram_final(pending: Pending, message: &[u8]) -> Result<Step, SaslError> {
             .ok_or(SaslError::Malformed(
                 "client-final-message needs r=nonce after c=",
             ))?;
-    if nonce != pending.nonce {
+    // Kafka's server accepts a nonce that *ends with* the one it sent
+    // (`ScramSaslServer`: `nonce().endsWith(...)`), and librdkafka relies on it: it sends its
+    // own nonce again in front of the server's (client nonce + combined nonce). The proof is
+    // over the message as the client sent it, so it still binds whatever was sent.
+    if !nonce.ends_with(&pending.nonce) {
         return Err(SaslError::NonceMismatch);
     }
     // Extensions between the nonce and the proof are well-formed or refused, else ignored.
@@ -765,11 +770,31 @@ mod tests {
 
         /// The client-final-message for `server_first`, and the server-final it expects.
         fn last(&self, password: &str, server_first: &str) -> (String, String) {
+            self.last_with(password, server_first, false)
+        }
+
+        /// [`last`](Self::last); with `librdkafka`, the nonce sent back is the client's own
+        /// followed by the server's whole nonce, as librdkafka builds it.
+        fn last_with(
+            &self,
+            password: &str,
+            server_first: &str,
+            librdkafka: bool,
+        ) -> (String, String) {
             let mut fields = server_first.split(',');
-            let nonce = fields.next().unwrap().strip_prefix("r=").unwrap();
-            assert!(nonce.starts_with(&self.nonce), "server nonce extends ours");
+            let combined = fields.next().unwrap().strip_prefix("r=").unwrap();
+            let echoed = format!("{}{combined}", self.nonce);
+            let nonce = if librdkafka {
+                echoed.as_str()
+            } else {
+                combined
+            };
             assert!(
-                nonce.len() > self.nonce.len(),
+                combined.starts_with(&self.nonce),
+                "server nonce extends ours"
+            );
+            assert!(
+                combined.len() > self.nonce.len(),
                 "server added a nonce of its own"
             );
             let salt = B64
@@ -932,6 +957,26 @@ mod tests {
     }
 
     #[test]
+    fn librdkafka_echoing_its_nonce_before_the_servers_authenticates() {
+        // librdkafka sends r=<client nonce><client nonce + server nonce>; Kafka accepts a nonce
+        // ending with the one it sent, and so does this broker.
+        let s = sasl(&["SCRAM-SHA-256", "SCRAM-SHA-512"], "admin", "tok");
+        for mechanism in [Mechanism::ScramSha256, Mechanism::ScramSha512] {
+            let client = Client::new(mechanism, "admin", None, "rdkafkanonce");
+            let mut x = s.start(mechanism.name()).unwrap();
+            let server_first = continued(step(&mut x, &s, &client.first()));
+            let (last, expected) = client.last_with("tok", &server_first, true);
+            match step(&mut x, &s, &last) {
+                Ok(Step::Done { user, response, .. }) => {
+                    assert_eq!(user, "admin");
+                    assert_eq!(String::from_utf8(response).unwrap(), expected);
+                }
+                other => panic!("{mechanism:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn scram_sha256_full_exchange_and_fresh_server_nonces() {
         let s = sasl(&["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"], "admin", "tok");
         let client = Client::new(Mechanism::ScramSha256, "admin", None, "abc");
@@ -968,7 +1013,7 @@ mod tests {
         assert!(matches!(e, SaslError::BadCredentials), "{e:?}");
         assert_eq!(
             e.to_string(),
-            "authentication failed: invalid user name or password"
+            "Authentication failed: Invalid username or password"
         );
     }
 
