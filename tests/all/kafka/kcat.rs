@@ -271,3 +271,47 @@ fn offsets_are_per_partition_and_unknown_topics_fail_cleanly() -> Result<()> {
     ensure!(consume(&b, "spread", &["-o", "-1", "-p", "0"])?.len() == 1);
     Ok(())
 }
+
+/// A balanced consumer (`kcat -G`: JoinGroup, SyncGroup, Heartbeat, OffsetCommit,
+/// LeaveGroup) reads every record once across restarts: the second member of the group
+/// resumes at the committed positions, which gRPC sees too.
+#[test]
+fn a_consumer_group_resumes_where_it_committed() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let b = start(dir.path(), &[])?;
+    b.create_topic("grouped", 2, &[], &[])?;
+    let first: String = (0..20).map(|i| format!("k{i}:v{i}\n")).collect();
+    b.kcat_ok(&["-P", "-t", "grouped", "-K:"], first.as_bytes())?;
+    let group = [
+        "-G",
+        "readers",
+        "grouped",
+        "-e",
+        "-q",
+        "-f",
+        FORMAT,
+        "-X",
+        "auto.offset.reset=earliest",
+        "-X",
+        "enable.auto.commit=true",
+        "-X",
+        "auto.commit.interval.ms=100",
+    ];
+    let read = parse(&b.kcat_ok(&group, b"")?)?;
+    ensure!(read.len() == 20, "first member read {} records", read.len());
+    let second: String = (20..25).map(|i| format!("k{i}:v{i}\n")).collect();
+    b.kcat_ok(&["-P", "-t", "grouped", "-K:"], second.as_bytes())?;
+    let resumed = parse(&b.kcat_ok(&group, b"")?)?;
+    let mut keys: Vec<&str> = resumed.iter().map(|l| l.key.as_str()).collect();
+    keys.sort_unstable();
+    let mut expected: Vec<String> = (20..25).map(|i| format!("k{i}")).collect();
+    expected.sort_unstable();
+    ensure!(
+        keys == expected.iter().map(String::as_str).collect::<Vec<_>>(),
+        "the restarted member read {keys:?}"
+    );
+    // The commits are the broker's: gRPC lists the group.
+    let groups = String::from_utf8(b.process.ok(&["group", "list"], b"")?)?;
+    ensure!(groups.contains("readers"), "{groups}");
+    Ok(())
+}
