@@ -324,18 +324,17 @@ impl Config {
     }
 
     pub fn check_exposure(&self) -> Result<()> {
-        if let Some(addr) = self.kafka_addr()? {
-            if !addr.ip().is_loopback()
-                && self.server.admin_token.is_none()
-                && !self.server.allow_unauthenticated_admin
-            {
-                bail!(
-                    "refusing to listen for Kafka clients on non-loopback address {addr} \
+        if let Some(addr) = self.kafka_addr()?
+            && !addr.ip().is_loopback()
+            && self.server.admin_token.is_none()
+            && !self.server.allow_unauthenticated_admin
+        {
+            bail!(
+                "refusing to listen for Kafka clients on non-loopback address {addr} \
                      without an admin token: anyone who can reach it could delete topics. \
                      Set server.admin_token (--admin-token or DISTLOG_ADMIN_TOKEN), \
                      or pass --insecure"
-                );
-            }
+            );
         }
         let addr = self.server.listen;
         if !addr.ip().is_loopback()
