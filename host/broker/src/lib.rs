@@ -27,6 +27,7 @@ pub mod config;
 mod error;
 mod fetch;
 pub mod groups;
+mod internal;
 mod maintenance;
 pub mod names;
 pub mod partitioner;

@@ -11,8 +11,8 @@
 
 use crate::BrokerError;
 use crate::config::{BrokerConfig, TopicConfig};
-use crate::error::{append_error, read_error};
-use distlog_storage::batch::{BatchBuilder, Record, RecordIter};
+use crate::error::append_error;
+use distlog_storage::batch::{BatchBuilder, Record};
 use distlog_storage::{Log, LogThreads};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
@@ -106,36 +106,18 @@ impl ProducerIds {
 
 /// The end of the last block recorded (0 for an empty log).
 fn last_end(log: &Log) -> Result<i64, BrokerError> {
-    let corrupt = |message: String| BrokerError::Corrupt {
-        topic: PRODUCER_IDS_LOG.to_owned(),
-        partition: 0,
-        message,
-    };
     let mut end = 0i64;
-    let mut offset = log.log_start_offset();
-    while offset < log.log_end_offset() {
-        let fetched = log
-            .read(offset, 1 << 20)
-            .map_err(|e| read_error(PRODUCER_IDS_LOG, 0, e))?;
-        if fetched.batch_count == 0 {
-            break;
-        }
-        for view in fetched.batches() {
-            let records = RecordIter::new(view.payload(), view.header())
-                .map_err(|e| corrupt(e.to_string()))?;
-            for r in records {
-                let r = r.map_err(|e| corrupt(e.to_string()))?;
-                let Some(v) = r.value().and_then(|v| <[u8; 8]>::try_from(v).ok()) else {
-                    return Err(corrupt(format!(
-                        "record at offset {} is not a block end",
-                        r.offset()
-                    )));
-                };
-                end = end.max(i64::from_le_bytes(v));
-            }
-        }
-        offset = fetched.next_offset;
-    }
+    crate::internal::for_each_record(log, PRODUCER_IDS_LOG, |r| {
+        let Some(v) = r.value().and_then(|v| <[u8; 8]>::try_from(v).ok()) else {
+            return Err(BrokerError::Corrupt {
+                topic: PRODUCER_IDS_LOG.to_owned(),
+                partition: 0,
+                message: format!("record at offset {} is not a block end", r.offset()),
+            });
+        };
+        end = end.max(i64::from_le_bytes(v));
+        Ok(())
+    })?;
     Ok(end)
 }
 

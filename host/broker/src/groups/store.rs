@@ -40,10 +40,10 @@
 
 use super::legacy::{self, GroupMap};
 use crate::config::TopicConfig;
-use crate::error::{append_error, read_error};
+use crate::error::append_error;
 use crate::maintenance::compaction::{self, PluginCodecs};
 use crate::{BrokerConfig, BrokerError};
-use distlog_storage::batch::{BatchBuilder, Compression, Record, RecordIter};
+use distlog_storage::batch::{BatchBuilder, Record};
 use distlog_storage::compaction::{CompactReport, RecordKeys};
 use distlog_storage::{Log, LogThreads};
 use parking_lot::{Mutex, RwLock};
@@ -507,45 +507,14 @@ impl GroupStore {
 /// skipped with a warning.
 fn read_all(log: &Log) -> Result<GroupMap, BrokerError> {
     let mut groups = GroupMap::new();
-    let mut offset = log.log_start_offset();
     let mut skipped = 0usize;
-    while offset < log.log_end_offset() {
-        let fetched = log
-            .read(offset, 1 << 20)
-            .map_err(|e| read_error(OFFSETS_LOG, 0, e))?;
-        if fetched.batch_count == 0 {
-            break;
+    crate::internal::for_each_record(log, OFFSETS_LOG, |r| {
+        match r.key() {
+            Some(key) if apply(&mut groups, key, r.value()) => {}
+            _ => skipped += 1,
         }
-        for view in fetched.batches() {
-            let corrupt = |message: String| BrokerError::Corrupt {
-                topic: OFFSETS_LOG.to_owned(),
-                partition: 0,
-                message,
-            };
-            if !matches!(view.header().compression(), Compression::None) {
-                return Err(corrupt(format!(
-                    "batch at offset {} is compressed",
-                    view.base_offset()
-                )));
-            }
-            let records = RecordIter::new(view.payload(), view.header())
-                .map_err(|e| corrupt(e.to_string()))?;
-            for r in records {
-                let r = r.map_err(|e| corrupt(e.to_string()))?;
-                if r.offset() < offset {
-                    continue;
-                }
-                let Some(key) = r.key() else {
-                    skipped += 1;
-                    continue;
-                };
-                if !apply(&mut groups, key, r.value()) {
-                    skipped += 1;
-                }
-            }
-        }
-        offset = fetched.next_offset;
-    }
+        Ok(())
+    })?;
     if skipped > 0 {
         tracing::warn!(
             records = skipped,

@@ -84,12 +84,7 @@ pub(super) async fn handle(
             .collect();
         // Room for the answer before reading it; given back while long-polling, shrunk to what
         // was read when answering.
-        let Ok(mut permit) = ctx
-            .responses
-            .clone()
-            .acquire_many_owned(u32::try_from(budget).unwrap_or(u32::MAX))
-            .await
-        else {
+        let Some(mut permit) = reserve(ctx, budget).await else {
             return (FetchResponse::default(), Splices::default());
         };
         let broker = ctx.broker.clone();
@@ -121,12 +116,7 @@ pub(super) async fn handle(
             futures_util::future::select_all(ends.iter_mut().map(|r| Box::pin(r.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             // Deadline: answer with what there is (one more read: it may have arrived).
-            let Ok(mut permit) = ctx
-                .responses
-                .clone()
-                .acquire_many_owned(u32::try_from(budget).unwrap_or(u32::MAX))
-                .await
-            else {
+            let Some(mut permit) = reserve(ctx, budget).await else {
                 return (FetchResponse::default(), Splices::default());
             };
             let broker = ctx.broker.clone();
@@ -144,6 +134,16 @@ pub(super) async fn handle(
             return held(answer(names, &wants, got), &mut permit, bytes);
         }
     }
+}
+
+/// Room for `budget` bytes of answer in the listener's response budget (`None` once the
+/// listener is closing).
+async fn reserve(ctx: &Ctx, budget: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    ctx.responses
+        .clone()
+        .acquire_many_owned(u32::try_from(budget).unwrap_or(u32::MAX))
+        .await
+        .ok()
 }
 
 /// The answer holding `bytes` of `permit` (the rest goes back to the budget at once).
