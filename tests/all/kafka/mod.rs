@@ -48,7 +48,11 @@ fn install() -> Result<()> {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_kcat {
-        run_checked("apt-get", &["install", "-y", "kcat"])?;
+        // A fresh machine's package lists may predate kcat's current version: refresh once.
+        if run_checked("apt-get", &["install", "-y", "kcat"]).is_err() {
+            run_checked("apt-get", &["update"])?;
+            run_checked("apt-get", &["install", "-y", "kcat"])?;
+        }
     }
     let probe = "import confluent_kafka; print(confluent_kafka.version()[0])";
     let version = Command::new("python3").args(["-c", probe]).output();
