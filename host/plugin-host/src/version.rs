@@ -323,8 +323,18 @@ impl PluginVersion {
         counted: Counted,
         f: impl FnOnce(&mut Store<StoreState>, &Bindings) -> wasmtime::Result<Result<R, String>>,
     ) -> Result<R, PluginError> {
+        self.with_instance_for(counted, self.call_ticks, f)
+    }
+
+    /// [`with_instance`](Self::with_instance) under a deadline of `ticks` epoch ticks.
+    fn with_instance_for<R>(
+        &self,
+        counted: Counted,
+        ticks: u64,
+        f: impl FnOnce(&mut Store<StoreState>, &Bindings) -> wasmtime::Result<Result<R, String>>,
+    ) -> Result<R, PluginError> {
         let start = Instant::now();
-        let result = self.with_instance_inner(f);
+        let result = self.with_instance_inner(ticks, f);
         if counted == Counted::Yes {
             self.stats.record(start.elapsed(), &result);
         }
@@ -333,6 +343,7 @@ impl PluginVersion {
 
     fn with_instance_inner<R>(
         &self,
+        ticks: u64,
         f: impl FnOnce(&mut Store<StoreState>, &Bindings) -> wasmtime::Result<Result<R, String>>,
     ) -> Result<R, PluginError> {
         let idle = self.idle.lock().pop();
@@ -340,7 +351,7 @@ impl PluginVersion {
             Some(instance) => instance,
             None => self.instantiate()?,
         };
-        instance.store.set_epoch_deadline(self.call_ticks);
+        instance.store.set_epoch_deadline(ticks);
         if let Some(fuel) = self.limits.fuel
             && let Err(e) = instance.store.set_fuel(fuel)
         {
@@ -423,7 +434,14 @@ impl PluginVersion {
         if self.kind != PluginKind::Codec {
             return Err(self.wrong_kind(PluginKind::Codec));
         }
-        let output = self.with_instance(counted, |store, bindings| match bindings {
+        // Stored data must stay readable: a compress that misses its deadline only stores
+        // the batch uncompressed, but a decompress has no fallback, so its deadline grows with
+        // the payload (one call deadline per 128 KiB, up to 64), still bounding a plugin that
+        // loops.
+        let ticks = self
+            .call_ticks
+            .saturating_mul(decompress_deadline_factor(expected_size));
+        let output = self.with_instance_for(counted, ticks, |store, bindings| match bindings {
             Bindings::Codec(b) => {
                 b.distlog_plugin_codec()
                     .call_decompress(store, input, expected_size)
@@ -564,5 +582,24 @@ mod tests {
         assert_eq!(ticks(Duration::from_millis(101), tick), 12);
         assert_eq!(ticks(Duration::ZERO, tick), 1);
         assert_eq!(ticks(Duration::MAX, tick), u64::MAX);
+    }
+}
+
+/// How many call deadlines a decompress of `expected_size` bytes may take: one per 128 KiB of
+/// output, at least 1 and at most 64 (a 1 MiB payload: 9; 8 MiB and more: 64).
+pub(crate) fn decompress_deadline_factor(expected_size: u32) -> u64 {
+    (1 + u64::from(expected_size) / (128 << 10)).min(64)
+}
+
+#[cfg(test)]
+mod deadline_tests {
+    use super::decompress_deadline_factor;
+
+    #[test]
+    fn a_decompress_deadline_grows_with_the_payload_within_a_bound() {
+        assert_eq!(decompress_deadline_factor(0), 1);
+        assert_eq!(decompress_deadline_factor(100_000), 1);
+        assert_eq!(decompress_deadline_factor(1 << 20), 9);
+        assert_eq!(decompress_deadline_factor(u32::MAX), 64);
     }
 }
