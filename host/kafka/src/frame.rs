@@ -207,25 +207,26 @@ impl Frame {
         splices: Splices,
     ) -> anyhow::Result<Self> {
         let header = ResponseHeader::default().with_correlation_id(correlation_id);
-        let mut splices = splices;
-        let permit = splices.permit.take();
-        let mut buf = SpliceBuf::new(splices);
-        buf.put_i32(0); // size, patched below
-        header.encode(&mut buf, R::header_version(version))?;
-        body.encode(&mut buf, version)?;
-        buf.flush();
-        let mut chunks = buf.chunks;
-        let size = buf.flushed - 4;
+        let header_version = R::header_version(version);
+        // The size prefix comes first, so compute it (placeholders count their full length)
+        // rather than patching a copy of the first chunk afterwards.
+        let size = header.compute_size(header_version)? + body.compute_size(version)?;
         let size = i32::try_from(size).map_err(|_| {
             anyhow::anyhow!("response of {size} bytes is over the protocol's limit")
         })?;
-        // The prefix is the first 4 bytes of the first chunk (always copied bytes).
-        let first = chunks
-            .first_mut()
-            .ok_or_else(|| anyhow::anyhow!("empty response"))?;
-        let mut patched = BytesMut::from(&first[..]);
-        patched[..4].copy_from_slice(&size.to_be_bytes());
-        *first = patched.freeze();
+        let mut splices = splices;
+        let permit = splices.permit.take();
+        let mut buf = SpliceBuf::new(splices);
+        buf.put_i32(size);
+        header.encode(&mut buf, header_version)?;
+        body.encode(&mut buf, version)?;
+        buf.flush();
+        anyhow::ensure!(
+            buf.flushed == 4 + size as usize,
+            "response encoded to {} bytes, sized {size}",
+            buf.flushed - 4
+        );
+        let chunks = buf.chunks;
         Ok(Self { chunks, permit })
     }
 }
