@@ -2,9 +2,20 @@
 //! (consumer-group offsets, producer-id blocks), read back whole at open.
 
 use crate::BrokerError;
+use crate::config::TopicConfig;
 use crate::error::read_error;
 use distlog_storage::Log;
 use distlog_storage::batch::{Compression, RecordIter, RecordRef};
+
+/// The topic configuration of an internal log: `entries` over the defaults (never the
+/// broker's topic defaults, which are for user topics).
+pub(crate) fn config(entries: &[(&str, &str)]) -> Result<TopicConfig, BrokerError> {
+    let entries = entries
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    TopicConfig::resolve(&Default::default(), &entries)
+}
 
 /// Calls `f` with every record of the internal log `name` at or after its start, in offset
 /// order. A batch that does not decode is an error (storage already checked its CRC: it is

@@ -10,12 +10,11 @@
 //! Invariant: every id returned is below a block end that is durable on the log.
 
 use crate::BrokerError;
-use crate::config::{BrokerConfig, TopicConfig};
+use crate::config::BrokerConfig;
 use crate::error::append_error;
 use distlog_storage::batch::{BatchBuilder, Record};
 use distlog_storage::{Log, LogThreads};
 use parking_lot::Mutex;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -47,15 +46,11 @@ impl ProducerIds {
     ) -> Result<Self, BrokerError> {
         let dir = Self::dir(data_dir);
         std::fs::create_dir_all(&dir).map_err(|e| BrokerError::io("create", &dir, e))?;
-        let entries: BTreeMap<String, String> = [
+        let config = crate::internal::config(&[
             ("cleanup.policy", "compact"),
             ("flush.policy", "batch"),
             ("segment.bytes", "1048576"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        let config = TopicConfig::resolve(&BTreeMap::new(), &entries)?;
+        ])?;
         let log = crate::topics::topic::open_log(threads, &dir, config.log_config(broker))?;
         let end = last_end(&log)?;
         Ok(Self {

@@ -48,7 +48,6 @@ use distlog_storage::compaction::{CompactReport, RecordKeys};
 use distlog_storage::{Log, LogThreads};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -77,15 +76,11 @@ pub struct CommittedOffset {
 /// The internal log's configuration: a compacted log with every commit synced. Segments are
 /// small so that closed ones, the only ones the cleaner reads, come soon.
 fn offsets_topic_config() -> Result<TopicConfig, BrokerError> {
-    let entries: BTreeMap<String, String> = [
+    crate::internal::config(&[
         ("cleanup.policy", "compact"),
         ("flush.policy", "batch"),
         ("segment.bytes", "16777216"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    TopicConfig::resolve(&BTreeMap::new(), &entries)
+    ])
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
