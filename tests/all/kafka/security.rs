@@ -282,6 +282,34 @@ fn sasl_required_closes_unauthenticated_requests() -> Result<()> {
     let md: MetadataResponse = w.call(12, &metadata_all())?;
     ensure!(md.topics.len() == 1, "{md:?}");
 
+    // SaslHandshake v0: the SASL token then travels as a bare size-prefixed frame, and so
+    // does the (empty) answer; after it the connection is authenticated.
+    let mut w = Wire::connect(b.kafka)?;
+    let hs: SaslHandshakeResponse = w.call(
+        0,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+    )?;
+    ensure!(hs.error_code == 0, "{hs:?}");
+    let token = format!("\0admin\0{TOKEN}");
+    let mut bare = (u32::try_from(token.len())?).to_be_bytes().to_vec();
+    bare.extend_from_slice(token.as_bytes());
+    w.write(&bare)?;
+    let reply = w.read_frame()?.context("no answer to a bare SASL token")?;
+    ensure!(reply.is_empty(), "PLAIN's answer is empty: {reply:?}");
+    let md: MetadataResponse = w.call(12, &metadata_all())?;
+    ensure!(md.topics.len() == 1, "{md:?}");
+    // A wrong password after v0 closes the connection (v0 has no error field).
+    let mut w = Wire::connect(b.kafka)?;
+    let _: SaslHandshakeResponse = w.call(
+        0,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+    )?;
+    let wrong = b"\0admin\0nope";
+    let mut bare = (u32::try_from(wrong.len())?).to_be_bytes().to_vec();
+    bare.extend_from_slice(wrong);
+    w.write(&bare)?;
+    w.expect_closed()?;
+
     // A wrong password on the raw wire: SASL_AUTHENTICATION_FAILED (58) with a message.
     let mut w = Wire::connect(b.kafka)?;
     let _: SaslHandshakeResponse = w.call(
