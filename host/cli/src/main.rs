@@ -70,8 +70,6 @@ enum Command {
     },
     /// List, load, reload, unload and describe WebAssembly plugins.
     Plugin {
-        #[command(flatten)]
-        client: ClientOpts,
         #[command(subcommand)]
         cmd: PluginCmd,
     },
@@ -205,13 +203,13 @@ fn run(cli: Cli) -> Result<()> {
         Command::Consume { client, args } => client_runtime(client, |conn| async move {
             client::consume::run(&conn, args).await
         }),
-        Command::Plugin {
-            client,
-            cmd: PluginCmd::Test(args),
-        } => client::plugin_test::run(client.output, args),
-        Command::Plugin { client, cmd } => client_runtime(client, |conn| async move {
-            client::plugin::run(&conn, cmd).await
-        }),
+        Command::Plugin { cmd } => match cmd.client().cloned() {
+            // Local subcommands (`plugin test`) take no connection flags.
+            None => client::plugin::run_local(cmd),
+            Some(client) => client_runtime(client, |conn| async move {
+                client::plugin::run(&conn, cmd).await
+            }),
+        },
         Command::Group { client, cmd } => client_runtime(client, |conn| async move {
             client::group::run(&conn, cmd).await
         }),

@@ -34,30 +34,60 @@ const MAX_DECODE: usize = 256 * 1024 * 1024;
 #[derive(Debug, Clone, Args)]
 pub struct ClientOpts {
     /// Broker address, HOST:PORT.
-    #[arg(long, global = true, env = "DISTLOG_BROKER", default_value = DEFAULT_BROKER)]
+    #[arg(long, short = 'b', global = true, help_heading = "Connection", env = "DISTLOG_BROKER", default_value = DEFAULT_BROKER)]
     pub broker: String,
     /// Admin token, sent as `authorization: Bearer TOKEN` (needed for topic create, delete
     /// and alter and plugin load/reload/unload when the broker has one configured).
-    #[arg(long, global = true, env = "DISTLOG_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection",
+        env = "DISTLOG_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
     /// Output format.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
     /// Connect with TLS, checking the broker's certificate against the web PKI roots (or
     /// --tls-ca). Implied by --tls-ca and by an `https://` broker address.
-    #[arg(long, global = true, env = "DISTLOG_TLS")]
+    #[arg(long, global = true, help_heading = "Connection", env = "DISTLOG_TLS")]
     pub tls: bool,
     /// PEM CA bundle that signed the broker's certificate (implies --tls).
-    #[arg(long, global = true, env = "DISTLOG_TLS_CA", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection",
+        env = "DISTLOG_TLS_CA",
+        value_name = "FILE"
+    )]
     pub tls_ca: Option<PathBuf>,
     /// Name the broker's certificate must carry, when it differs from the --broker host.
-    #[arg(long, global = true, env = "DISTLOG_TLS_DOMAIN", value_name = "NAME")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection",
+        env = "DISTLOG_TLS_DOMAIN",
+        value_name = "NAME"
+    )]
     pub tls_domain: Option<String>,
     /// PEM client certificate, for a broker that requires mutual TLS (with --tls-key).
-    #[arg(long, global = true, env = "DISTLOG_TLS_CERT", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection",
+        env = "DISTLOG_TLS_CERT",
+        value_name = "FILE"
+    )]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert.
-    #[arg(long, global = true, env = "DISTLOG_TLS_KEY", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection",
+        env = "DISTLOG_TLS_KEY",
+        value_name = "FILE"
+    )]
     pub tls_key: Option<PathBuf>,
 }
 

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
 use distlog_server::proto::{
     DescribePluginRequest, ListPluginsRequest, LoadPluginRequest, Plugin, PluginKind,
@@ -10,7 +10,7 @@ use distlog_server::proto::{
 };
 use serde_json::json;
 
-use super::{Conn, status};
+use super::{ClientOpts, Conn, status};
 use crate::output::{Table, emit};
 
 /// The WIT world a plugin implements.
@@ -24,7 +24,10 @@ pub enum Kind {
 #[derive(Debug, Subcommand)]
 pub enum PluginCmd {
     /// List plugins with their active version and call statistics.
-    List,
+    List {
+        #[command(flatten)]
+        client: ClientOpts,
+    },
     /// Load a new plugin from a WebAssembly component file (admin call).
     Load {
         /// Path to the component (`.wasm`).
@@ -40,23 +43,61 @@ pub enum PluginCmd {
         /// and restarts; load the component again under another name for other values.
         #[arg(long = "param", value_name = "KEY=VALUE")]
         params: Vec<String>,
+        #[command(flatten)]
+        client: ClientOpts,
     },
     /// Replace a plugin's component with a new version, atomically (admin call).
-    Reload { name: String, file: PathBuf },
+    Reload {
+        name: String,
+        file: PathBuf,
+        #[command(flatten)]
+        client: ClientOpts,
+    },
     /// Unload a plugin (admin call).
-    Unload { name: String },
+    Unload {
+        name: String,
+        #[command(flatten)]
+        client: ClientOpts,
+    },
     /// Show one plugin's versions and statistics.
-    Describe { name: String },
+    Describe {
+        name: String,
+        #[command(flatten)]
+        client: ClientOpts,
+    },
     /// Check a component locally, without a broker: load it as the broker would,
     /// run its world's conformance suite, and run it on sample data (`--input`).
     Test(super::plugin_test::TestArgs),
 }
 
+impl PluginCmd {
+    /// The connection flags of a subcommand that talks to a broker; `None` for the local
+    /// ones, which [`run_local`] runs without a broker.
+    pub fn client(&self) -> Option<&ClientOpts> {
+        match self {
+            Self::List { client }
+            | Self::Load { client, .. }
+            | Self::Reload { client, .. }
+            | Self::Unload { client, .. }
+            | Self::Describe { client, .. } => Some(client),
+            Self::Test(_) => None,
+        }
+    }
+}
+
+/// Runs a subcommand for which [`PluginCmd::client`] is `None`.
+pub fn run_local(cmd: PluginCmd) -> Result<()> {
+    match cmd {
+        PluginCmd::Test(args) => super::plugin_test::run(args),
+        _ => bail!("this plugin subcommand needs a broker"),
+    }
+}
+
 pub async fn run(conn: &Conn, cmd: PluginCmd) -> Result<()> {
     let mut client = conn.plugins();
     match cmd {
-        PluginCmd::Test(args) => super::plugin_test::run(conn.output, args),
-        PluginCmd::List => {
+        PluginCmd::Test(_) => bail!("plugin test runs without a broker"),
+        PluginCmd::List { .. } => {
             let plugins = client
                 .list_plugins(conn.request(ListPluginsRequest {})?)
                 .await
@@ -89,6 +130,7 @@ pub async fn run(conn: &Conn, cmd: PluginCmd) -> Result<()> {
             name,
             kind,
             params,
+            ..
         } => {
             let request = LoadPluginRequest {
                 params: super::parse_pairs(&params)?,
@@ -109,7 +151,7 @@ pub async fn run(conn: &Conn, cmd: PluginCmd) -> Result<()> {
                 .context("broker returned no plugin")?;
             show(conn, &plugin, "loaded")
         }
-        PluginCmd::Reload { name, file } => {
+        PluginCmd::Reload { name, file, .. } => {
             let request = ReloadPluginRequest {
                 name,
                 component: read(&file)?,
@@ -123,7 +165,7 @@ pub async fn run(conn: &Conn, cmd: PluginCmd) -> Result<()> {
                 .context("broker returned no plugin")?;
             show(conn, &plugin, "reloaded")
         }
-        PluginCmd::Unload { name } => {
+        PluginCmd::Unload { name, .. } => {
             client
                 .unload_plugin(conn.request(UnloadPluginRequest { name: name.clone() })?)
                 .await
@@ -132,7 +174,7 @@ pub async fn run(conn: &Conn, cmd: PluginCmd) -> Result<()> {
                 format!("unloaded plugin {name}\n")
             })
         }
-        PluginCmd::Describe { name } => {
+        PluginCmd::Describe { name, .. } => {
             let plugin = client
                 .describe_plugin(conn.request(DescribePluginRequest { name })?)
                 .await

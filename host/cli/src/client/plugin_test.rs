@@ -38,6 +38,9 @@ pub struct TestArgs {
     /// `plugins/samples/`).
     #[arg(long)]
     pub input: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
 }
 
 /// One step of the test and its outcome.
@@ -62,7 +65,8 @@ struct Report {
 /// Runs the test and prints the report. Cost: one component compile (seconds
 /// for a large component; there is no artifact cache here), the self-test,
 /// the conformance suite (a few MiB through a codec) and one pass over the input.
-pub fn run(output: Output, args: TestArgs) -> Result<()> {
+pub fn run(args: TestArgs) -> Result<()> {
+    let output = args.output;
     let report = test(&args)?;
     emit(output, &report, || render(&report))?;
     if !report.passed {
