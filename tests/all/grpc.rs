@@ -1373,6 +1373,7 @@ async fn plugins_list_load_reload_unload_and_persist() -> Result<()> {
         kind: kind as i32,
         component,
         params: Default::default(),
+        ..Default::default()
     };
     let (code, _) = status_code(
         plugins

@@ -329,6 +329,7 @@ async fn replaced_user_codec_versions_still_decode_after_restart() -> Result<()>
             kind: proto::PluginKind::Codec as i32,
             component: bundled("codec-rle.wasm")?,
             params: Default::default(),
+            ..Default::default()
         })
         .await?;
     c.create("runs", &[("compression", "mine")]).await?;
@@ -409,6 +410,7 @@ async fn unknown_codec_version_is_a_precise_error() -> Result<()> {
             kind: proto::PluginKind::Codec as i32,
             component: bundled("codec-rle.wasm")?,
             params: Default::default(),
+            ..Default::default()
         })
         .await?;
     c.create("runs", &[("compression", "rle")]).await?;
@@ -451,6 +453,7 @@ async fn python_retention_policy_and_its_hot_reload() -> Result<()> {
             kind: proto::PluginKind::Retention as i32,
             component: bundled("retention-segments.wasm")?,
             params: Default::default(),
+            ..Default::default()
         })
         .await?;
     c.create(
@@ -627,6 +630,7 @@ async fn key_extractor_loaded_with_params_compacts_on_that_field() -> Result<()>
         kind: proto::PluginKind::Compaction as i32,
         component: bundled("key-json-field.wasm").expect("bundled key-json-field"),
         params: config(params),
+        ..Default::default()
     };
     // Without its `field` the extractor's `init` fails: the load is refused.
     let refused = c.plugins.load_plugin(load("by-nothing", &[])).await;

@@ -167,6 +167,7 @@ async fn plugin_names_are_checked_at_create_and_alter() -> Result<()> {
             kind: proto::PluginKind::Retention as i32,
             component: bundled("retention-segments.wasm")?,
             params: Default::default(),
+            ..Default::default()
         })
         .await?;
     let cases: &[(&str, &str, &[&str])] = &[
@@ -248,6 +249,7 @@ async fn plugin_names_are_checked_at_create_and_alter() -> Result<()> {
                 kind: proto::PluginKind::Codec as i32,
                 component: bundled("codec-rle.wasm")?,
                 params: Default::default(),
+                ..Default::default()
             })
             .await,
     )?;

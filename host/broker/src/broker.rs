@@ -26,7 +26,7 @@ use crate::produce::{
 use crate::producer_ids::ProducerIds;
 use crate::topics::topic::Topic;
 use crate::topics::{self, TopicDescription, TopicSummary, Topics};
-use distlog_plugin_host::{PluginHost, PluginKind};
+use distlog_plugin_host::{PluginHost, PluginKind, PluginLimits};
 use distlog_storage::LogThreads;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -490,7 +490,22 @@ impl Broker {
         params: Vec<(String, String)>,
         bytes: Vec<u8>,
     ) -> Result<PluginDescription, BrokerError> {
-        self.plugins()?.load(name, kind, params, bytes)
+        self.load_plugin_with_limits(name, kind, params, PluginLimits::default(), bytes)
+    }
+
+    /// [`load_plugin`](Self::load_plugin) with per-plugin limits (deadline, init deadline,
+    /// memory, fuel) overriding the `broker.plugins` defaults; kept across reloads and
+    /// restarts like the parameters. `InvalidPlugin` if the memory limit is above
+    /// `broker.plugins.max_memory_bytes`.
+    pub fn load_plugin_with_limits(
+        &self,
+        name: &str,
+        kind: Option<PluginKind>,
+        params: Vec<(String, String)>,
+        limits: PluginLimits,
+        bytes: Vec<u8>,
+    ) -> Result<PluginDescription, BrokerError> {
+        self.plugins()?.load(name, kind, params, limits, bytes)
     }
 
     /// Replaces a plugin's version atomically; calls in flight finish on the old one.

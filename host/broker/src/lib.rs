@@ -39,7 +39,7 @@ mod topics;
 pub use broker::Broker;
 pub use codec::CodecIdentity;
 pub use config::{BrokerConfig, TopicConfig};
-pub use distlog_plugin_host::{PluginDigest, PluginHost, PluginKind, PluginStats};
+pub use distlog_plugin_host::{PluginDigest, PluginHost, PluginKind, PluginLimits, PluginStats};
 pub use distlog_storage::SegmentInfo;
 pub use distlog_storage::batch::Header;
 pub use error::BrokerError;

@@ -8,15 +8,18 @@
 //!
 //! The built-in plugins are loaded at open (unless disabled). Plugins loaded through the
 //! API are persisted under `<data_dir>/plugins/` (`<name>.wasm`, `<name>.kind` and, when
-//! it was loaded with parameters, `<name>.params` (a JSON object), each replaced atomically with storage's `replace_file`) and loaded again at the next open, so topics that name them keep
-//! working across restarts.
+//! it was loaded with parameters, `<name>.params` (a JSON object), and when it was loaded with
+//! its own limits, `<name>.limits` (a JSON object), each replaced atomically with storage's
+//! `replace_file`) and loaded again at the next open, so topics that name them keep working
+//! across restarts. A rejected load is logged (name, digest, reason) and leaves nothing
+//! behind: no persisted file and no compiled artifact.
 
 use crate::BrokerError;
 use crate::topics::Topics;
 use crate::topics::topic::{Topic, sync_dir};
 use distlog_plugin_host::{
-    HostConfig, LoadError, PluginDigest, PluginHost, PluginKind, PluginSpec, PluginStats,
-    RegistryError,
+    DefaultLimits, DirWatcher, HostConfig, LoadError, PluginDigest, PluginHost, PluginKind,
+    PluginLimits, PluginSpec, PluginStats, RegistryError,
 };
 use distlog_storage::io::replace_file;
 use parking_lot::Mutex;
@@ -28,6 +31,10 @@ use std::path::{Path, PathBuf};
 const VERSIONS_DIR: &str = "versions";
 
 /// Plugin runtime settings (the `[broker.plugins]` table).
+///
+/// The `*_timeout_ms`, `memory_bytes` and `fuel` settings are the defaults of every plugin;
+/// a load may override them per plugin ([`PluginLimits`], kept with the plugin across
+/// reloads and restarts like its parameters).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
@@ -41,19 +48,133 @@ pub struct PluginsConfig {
     pub cache_dir: Option<PathBuf>,
     /// Maximum live plugin instances across all plugins.
     pub max_instances: u32,
-    /// Largest linear memory of one instance, in bytes.
+    /// Largest linear memory of one instance, in bytes: the cap no per-plugin limit exceeds.
     pub max_memory_bytes: u64,
+    /// Deadline of one codec `compress` call, in ms (a `decompress` gets one per 128 KiB of
+    /// output, up to 64).
+    pub codec_timeout_ms: u64,
+    /// Deadline of one retention decision, in ms.
+    pub retention_timeout_ms: u64,
+    /// Deadline of one key-extraction call (a batch), in ms.
+    pub compaction_timeout_ms: u64,
+    /// Deadline of instantiation plus `init` of one instance, in ms.
+    pub init_timeout_ms: u64,
+    /// Linear memory cap of one instance, in bytes (at most `max_memory_bytes`).
+    pub memory_bytes: u64,
+    /// Meter fuel engine-wide (slows wasm code by ~10-30%); each call then gets `fuel` units.
+    pub fuel_metering: bool,
+    /// Fuel per call when `fuel_metering` is on.
+    pub fuel: u64,
+    /// A directory watched for plugin files: every `<name>.wasm` in it is loaded under
+    /// `<name>` at open and reloaded when the file changes. `None`: no watched directory.
+    pub watch_dir: Option<PathBuf>,
 }
 
 impl Default for PluginsConfig {
     fn default() -> Self {
+        let limits = DefaultLimits::default();
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         Self {
             enabled: true,
             builtins: true,
             cache_dir: None,
             max_instances: 64,
             max_memory_bytes: 512 << 20,
+            codec_timeout_ms: ms(limits.codec_timeout),
+            retention_timeout_ms: ms(limits.retention_timeout),
+            compaction_timeout_ms: ms(limits.compaction_timeout),
+            init_timeout_ms: ms(limits.init_timeout),
+            memory_bytes: limits.memory_bytes,
+            fuel_metering: false,
+            fuel: limits.fuel,
+            watch_dir: None,
         }
+    }
+}
+
+impl PluginsConfig {
+    /// The plugin host's configuration: these settings, the artifact cache in `cache_dir`
+    /// (default `<data_dir>/plugin-cache`).
+    pub fn host_config(&self, data_dir: &Path) -> Result<HostConfig, BrokerError> {
+        for (key, value) in [
+            ("codec_timeout_ms", self.codec_timeout_ms),
+            ("retention_timeout_ms", self.retention_timeout_ms),
+            ("compaction_timeout_ms", self.compaction_timeout_ms),
+            ("init_timeout_ms", self.init_timeout_ms),
+            ("memory_bytes", self.memory_bytes),
+            ("fuel", self.fuel),
+        ] {
+            if value == 0 {
+                return Err(BrokerError::PluginHost(format!(
+                    "broker.plugins.{key} must be greater than 0"
+                )));
+            }
+        }
+        if self.memory_bytes > self.max_memory_bytes {
+            return Err(BrokerError::PluginHost(format!(
+                "broker.plugins.memory_bytes ({}) is more than broker.plugins.max_memory_bytes ({})",
+                self.memory_bytes, self.max_memory_bytes
+            )));
+        }
+        let mut host = HostConfig::with_cache_dir(
+            self.cache_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join("plugin-cache")),
+        );
+        host.max_instances = self.max_instances;
+        host.max_memory_bytes = self.max_memory_bytes;
+        host.fuel_metering = self.fuel_metering;
+        let d = &mut host.default_limits;
+        d.codec_timeout = std::time::Duration::from_millis(self.codec_timeout_ms);
+        d.retention_timeout = std::time::Duration::from_millis(self.retention_timeout_ms);
+        d.compaction_timeout = std::time::Duration::from_millis(self.compaction_timeout_ms);
+        d.init_timeout = std::time::Duration::from_millis(self.init_timeout_ms);
+        d.memory_bytes = self.memory_bytes;
+        d.fuel = self.fuel;
+        Ok(host)
+    }
+}
+
+/// Per-plugin limits as persisted in `<name>.limits` (JSON; absent fields keep the
+/// broker's defaults).
+#[derive(Debug, Default, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    init_timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    memory_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fuel: Option<u64>,
+}
+
+impl LimitsFile {
+    fn of(limits: &PluginLimits) -> Self {
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Self {
+            timeout_ms: limits.timeout.map(ms),
+            init_timeout_ms: limits.init_timeout.map(ms),
+            memory_bytes: limits.memory_bytes,
+            fuel: limits.fuel,
+        }
+    }
+
+    fn limits(&self) -> PluginLimits {
+        let mut limits = PluginLimits::default();
+        limits.timeout = self.timeout_ms.map(std::time::Duration::from_millis);
+        limits.init_timeout = self.init_timeout_ms.map(std::time::Duration::from_millis);
+        limits.memory_bytes = self.memory_bytes;
+        limits.fuel = self.fuel;
+        limits
+    }
+
+    fn is_empty(&self) -> bool {
+        self.timeout_ms.is_none()
+            && self.init_timeout_ms.is_none()
+            && self.memory_bytes.is_none()
+            && self.fuel.is_none()
     }
 }
 
@@ -97,9 +218,11 @@ pub(crate) struct Plugins {
     host: PluginHost,
     dir: PathBuf,
     builtin: Vec<String>,
-    loaded: Mutex<BTreeMap<PluginDigest, Loaded>>,
+    loaded: std::sync::Arc<Mutex<BTreeMap<PluginDigest, Loaded>>>,
     /// Serializes load, reload and unload with the persisted files.
     admin: Mutex<()>,
+    /// The watcher of `broker.plugins.watch_dir`, while it runs.
+    watcher: Mutex<Option<DirWatcher>>,
 }
 
 fn kind_name(kind: PluginKind) -> &'static str {
@@ -144,14 +267,7 @@ impl Plugins {
     /// Starts the host, loads the built-ins and the persisted user plugins.
     /// Cost: one compile per plugin on an artifact-cache miss (milliseconds on a hit).
     pub(crate) fn open(config: &PluginsConfig, data_dir: &Path) -> Result<Self, BrokerError> {
-        let mut host_config = HostConfig::with_cache_dir(
-            config
-                .cache_dir
-                .clone()
-                .unwrap_or_else(|| data_dir.join("plugin-cache")),
-        );
-        host_config.max_instances = config.max_instances;
-        host_config.max_memory_bytes = config.max_memory_bytes;
+        let host_config = config.host_config(data_dir)?;
         let host =
             PluginHost::new(host_config).map_err(|e| BrokerError::PluginHost(e.to_string()))?;
         let dir = data_dir.join("plugins");
@@ -160,8 +276,9 @@ impl Plugins {
             host,
             dir,
             builtin: Vec::new(),
-            loaded: Mutex::new(BTreeMap::new()),
+            loaded: Default::default(),
             admin: Mutex::new(()),
+            watcher: Mutex::new(None),
         };
         let mut builtin = Vec::new();
         if config.builtins {
@@ -209,13 +326,61 @@ impl Plugins {
                     continue;
                 }
             };
+            let limits = match plugins.read_limits(name) {
+                Ok(limits) => limits,
+                Err(e) => {
+                    tracing::error!(plugin = name, error = %e, "persisted plugin limits unreadable");
+                    continue;
+                }
+            };
             // A persisted replacement of a built-in is a reload of the built-in's name.
             let reload = plugins.host.info(name).is_some();
-            if let Err(e) = plugins.load_into_host(name, kind, params, bytes, reload) {
+            if let Err(e) = plugins.load_into_host(name, kind, params, limits, bytes, reload) {
                 tracing::error!(plugin = name, error = %e, "persisted plugin failed to load");
             }
         }
-        Ok(Self { builtin, ..plugins })
+        let plugins = Self { builtin, ..plugins };
+        if let Some(dir) = &config.watch_dir {
+            plugins.start_watching(dir)?;
+        }
+        Ok(plugins)
+    }
+
+    /// Starts watching `broker.plugins.watch_dir`, if set: loads every `<name>.wasm` in it
+    /// now (on the watcher's thread), then reloads a name whenever its file changes. Every
+    /// codec version it loads is kept under `plugins/versions/` like an API-loaded one, so
+    /// batches it writes still decode after a replacement and a restart.
+    fn start_watching(&self, dir: &Path) -> Result<(), BrokerError> {
+        std::fs::create_dir_all(dir).map_err(|e| BrokerError::io("create", dir, e))?;
+        let loaded = std::sync::Arc::clone(&self.loaded);
+        let versions = self.versions_dir();
+        let watcher = self
+            .host
+            .watch_dir_with(dir, move |event| match &event.result {
+                Ok(report) => {
+                    let bytes = std::fs::read(&event.path).unwrap_or_default();
+                    if PluginDigest::of(&bytes) != report.digest {
+                        // Replaced again since; the next event handles the new file.
+                        return;
+                    }
+                    loaded.lock().entry(report.digest).or_insert(Loaded {
+                        size_bytes: bytes.len() as u64,
+                        loaded_at_ms: crate::now_ms(),
+                    });
+                    if report.kind == PluginKind::Codec {
+                        keep_version_in(&versions, &report.digest, &bytes);
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    plugin = %event.name,
+                    file = %event.path.display(),
+                    reason = %e,
+                    "plugin file in the watched directory rejected; the version serving keeps serving"
+                ),
+            })
+            .map_err(|e| BrokerError::PluginHost(e.to_string()))?;
+        *self.watcher.lock() = Some(watcher);
+        Ok(())
     }
 
     pub(crate) fn host(&self) -> &PluginHost {
@@ -239,21 +404,33 @@ impl Plugins {
         name: &str,
         kind: Option<PluginKind>,
         params: Vec<(String, String)>,
+        limits: PluginLimits,
         bytes: Vec<u8>,
         reload: bool,
     ) -> Result<PluginDigest, BrokerError> {
         let size = bytes.len() as u64;
+        let digest = PluginDigest::of(&bytes);
         let report = if reload {
             self.host.reload(name, bytes)
         } else {
-            let mut spec = PluginSpec::new(name);
+            let mut spec = PluginSpec::new(name).limits(limits);
             spec.params = params;
             if let Some(k) = kind {
                 spec = spec.kind(k);
             }
             self.host.load(spec, bytes)
         }
-        .map_err(load_error)?;
+        .map_err(|e| {
+            // The plugin host left nothing behind (no compiled artifact, nothing persisted):
+            // the log line is the only trace of the attempt.
+            tracing::warn!(
+                plugin = name,
+                digest = %digest.short(),
+                reason = %e,
+                "plugin version rejected; whatever served before keeps serving"
+            );
+            load_error(e)
+        })?;
         self.loaded.lock().entry(report.digest).or_insert(Loaded {
             size_bytes: size,
             loaded_at_ms: crate::now_ms(),
@@ -269,6 +446,7 @@ impl Plugins {
         name: &str,
         kind: Option<PluginKind>,
         params: Vec<(String, String)>,
+        limits: PluginLimits,
         bytes: Vec<u8>,
     ) -> Result<PluginDescription, BrokerError> {
         crate::names::validate_plugin_name(name).map_err(|_| {
@@ -287,14 +465,23 @@ impl Plugins {
         if self.host.info(name).is_some() {
             return Err(BrokerError::PluginExists(name.to_owned()));
         }
+        if let Some(memory) = limits.memory_bytes
+            && memory > self.host.config().max_memory_bytes
+        {
+            return Err(BrokerError::InvalidPlugin(format!(
+                "memory limit {memory} bytes is more than broker.plugins.max_memory_bytes ({})",
+                self.host.config().max_memory_bytes
+            )));
+        }
         let wasm = bytes.clone();
-        self.load_into_host(name, kind, params.clone(), bytes, false)?;
+        self.load_into_host(name, kind, params.clone(), limits.clone(), bytes, false)?;
         let actual = self
             .host
             .info(name)
             .map(|i| i.kind)
             .ok_or_else(|| BrokerError::PluginNotFound(name.to_owned()))?;
         self.write_params(name, &params)?;
+        self.write_limits(name, &limits)?;
         self.persist(name, actual, &wasm)?;
         self.describe(name)
     }
@@ -313,7 +500,14 @@ impl Plugins {
             .map(|i| i.kind)
             .ok_or_else(|| BrokerError::PluginNotFound(name.to_owned()))?;
         let wasm = bytes.clone();
-        self.load_into_host(name, Some(kind), Vec::new(), bytes, true)?;
+        self.load_into_host(
+            name,
+            Some(kind),
+            Vec::new(),
+            PluginLimits::default(),
+            bytes,
+            true,
+        )?;
         self.persist(name, kind, &wasm)?;
         self.describe(name)
     }
@@ -326,6 +520,7 @@ impl Plugins {
             format!("{name}.wasm"),
             format!("{name}.kind"),
             format!("{name}.params"),
+            format!("{name}.limits"),
         ] {
             let path = self.dir.join(file);
             match std::fs::remove_file(&path) {
@@ -355,6 +550,36 @@ impl Plugins {
             json.and_then(|json| replace_file(&self.dir.join(&file), &json))
         };
         result.map_err(|e| BrokerError::io("write", self.dir.join(&file), e))
+    }
+
+    /// Records the per-plugin limits of `name` (none overridden: no file). Written before
+    /// the component, like the parameters.
+    fn write_limits(&self, name: &str, limits: &PluginLimits) -> Result<(), BrokerError> {
+        let file = format!("{name}.limits");
+        let persisted = LimitsFile::of(limits);
+        let result = if persisted.is_empty() {
+            match std::fs::remove_file(self.dir.join(&file)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        } else {
+            serde_json::to_vec(&persisted)
+                .map_err(std::io::Error::other)
+                .and_then(|json| replace_file(&self.dir.join(&file), &json))
+        };
+        result.map_err(|e| BrokerError::io("write", self.dir.join(&file), e))
+    }
+
+    /// The per-plugin limits persisted for `name` (the defaults when it has none).
+    fn read_limits(&self, name: &str) -> Result<PluginLimits, BrokerError> {
+        let path = self.dir.join(format!("{name}.limits"));
+        match std::fs::read(&path) {
+            Ok(json) => serde_json::from_slice::<LimitsFile>(&json)
+                .map(|l| l.limits())
+                .map_err(|e| BrokerError::io("parse", &path, std::io::Error::other(e))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PluginLimits::default()),
+            Err(e) => Err(BrokerError::io("read", &path, e)),
+        }
     }
 
     /// The load-time parameters persisted for `name` (empty when it has none).
@@ -395,18 +620,7 @@ impl Plugins {
     /// Best effort (logged): the current version is persisted separately.
     /// Cost: one write and fsync the first time a version is seen; a `stat` after.
     fn keep_version(&self, digest: &PluginDigest, bytes: &[u8]) {
-        let dir = self.versions_dir();
-        let file = format!("{}.wasm", digest.to_hex());
-        if dir.join(&file).exists() {
-            return;
-        }
-        let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(&dir)?;
-            replace_file(&dir.join(&file), bytes)
-        };
-        if let Err(e) = write() {
-            tracing::warn!(digest = %digest.short(), error = %e, "could not keep a copy of a codec version");
-        }
+        keep_version_in(&self.versions_dir(), digest, bytes);
     }
 
     /// Loads codec version `digest` (kept by [`keep_version`](Self::keep_version)) as a
@@ -431,7 +645,8 @@ impl Plugins {
         let _admin = self.admin.lock();
         let Some(current) = self.host.info(name) else {
             let params = self.read_params(name)?;
-            self.load_into_host(name, Some(PluginKind::Codec), params, old, false)?;
+            let limits = self.read_limits(name)?;
+            self.load_into_host(name, Some(PluginKind::Codec), params, limits, old, false)?;
             return Ok(true);
         };
         if current.kind != PluginKind::Codec {
@@ -442,8 +657,9 @@ impl Plugins {
             .join(format!("{}.wasm", current.digest.to_hex()));
         let current_bytes =
             std::fs::read(&current_path).map_err(|e| BrokerError::io("read", &current_path, e))?;
-        self.load_into_host(name, None, Vec::new(), old, true)?;
-        self.load_into_host(name, None, Vec::new(), current_bytes, true)?;
+        let keep = PluginLimits::default;
+        self.load_into_host(name, None, Vec::new(), keep(), old, true)?;
+        self.load_into_host(name, None, Vec::new(), keep(), current_bytes, true)?;
         Ok(true)
     }
 
@@ -548,5 +764,20 @@ pub(crate) fn unpin_codecs(host: &PluginHost, topic: &Topic) {
         for entry in log.codecs() {
             host.unpin(&PluginDigest(entry.digest));
         }
+    }
+}
+
+/// [`Plugins::keep_version`] into the directory `dir`.
+fn keep_version_in(dir: &Path, digest: &PluginDigest, bytes: &[u8]) {
+    let file = format!("{}.wasm", digest.to_hex());
+    if dir.join(&file).exists() {
+        return;
+    }
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        replace_file(&dir.join(&file), bytes)
+    };
+    if let Err(e) = write() {
+        tracing::warn!(digest = %digest.short(), error = %e, "could not keep a copy of a codec version");
     }
 }

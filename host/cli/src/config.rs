@@ -155,6 +155,8 @@ fn typed(table: Table) -> Result<Config> {
         &mut config.server.tls_cert,
         &mut config.server.tls_key,
         &mut config.server.tls_client_ca,
+        &mut config.broker.plugins.cache_dir,
+        &mut config.broker.plugins.watch_dir,
     ] {
         if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
             *path = None;

@@ -114,6 +114,53 @@ impl ArtifactCache {
         };
         Ok((component, outcome))
     }
+
+    /// Remove the artifact of `digest`, if any: a version rejected after it was compiled
+    /// leaves nothing behind. Best effort (logged): a leftover artifact is only disk space.
+    pub(crate) fn discard(&self, digest: &PluginDigest) {
+        let path = self.path(digest);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => tracing::warn!(
+                path = %path.display(),
+                %error,
+                "cannot remove the artifact of a rejected plugin version"
+            ),
+        }
+    }
+}
+
+/// Removes the artifact a load compiled (a cache miss) unless the load succeeds and
+/// [`disarm`](Self::disarm)s it first.
+pub(crate) struct DiscardUnlessKept<'a> {
+    cache: Option<&'a ArtifactCache>,
+    digest: PluginDigest,
+}
+
+impl<'a> DiscardUnlessKept<'a> {
+    pub(crate) fn new(
+        cache: Option<&'a ArtifactCache>,
+        outcome: CacheOutcome,
+        digest: PluginDigest,
+    ) -> Self {
+        Self {
+            cache: cache.filter(|_| outcome == CacheOutcome::Miss),
+            digest,
+        }
+    }
+
+    pub(crate) fn disarm(mut self) {
+        self.cache = None;
+    }
+}
+
+impl Drop for DiscardUnlessKept<'_> {
+    fn drop(&mut self) {
+        if let Some(cache) = self.cache {
+            cache.discard(&self.digest);
+        }
+    }
 }
 
 /// Write `bytes` to `path` atomically: unique temporary file, fsync,

@@ -106,9 +106,14 @@ impl Default for DefaultLimits {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PluginLimits {
+    /// Deadline of one call (for a codec's `decompress`, the base that grows with the
+    /// payload).
     pub timeout: Option<Duration>,
+    /// Deadline of instantiation plus `init`.
     pub init_timeout: Option<Duration>,
+    /// Linear memory cap per instance, clamped to [`HostConfig::max_memory_bytes`].
     pub memory_bytes: Option<u64>,
+    /// Fuel per call; only used when [`HostConfig::fuel_metering`] is on.
     pub fuel: Option<u64>,
 }
 
@@ -116,6 +121,12 @@ impl PluginLimits {
     /// Override the per-call deadline.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Override the deadline of instantiation plus `init`.
+    pub fn init_timeout(mut self, timeout: Duration) -> Self {
+        self.init_timeout = Some(timeout);
         self
     }
 

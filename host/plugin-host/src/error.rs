@@ -51,6 +51,15 @@ pub enum PluginError {
     /// rejected its parameters, …).
     #[error("plugin {name:?} could not be instantiated: {message}")]
     Instantiate { name: String, message: String },
+    /// Instantiation plus `init` of a fresh instance ran past the init
+    /// deadline ([`PluginLimits::init_timeout`](crate::PluginLimits)), not the
+    /// call's: the plugin's `init` (or its start-up code) loops or is too slow.
+    #[error("plugin {name:?} init timed out after {timeout_ms} ms")]
+    InitTimeout { name: String, timeout_ms: u64 },
+    /// Instantiation or `init` of a fresh instance trapped (or ran out of
+    /// fuel); no call ran.
+    #[error("plugin {name:?} init trapped: {message}")]
+    InitTrap { name: String, message: String },
 }
 
 /// Loading, validating or swapping in a plugin version failed. The version
@@ -95,6 +104,16 @@ pub enum LoadError {
         name: String,
         kind: PluginKind,
         message: String,
+    },
+    /// The first instance could not be initialised: `init` rejected its
+    /// parameters, looped past the init deadline, trapped or exhausted its
+    /// memory. Reported before any self-test call runs, so the message says
+    /// `init`, not the call that would have come next.
+    #[error("{source}")]
+    Init {
+        name: String,
+        #[source]
+        source: PluginError,
     },
     /// The component loaded but failed its self-test.
     #[error("plugin {name:?} failed its self-test: {reason}")]

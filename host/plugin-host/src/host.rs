@@ -15,7 +15,7 @@ use crate::bindings::codec::{CodecPlugin, CodecPluginPre};
 use crate::bindings::compaction::CompactionPluginPre;
 use crate::bindings::retention::RetentionPluginPre;
 use crate::budget::Budget;
-use crate::cache::{ArtifactCache, CacheOutcome};
+use crate::cache::{ArtifactCache, CacheOutcome, DiscardUnlessKept};
 use crate::config::{EffectiveLimits, HostConfig, PluginSpec};
 use crate::state::StoreState;
 use crate::version::{Counted, PluginVersion, Pre, VersionParts};
@@ -322,6 +322,8 @@ impl PluginHost {
                 message: format!("{e:#}"),
             })?;
         let compile_time = started.elapsed();
+        // A version rejected from here on leaves no compiled artifact behind.
+        let artifact = DiscardUnlessKept::new(inner.cache.as_ref(), cache, digest);
 
         let (kind, uses_wasi) = self.inspect(&name, &component)?;
         let expected = spec.kind.or(current.as_ref().map(|c| c.kind));
@@ -350,6 +352,10 @@ impl PluginHost {
 
         let started = Instant::now();
         if version.spec.self_test {
+            version.warm_up().map_err(|source| LoadError::Init {
+                name: name.clone(),
+                source,
+            })?;
             selftest::run(&version).map_err(|reason| LoadError::SelfTest {
                 name: name.clone(),
                 reason,
@@ -357,6 +363,7 @@ impl PluginHost {
         }
         let self_test_time = started.elapsed();
 
+        artifact.disarm();
         let registry = inner.registry.lock();
         let started = Instant::now();
         // Whatever the swap replaces is dropped after it (dropping a version

@@ -91,8 +91,8 @@ impl Stats {
             self.errors.fetch_add(1, Ordering::Relaxed);
             let counter = match error {
                 PluginError::Guest { .. } => &self.guest_errors,
-                PluginError::Timeout { .. } => &self.timeouts,
-                PluginError::Trap { .. } => &self.traps,
+                PluginError::Timeout { .. } | PluginError::InitTimeout { .. } => &self.timeouts,
+                PluginError::Trap { .. } | PluginError::InitTrap { .. } => &self.traps,
                 PluginError::MemoryExhausted { .. } => &self.memory_exhausted,
                 PluginError::FuelExhausted { .. } => &self.fuel_exhausted,
                 PluginError::InvalidOutput { .. } => &self.invalid_outputs,
@@ -284,12 +284,7 @@ impl PluginVersion {
         };
         let bindings = match bindings {
             Ok(b) => b,
-            Err(error) => {
-                return Err(match self.classify(error, &store) {
-                    PluginError::InvalidOutput { reason, .. } => self.instantiate_error(reason),
-                    other => other,
-                });
-            }
+            Err(error) => return Err(self.classify_init(error, &store)),
         };
         let params = &self.spec.params;
         let init = match &bindings {
@@ -304,8 +299,35 @@ impl PluginVersion {
                 _permit: permit,
             }),
             Ok(Err(message)) => Err(self.instantiate_error(format!("init rejected: {message}"))),
-            Err(error) => Err(self.classify(error, &store)),
+            Err(error) => Err(self.classify_init(error, &store)),
         }
+    }
+
+    /// Map a failure of instantiation or `init` to a typed error that says `init`: its
+    /// deadline is the init deadline, and no call has run yet.
+    fn classify_init(&self, error: wasmtime::Error, store: &Store<StoreState>) -> PluginError {
+        let name = self.label.name.clone();
+        match self.classify(error, store) {
+            PluginError::Timeout { .. } => PluginError::InitTimeout {
+                name,
+                timeout_ms: u64::try_from(self.limits.init_timeout.as_millis()).unwrap_or(u64::MAX),
+            },
+            PluginError::Trap { message, .. } => PluginError::InitTrap { name, message },
+            PluginError::FuelExhausted { .. } => PluginError::InitTrap {
+                name,
+                message: "ran out of fuel".to_owned(),
+            },
+            PluginError::InvalidOutput { reason, .. } => self.instantiate_error(reason),
+            other => other,
+        }
+    }
+
+    /// Create and initialise one instance and keep it idle: a load checks `init` this way
+    /// before its self-test calls, so an `init` failure is reported as one.
+    pub(crate) fn warm_up(&self) -> Result<(), PluginError> {
+        let instance = self.instantiate()?;
+        self.release(instance);
+        Ok(())
     }
 
     fn instantiate_error(&self, message: String) -> PluginError {

@@ -30,6 +30,7 @@ pub struct WatchEvent {
 /// thread exits after the load in progress, if any).
 pub struct DirWatcher {
     _watcher: notify::RecommendedWatcher,
+    /// Disconnected for [`PluginHost::watch_dir_with`], which hands events to its callback.
     events: mpsc::Receiver<WatchEvent>,
 }
 
@@ -60,6 +61,25 @@ impl PluginHost {
     /// (no parameters, default limits); existing names keep theirs. Loads run
     /// on the watcher's thread, never on a caller's.
     pub fn watch_dir(&self, dir: &Path) -> Result<DirWatcher, WatchError> {
+        let (events_tx, events_rx) = mpsc::channel();
+        let watcher = self.watch_dir_with(dir, move |event| {
+            // Nobody reads the events: keep watching anyway.
+            let _ = events_tx.send(event);
+        })?;
+        Ok(DirWatcher {
+            events: events_rx,
+            ..watcher
+        })
+    }
+
+    /// [`watch_dir`](Self::watch_dir), handing each outcome to `on_event` (on the
+    /// watcher's thread, after the load and its log line) instead of queueing it:
+    /// [`DirWatcher::events`] then yields nothing.
+    pub fn watch_dir_with(
+        &self,
+        dir: &Path,
+        on_event: impl Fn(WatchEvent) + Send + 'static,
+    ) -> Result<DirWatcher, WatchError> {
         let dir = dir.to_owned();
         let (changed_tx, changed_rx) = mpsc::channel::<PathBuf>();
         let mut watcher =
@@ -91,7 +111,6 @@ impl PluginHost {
             .filter(|p| plugin_name(p).is_some())
             .collect();
 
-        let (events_tx, events_rx) = mpsc::channel();
         let host = self.clone();
         std::thread::Builder::new()
             .name("plugin-watch".into())
@@ -114,9 +133,7 @@ impl PluginHost {
                                 tracing::warn!(plugin = %name, %error, "plugin file rejected")
                             }
                         }
-                        if events_tx.send(WatchEvent { name, path, result }).is_err() {
-                            // Nobody reads the events: keep watching anyway.
-                        }
+                        on_event(WatchEvent { name, path, result });
                     }
                     // Block for the next change, then gather the burst that
                     // follows it (one write is several events).
@@ -134,7 +151,7 @@ impl PluginHost {
             .map_err(WatchError::Thread)?;
         Ok(DirWatcher {
             _watcher: watcher,
-            events: events_rx,
+            events: mpsc::channel().1,
         })
     }
 

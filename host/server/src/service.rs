@@ -1097,8 +1097,16 @@ impl Plugins for DistLogService {
             }
             let broker = self.broker.clone();
             let params = req.params.into_iter().collect();
-            let p = blocking(move || broker.load_plugin(&req.name, kind, params, req.component))
-                .await?;
+            let mut limits = distlog_broker::PluginLimits::default();
+            let ms = |v: u64| (v > 0).then(|| std::time::Duration::from_millis(v));
+            limits.timeout = ms(req.timeout_ms);
+            limits.init_timeout = ms(req.init_timeout_ms);
+            limits.memory_bytes = (req.memory_bytes > 0).then_some(req.memory_bytes);
+            limits.fuel = (req.fuel > 0).then_some(req.fuel);
+            let p = blocking(move || {
+                broker.load_plugin_with_limits(&req.name, kind, params, limits, req.component)
+            })
+            .await?;
             Ok(plugin_response(p))
         })
         .await

@@ -19,6 +19,7 @@ pub mod index;
 pub mod io;
 pub mod log;
 pub mod producers;
+pub mod readonly;
 pub mod recovery;
 pub mod segment;
 

@@ -1,4 +1,5 @@
-//! `distlog plugin list|load|reload|unload|describe|test`.
+//! `distlog plugin list|load|reload|unload|describe` (broker calls) and
+//! `new|build|test|replay` (local, no broker).
 
 use std::path::{Path, PathBuf};
 
@@ -32,17 +33,19 @@ pub enum PluginCmd {
     Load {
         /// Path to the component (`.wasm`).
         file: PathBuf,
-        /// Name for the plugin.
+        /// Name for the plugin; default: the file name without `.wasm`.
         #[arg(long)]
-        name: String,
-        /// The world it implements.
+        name: Option<String>,
+        /// The world it must implement; default: detected from the component's exports.
         #[arg(long, value_enum)]
-        kind: Kind,
+        kind: Option<Kind>,
         /// A parameter for the plugin's `init`, `KEY=VALUE` (repeatable), e.g.
         /// `--param field=user.id` for the JSON-field key extractor. Kept across reloads
         /// and restarts; load the component again under another name for other values.
         #[arg(long = "param", value_name = "KEY=VALUE")]
         params: Vec<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
         #[command(flatten)]
         client: ClientOpts,
     },
@@ -68,6 +71,37 @@ pub enum PluginCmd {
     /// Check a component locally, without a broker: load it as the broker would,
     /// run its world's conformance suite, and run it on sample data (`--input`).
     Test(super::plugin_test::TestArgs),
+    /// Start a plugin project from a template: a working plugin in the chosen language,
+    /// with a copy of the plugin contract (`wit/`) so it builds on its own.
+    New(super::plugin_new::NewArgs),
+    /// Build the plugin project in DIR into a component, with its language's recipe
+    /// (detected from the project's files).
+    Build(super::plugin_build::BuildArgs),
+    /// Run a plugin deterministically over stored data (a partition's segments, read-only)
+    /// or a recorded sample, and print a digest of its outputs: two versions that behave
+    /// alike on that data print the same digest.
+    Replay(super::plugin_replay::ReplayArgs),
+}
+
+/// Per-plugin limits of `plugin load`; each overrides the broker's default
+/// (`broker.plugins.*`) and is kept across reloads and restarts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Deadline of one call, in ms (for a codec's decompress, the base that grows with the
+    /// payload) [default: broker.plugins.<kind>_timeout_ms].
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_ms: Option<u64>,
+    /// Deadline of instantiation plus `init`, in ms [default: broker.plugins.init_timeout_ms].
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub init_timeout_ms: Option<u64>,
+    /// Linear memory cap of one instance, in bytes (at most broker.plugins.max_memory_bytes)
+    /// [default: broker.plugins.memory_bytes].
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub memory_bytes: Option<u64>,
+    /// Fuel per call; used only when the broker meters fuel (broker.plugins.fuel_metering)
+    /// [default: broker.plugins.fuel].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub fuel: Option<u64>,
 }
 
 impl PluginCmd {
@@ -80,7 +114,7 @@ impl PluginCmd {
             | Self::Reload { client, .. }
             | Self::Unload { client, .. }
             | Self::Describe { client, .. } => Some(client),
-            Self::Test(_) => None,
+            Self::Test(_) | Self::New(_) | Self::Build(_) | Self::Replay(_) => None,
         }
     }
 }
@@ -89,14 +123,57 @@ impl PluginCmd {
 pub fn run_local(cmd: PluginCmd) -> Result<()> {
     match cmd {
         PluginCmd::Test(args) => super::plugin_test::run(args),
+        PluginCmd::New(args) => super::plugin_new::run(args),
+        PluginCmd::Build(args) => super::plugin_build::run(args),
+        PluginCmd::Replay(args) => super::plugin_replay::run(args),
         _ => bail!("this plugin subcommand needs a broker"),
     }
+}
+
+impl Kind {
+    /// The plugin host's kind.
+    pub fn host_kind(self) -> distlog_plugin_host::PluginKind {
+        match self {
+            Kind::Codec => distlog_plugin_host::PluginKind::Codec,
+            Kind::Retention => distlog_plugin_host::PluginKind::Retention,
+            Kind::Compaction => distlog_plugin_host::PluginKind::Compaction,
+        }
+    }
+}
+
+impl LimitArgs {
+    /// The plugin host's limits these flags ask for.
+    pub fn plugin_limits(&self) -> distlog_plugin_host::PluginLimits {
+        let mut limits = distlog_plugin_host::PluginLimits::default();
+        limits.timeout = self.timeout_ms.map(std::time::Duration::from_millis);
+        limits.init_timeout = self.init_timeout_ms.map(std::time::Duration::from_millis);
+        limits.memory_bytes = self.memory_bytes;
+        limits.fuel = self.fuel;
+        limits
+    }
+}
+
+/// The name `plugin load` gives a component without `--name`: its file name without the
+/// `.wasm` extension.
+fn default_name(file: &Path) -> Result<String> {
+    file.file_stem()
+        .and_then(|s| s.to_str())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .with_context(|| {
+            format!(
+                "cannot name the plugin after {}: pass --name",
+                file.display()
+            )
+        })
 }
 
 pub async fn run(conn: &Conn, cmd: PluginCmd) -> Result<()> {
     let mut client = conn.plugins();
     match cmd {
-        PluginCmd::Test(_) => bail!("plugin test runs without a broker"),
+        PluginCmd::Test(_) | PluginCmd::New(_) | PluginCmd::Build(_) | PluginCmd::Replay(_) => {
+            bail!("this plugin subcommand runs without a broker")
+        }
         PluginCmd::List { .. } => {
             let plugins = client
                 .list_plugins(conn.request(ListPluginsRequest {})?)
@@ -130,21 +207,34 @@ pub async fn run(conn: &Conn, cmd: PluginCmd) -> Result<()> {
             name,
             kind,
             params,
+            limits,
             ..
         } => {
+            let name = match name {
+                Some(name) => name,
+                None => default_name(&file)?,
+            };
             let request = LoadPluginRequest {
                 params: super::parse_pairs(&params)?,
-                name,
+                name: name.clone(),
                 kind: match kind {
-                    Kind::Codec => PluginKind::Codec,
-                    Kind::Retention => PluginKind::Retention,
-                    Kind::Compaction => PluginKind::Compaction,
+                    None => PluginKind::Unspecified,
+                    Some(Kind::Codec) => PluginKind::Codec,
+                    Some(Kind::Retention) => PluginKind::Retention,
+                    Some(Kind::Compaction) => PluginKind::Compaction,
                 } as i32,
                 component: read(&file)?,
+                timeout_ms: limits.timeout_ms.unwrap_or(0),
+                init_timeout_ms: limits.init_timeout_ms.unwrap_or(0),
+                memory_bytes: limits.memory_bytes.unwrap_or(0),
+                fuel: limits.fuel.unwrap_or(0),
             };
-            let plugin = client
-                .load_plugin(conn.request(request)?)
-                .await
+            let spinner = super::plugin_progress::Spinner::start(format!(
+                "loading {name} (compile, type check, init, self-test)"
+            ));
+            let loaded = client.load_plugin(conn.request(request)?).await;
+            drop(spinner);
+            let plugin = loaded
                 .map_err(status("load plugin"))?
                 .into_inner()
                 .plugin
@@ -156,9 +246,13 @@ pub async fn run(conn: &Conn, cmd: PluginCmd) -> Result<()> {
                 name,
                 component: read(&file)?,
             };
-            let plugin = client
-                .reload_plugin(conn.request(request)?)
-                .await
+            let spinner = super::plugin_progress::Spinner::start(format!(
+                "reloading {} (compile, type check, init, self-test)",
+                request.name
+            ));
+            let reloaded = client.reload_plugin(conn.request(request)?).await;
+            drop(spinner);
+            let plugin = reloaded
                 .map_err(status("reload plugin"))?
                 .into_inner()
                 .plugin

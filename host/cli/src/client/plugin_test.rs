@@ -12,8 +12,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use distlog_plugin_host::{
-    Header, HostConfig, LogRecord, PartitionInfo, PluginHost, PluginKind, PluginSpec, SegmentInfo,
-    conformance,
+    CacheOutcome, Header, HostConfig, LogRecord, PartitionInfo, PluginHost, PluginKind, PluginSpec,
+    SegmentInfo, conformance,
 };
 use serde::{Deserialize, Serialize};
 
@@ -38,9 +38,41 @@ pub struct TestArgs {
     /// `plugins/samples/`).
     #[arg(long)]
     pub input: Option<PathBuf>,
+    /// Limits to test under, as `plugin load` sets them (default: the broker's defaults);
+    /// `--fuel` turns fuel metering on.
+    #[command(flatten)]
+    pub limits: super::plugin::LimitArgs,
+    /// Compiled-artifact cache: a second test of the same component loads in milliseconds
+    /// instead of compiling again [default: $XDG_CACHE_HOME/distlog/plugin-cache, else
+    /// ~/.cache/distlog/plugin-cache]. `serve`'s cache (`<data_dir>/plugin-cache`) works too.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile without the artifact cache (nothing is read or written).
+    #[arg(long)]
+    pub no_cache: bool,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
     pub output: Output,
+}
+
+/// The user's artifact cache, shared by `plugin test` and `plugin replay`:
+/// `$XDG_CACHE_HOME/distlog/plugin-cache`, else `$HOME/.cache/distlog/plugin-cache`; `None`
+/// when neither variable is set.
+pub fn user_cache_dir() -> Option<PathBuf> {
+    let non_empty = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty());
+    non_empty("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| non_empty("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .map(|base| base.join("distlog").join("plugin-cache"))
+}
+
+/// How a load obtained its compiled code, for reports.
+pub fn cache_word(cache: CacheOutcome) -> &'static str {
+    match cache {
+        CacheOutcome::Hit => "hit",
+        CacheOutcome::Miss => "miss",
+        _ => "off",
+    }
 }
 
 /// One step of the test and its outcome.
@@ -56,6 +88,9 @@ struct Report {
     file: String,
     kind: Option<String>,
     digest: Option<String>,
+    /// The compiled-artifact cache: `hit` (loaded in milliseconds), `miss` (compiled and
+    /// stored for next time) or `off`.
+    cache: Option<&'static str>,
     passed: bool,
     checks: Vec<Check>,
     /// What the plugin did with `--input`, if given.
@@ -63,11 +98,17 @@ struct Report {
 }
 
 /// Runs the test and prints the report. Cost: one component compile (seconds
-/// for a large component; there is no artifact cache here), the self-test,
+/// for a large component, milliseconds on an artifact-cache hit), the self-test,
 /// the conformance suite (a few MiB through a codec) and one pass over the input.
 pub fn run(args: TestArgs) -> Result<()> {
     let output = args.output;
-    let report = test(&args)?;
+    let spinner = super::plugin_progress::Spinner::start(format!(
+        "testing {} (compile, self-test, conformance suite)",
+        args.file.display()
+    ));
+    let report = test(&args);
+    drop(spinner);
+    let report = report?;
     emit(output, &report, || render(&report))?;
     if !report.passed {
         let failed: Vec<&str> = report
@@ -88,14 +129,20 @@ pub fn run(args: TestArgs) -> Result<()> {
 fn test(args: &TestArgs) -> Result<Report> {
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let host = PluginHost::new(HostConfig::default()).context("cannot start the plugin host")?;
-    let mut spec = PluginSpec::new(NAME);
+    let cache_dir = if args.no_cache {
+        None
+    } else {
+        args.cache_dir.clone().or_else(user_cache_dir)
+    };
+    let mut config = match cache_dir {
+        Some(dir) => HostConfig::with_cache_dir(dir),
+        None => HostConfig::default(),
+    };
+    config.fuel_metering = args.limits.fuel.is_some();
+    let host = PluginHost::new(config).context("cannot start the plugin host")?;
+    let mut spec = PluginSpec::new(NAME).limits(args.limits.plugin_limits());
     if let Some(kind) = args.kind {
-        spec = spec.kind(match kind {
-            Kind::Codec => PluginKind::Codec,
-            Kind::Retention => PluginKind::Retention,
-            Kind::Compaction => PluginKind::Compaction,
-        });
+        spec = spec.kind(kind.host_kind());
     }
     for (key, value) in super::parse_pairs(&args.params)? {
         spec = spec.param(key, value);
@@ -104,6 +151,7 @@ fn test(args: &TestArgs) -> Result<Report> {
         file: args.file.display().to_string(),
         kind: None,
         digest: None,
+        cache: None,
         passed: false,
         checks: Vec::new(),
         sample: None,
@@ -114,8 +162,14 @@ fn test(args: &TestArgs) -> Result<Report> {
                 check: "load (type check, init, self-test)".to_owned(),
                 ok: true,
                 detail: format!(
-                    "{} plugin, compiled in {:.0?}, self-test in {:.0?}",
-                    loaded.kind, loaded.compile_time, loaded.self_test_time
+                    "{} plugin, {} in {:.0?}, self-test in {:.0?}",
+                    loaded.kind,
+                    match loaded.cache {
+                        CacheOutcome::Hit => "loaded from the artifact cache",
+                        _ => "compiled",
+                    },
+                    loaded.compile_time,
+                    loaded.self_test_time
                 ),
             });
             loaded
@@ -134,6 +188,7 @@ fn test(args: &TestArgs) -> Result<Report> {
             }
         }
     };
+    report.cache.get_or_insert(cache_word(loaded.cache));
     report.kind = Some(loaded.kind.to_string());
     report.digest = Some(loaded.digest.to_hex());
     let suite = match loaded.kind {
@@ -271,8 +326,11 @@ impl From<SegmentInput> for SegmentInfo {
     }
 }
 
-/// Ask the policy which segments of the described partition to delete.
-fn sample_retention(host: &PluginHost, input: &std::path::Path) -> Result<Sample> {
+/// A retention sample (`plugins/samples/retention.json`): the partition, its segments and
+/// the clock the policy sees.
+pub fn read_retention_sample(
+    input: &std::path::Path,
+) -> Result<(PartitionInfo, Vec<SegmentInfo>, i64)> {
     let text = std::fs::read_to_string(input)
         .with_context(|| format!("cannot read {}", input.display()))?;
     let parsed: RetentionInput = serde_json::from_str(&text)
@@ -283,8 +341,14 @@ fn sample_retention(host: &PluginHost, input: &std::path::Path) -> Result<Sample
         config: parsed.config.into_iter().collect(),
     };
     let segments: Vec<SegmentInfo> = parsed.segments.into_iter().map(Into::into).collect();
+    Ok((partition, segments, parsed.now_ms))
+}
+
+/// Ask the policy which segments of the described partition to delete.
+fn sample_retention(host: &PluginHost, input: &std::path::Path) -> Result<Sample> {
+    let (partition, segments, now_ms) = read_retention_sample(input)?;
     let deletions = host
-        .select_deletions(NAME, &partition, &segments, parsed.now_ms)
+        .select_deletions(NAME, &partition, &segments, now_ms)
         .context("select-deletions")?;
     let lines: Vec<String> = deletions
         .iter()
@@ -318,8 +382,8 @@ struct RecordInput {
     timestamp: i64,
 }
 
-/// Extract the key of every record of the file, as one batch.
-fn sample_compaction(host: &PluginHost, input: &std::path::Path) -> Result<Sample> {
+/// The records of a JSON-lines sample (`plugins/samples/records.jsonl`).
+pub fn read_records_sample(input: &std::path::Path) -> Result<Vec<LogRecord>> {
     let text = std::fs::read_to_string(input)
         .with_context(|| format!("cannot read {}", input.display()))?;
     let mut records = Vec::new();
@@ -343,6 +407,12 @@ fn sample_compaction(host: &PluginHost, input: &std::path::Path) -> Result<Sampl
             timestamp: record.timestamp,
         });
     }
+    Ok(records)
+}
+
+/// Extract the key of every record of the file, as one batch.
+fn sample_compaction(host: &PluginHost, input: &std::path::Path) -> Result<Sample> {
+    let records = read_records_sample(input)?;
     let keys = host.extract_keys(NAME, &records).context("extract-keys")?;
     let shown: Vec<Option<String>> = keys
         .iter()
@@ -371,13 +441,14 @@ fn render(report: &Report) -> String {
         ]);
     }
     let mut out = format!(
-        "{} ({}, digest {})\n",
+        "{} ({}, digest {}, artifact cache {})\n",
         report.file,
         report.kind.as_deref().unwrap_or("unknown kind"),
         report
             .digest
             .as_deref()
-            .map_or("-", |d| &d[..d.len().min(12)])
+            .map_or("-", |d| &d[..d.len().min(12)]),
+        report.cache.unwrap_or("-")
     );
     out.push_str(&table.render());
     out.push_str(if report.passed {

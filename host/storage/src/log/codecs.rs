@@ -57,7 +57,7 @@ fn encode(e: &CodecEntry) -> Vec<u8> {
 }
 
 /// Decodes records until the first invalid one; returns entries and the valid length.
-fn decode(bytes: &[u8]) -> (Vec<CodecEntry>, u64) {
+pub(crate) fn decode(bytes: &[u8]) -> (Vec<CodecEntry>, u64) {
     let mut entries = Vec::new();
     let mut pos = 0usize;
     while bytes.len() - pos >= 8 {
