@@ -8,6 +8,7 @@
 //! | [`groups`](crate::groups) | consumer-group offsets |
 //! | [`plugins`](crate::plugins) | the plugin host, persisted plugins, plugin/topic glue |
 //! | [`maintenance`](crate::maintenance) | retention and compaction passes and their thread |
+//! | [`health`](crate::health) | start time, registered listeners (status is computed from the rooms) |
 //!
 //! Invariant: [`Broker`] holds no logic of its own beyond the lifecycle (open, close, the
 //! closed flag); every method is a call into one room, or a composition of a few when an
@@ -17,7 +18,11 @@
 use crate::BrokerError;
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::fetch::{self, FetchResult, OffsetQuery, PlainFetchResult, RawFetchResult};
-use crate::groups::{CommittedOffset, GroupStore, Groups, OffsetCommit};
+use crate::groups::reset::{self, Bounds};
+use crate::groups::{
+    CommittedOffset, GroupStore, Groups, OffsetCommit, PartitionReset, ResetTarget,
+};
+use crate::health::{BrokerInfo, Health, ListenerInfo, Problem, Status};
 use crate::maintenance::{self, CleanerSummary, Maintenance, RetentionSummary};
 use crate::plugins::{self, PluginDescription, Plugins};
 use crate::produce::{
@@ -59,6 +64,22 @@ struct Inner {
     /// `None` when plugins are disabled.
     plugins: Option<Plugins>,
     maintenance: Maintenance,
+    health: Health,
+}
+
+/// A group's position in one partition against that partition's log (`distlog group
+/// describe`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupPartitionLag {
+    /// The commit.
+    pub committed: CommittedOffset,
+    /// The partition's log start offset (`None`: the partition's log is not open).
+    pub log_start_offset: Option<u64>,
+    /// The partition's log end offset (`None`: the partition's log is not open).
+    pub log_end_offset: Option<u64>,
+    /// Records the group has yet to consume: the log end minus the commit, or minus the log
+    /// start when the commit is below it (those records are gone); 0 when unknown.
+    pub lag: u64,
 }
 
 impl Broker {
@@ -96,6 +117,7 @@ impl Broker {
                 producer_ids,
                 plugins,
                 maintenance: Maintenance::default(),
+                health: Health::new(),
             }),
         };
         if let Some(p) = &broker.inner.plugins {
@@ -190,7 +212,10 @@ impl Broker {
     /// Describes a topic: configuration, and per partition offsets and segments.
     /// Cost: no IO (segment descriptors are in memory).
     pub fn describe_topic(&self, name: &str) -> Result<TopicDescription, BrokerError> {
-        Ok(topics::describe(&*self.topic(name)?))
+        Ok(topics::describe(
+            &*self.topic(name)?,
+            &self.inner.config.topic_defaults,
+        ))
     }
 
     /// The number of partitions of a topic. Cost: a read lock.
@@ -580,6 +605,202 @@ impl Broker {
         self.check_open()?;
         self.inner.groups.delete_offsets(group, partitions)
     }
+
+    /// Durably stores a consumer group's positions, as [`commit_offsets`](Self::commit_offsets)
+    /// does, after checking that no offset is beyond its partition's log end
+    /// (`CommitBeyondLogEnd`; nothing is committed then). The gRPC API commits this way; the
+    /// Kafka listener's OffsetCommit does not, since Kafka accepts any offset there. An offset
+    /// below the log start is accepted: the group resumes at the log start.
+    pub fn commit_offsets_within_log(
+        &self,
+        group: &str,
+        offsets: Vec<OffsetCommit>,
+    ) -> Result<(), BrokerError> {
+        for o in &offsets {
+            let end = self
+                .topic(&o.topic)?
+                .partition(o.partition)?
+                .log()?
+                .log_end_offset();
+            if o.offset > end {
+                return Err(BrokerError::CommitBeyondLogEnd {
+                    topic: o.topic.clone(),
+                    partition: o.partition,
+                    offset: o.offset,
+                    end,
+                });
+            }
+        }
+        self.commit_offsets(group, offsets)
+    }
+
+    /// A group's commits (only `topic`'s when given) with each partition's log bounds and
+    /// the lag, sorted by topic and partition. A group without commits has none: an empty
+    /// list, not `GroupNotFound`. Cost: a read lock per partition, no IO.
+    pub fn describe_group(
+        &self,
+        group: &str,
+        topic: Option<&str>,
+    ) -> Result<Vec<GroupPartitionLag>, BrokerError> {
+        let commits = match self.fetch_offsets(group, topic) {
+            Ok(c) => c,
+            Err(BrokerError::GroupNotFound(_)) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(commits
+            .into_iter()
+            .map(|committed| {
+                let log = self
+                    .topic(&committed.topic)
+                    .and_then(|t| t.partition(committed.partition)?.log())
+                    .ok();
+                let start = log.as_ref().map(|l| l.log_start_offset());
+                let end = log.as_ref().map(|l| l.log_end_offset());
+                let lag = match (start, end) {
+                    (Some(s), Some(e)) => e.saturating_sub(committed.offset.max(s)),
+                    _ => 0,
+                };
+                GroupPartitionLag {
+                    committed,
+                    log_start_offset: start,
+                    log_end_offset: end,
+                    lag,
+                }
+            })
+            .collect())
+    }
+
+    /// Moves `group`'s offsets in `topic` (every partition when `partitions` is empty) to
+    /// `target`, clamped to each partition's log (see [`ResetTarget`]), and commits them all
+    /// in one batch (one fsync) unless `dry_run`. Returns the plan, in partition order.
+    /// `TopicNotFound` / `PartitionNotFound` for what does not exist; `FailedPrecondition`
+    /// for a shift of a partition without a commit. Cost: per partition a read lock, and for
+    /// a time target an index lookup and one batch read.
+    pub fn reset_group_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        partitions: &[u32],
+        target: ResetTarget,
+        dry_run: bool,
+    ) -> Result<Vec<PartitionReset>, BrokerError> {
+        crate::names::validate_group_name(group)?;
+        let t = self.topic(topic)?;
+        let mut wanted: Vec<u32> = if partitions.is_empty() {
+            (0..t.partition_count()).collect()
+        } else {
+            partitions.to_vec()
+        };
+        wanted.sort_unstable();
+        wanted.dedup();
+        let previous: BTreeMap<u32, u64> = match self.fetch_offsets(group, Some(topic)) {
+            Ok(c) => c.into_iter().map(|o| (o.partition, o.offset)).collect(),
+            Err(BrokerError::GroupNotFound(_)) => BTreeMap::new(),
+            Err(e) => return Err(e),
+        };
+        let mut plan = Vec::with_capacity(wanted.len());
+        for p in wanted {
+            let log = t.partition(p)?.log()?;
+            let at_time = match target {
+                ResetTarget::Timestamp(ts) => {
+                    fetch::list_offset(self.plugin_host(), &t, p, OffsetQuery::Timestamp(ts))?.0
+                }
+                _ => 0,
+            };
+            let bounds = Bounds {
+                start: log.log_start_offset(),
+                end: log.log_end_offset(),
+                at_time,
+            };
+            let prev = previous.get(&p).copied();
+            plan.push(PartitionReset {
+                topic: topic.to_owned(),
+                partition: p,
+                previous: prev,
+                new_offset: reset::target_offset(topic, p, target, prev, bounds)?,
+            });
+        }
+        if !dry_run && !plan.is_empty() {
+            let metadata = String::new();
+            self.commit_offsets(
+                group,
+                plan.iter()
+                    .map(|r| OffsetCommit {
+                        topic: r.topic.clone(),
+                        partition: r.partition,
+                        offset: r.new_offset,
+                        metadata: metadata.clone(),
+                    })
+                    .collect(),
+            )?;
+        }
+        Ok(plan)
+    }
+
+    /// Records a listener the process serves on (the binary registers gRPC, Kafka and
+    /// metrics once bound), for [`info`](Self::info). A listener of the same name is replaced.
+    pub fn register_listener(&self, listener: ListenerInfo) {
+        self.inner.health.register(listener);
+    }
+
+    /// Sets the node id [`info`](Self::info) reports (the binary sets Kafka's `node_id`).
+    pub fn set_node_id(&self, id: i32) {
+        self.inner.health.set_node_id(id);
+    }
+
+    /// The broker's start time, uptime, listeners, counts and status: `Stopping` once closed;
+    /// `Degraded` when a partition's log latched after a failed fsync or is not open, or the
+    /// offsets log latched; `Serving` otherwise. Cost: a read lock per partition, no IO.
+    pub fn info(&self) -> BrokerInfo {
+        let topics = self.inner.topics.snapshot();
+        let mut problems = Vec::new();
+        let mut partitions = 0u32;
+        for t in &topics {
+            for p in &t.partitions {
+                partitions = partitions.saturating_add(1);
+                let subject = || format!("topic {:?} partition {}", t.name, p.index);
+                match p.log.read().as_ref() {
+                    None => problems.push(Problem {
+                        subject: subject(),
+                        reason: "its log is not open (reopening it after a configuration \
+                                 change failed; see the broker's log)"
+                            .into(),
+                    }),
+                    Some(log) => {
+                        if let Some(f) = log.failure() {
+                            problems.push(Problem {
+                                subject: subject(),
+                                reason: f.to_string(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(reason) = self.inner.groups.failure() {
+            problems.push(Problem {
+                subject: "the consumer-group offsets log".into(),
+                reason,
+            });
+        }
+        let status = if self.is_closed() {
+            Status::Stopping
+        } else if problems.is_empty() {
+            Status::Serving
+        } else {
+            Status::Degraded(problems)
+        };
+        BrokerInfo {
+            node_id: self.inner.health.node_id(),
+            started_at_ms: self.inner.health.started_at_ms(),
+            uptime_ms: self.inner.health.uptime_ms(),
+            listeners: self.inner.health.listeners(),
+            status,
+            topics: u32::try_from(topics.len()).unwrap_or(u32::MAX),
+            partitions,
+            groups: u32::try_from(self.list_groups().len()).unwrap_or(u32::MAX),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -778,6 +999,81 @@ mod tests {
         b.create_topic("__consumer_offsets", 1, BTreeMap::new())
             .expect("create");
         assert_eq!(b.fetch_offsets("g", Some("kept")).expect("fetch").len(), 1);
+        b.close().expect("close");
+    }
+
+    /// Guards the operator view: a partition without an open log degrades the status and
+    /// is named; closing turns it to stopping; listeners are kept as registered.
+    #[test]
+    fn info_reports_listeners_and_degraded_partitions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = Broker::open(config(dir.path())).expect("open");
+        b.create_topic("t", 2, BTreeMap::new()).expect("create");
+        b.register_listener(ListenerInfo {
+            name: "grpc".into(),
+            address: "127.0.0.1:1".into(),
+            advertised: None,
+            tls: false,
+        });
+        b.set_node_id(3);
+        let info = b.info();
+        assert_eq!(info.status, Status::Serving);
+        assert_eq!((info.topics, info.partitions, info.node_id), (1, 2, 3));
+        assert_eq!(info.listeners.len(), 1);
+        let topic = b.topic("t").expect("topic");
+        let log = topic.partition(1).expect("p1").log.write().take();
+        match b.info().status {
+            Status::Degraded(problems) => {
+                assert_eq!(problems.len(), 1);
+                assert!(problems[0].subject.contains("partition 1"), "{problems:?}");
+            }
+            other => panic!("expected degraded, got {other:?}"),
+        }
+        *topic.partition(1).expect("p1").log.write() = log;
+        assert_eq!(b.info().status, Status::Serving);
+        b.close().expect("close");
+        assert_eq!(b.info().status, Status::Stopping);
+    }
+
+    /// Guards the gRPC commit path: beyond the log end is refused with nothing committed, the
+    /// log end itself and below the log start are accepted; a group without commits
+    /// describes as empty.
+    #[test]
+    fn commits_within_the_log_and_group_lag() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = Broker::open(config(dir.path())).expect("open");
+        b.create_topic("t", 1, BTreeMap::new()).expect("create");
+        b.produce("t", Some(0), (0..5).map(|_| rec(None, b"v")).collect())
+            .expect("produce");
+        let at = |offset| OffsetCommit {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            metadata: String::new(),
+        };
+        assert!(b.describe_group("g", None).expect("describe").is_empty());
+        assert!(matches!(
+            b.commit_offsets_within_log("g", vec![at(6)]),
+            Err(BrokerError::CommitBeyondLogEnd {
+                end: 5,
+                offset: 6,
+                ..
+            })
+        ));
+        assert!(b.describe_group("g", None).expect("describe").is_empty());
+        b.commit_offsets_within_log("g", vec![at(5)])
+            .expect("at the end");
+        b.commit_offsets_within_log("g", vec![at(2)])
+            .expect("inside");
+        let lag = b.describe_group("g", None).expect("describe");
+        assert_eq!(lag.len(), 1);
+        assert_eq!(
+            (lag[0].log_start_offset, lag[0].log_end_offset, lag[0].lag),
+            (Some(0), Some(5), 3)
+        );
+        // The Kafka path accepts any offset, as Kafka does.
+        b.commit_offsets("g", vec![at(99)]).expect("unchecked");
+        assert_eq!(b.describe_group("g", None).expect("describe")[0].lag, 0);
         b.close().expect("close");
     }
 

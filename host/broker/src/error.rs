@@ -101,6 +101,21 @@ pub enum BrokerError {
         /// Log end offset.
         end: u64,
     },
+    /// A group commit (through the gRPC API) names an offset beyond its partition's log end.
+    #[error(
+        "cannot commit offset {offset} for {topic}/{partition}: beyond the log end offset \
+         {end} (a committed offset is the next record to consume, at most the log end)"
+    )]
+    CommitBeyondLogEnd {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// The offset asked for.
+        offset: u64,
+        /// The partition's log end offset.
+        end: u64,
+    },
     /// The request needs something the broker does not offer yet or in this state.
     #[error("{0}")]
     FailedPrecondition(String),

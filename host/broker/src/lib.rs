@@ -27,6 +27,7 @@ pub mod config;
 mod error;
 mod fetch;
 pub mod groups;
+pub mod health;
 mod internal;
 mod maintenance;
 pub mod names;
@@ -36,7 +37,7 @@ mod produce;
 mod producer_ids;
 mod topics;
 
-pub use broker::Broker;
+pub use broker::{Broker, GroupPartitionLag};
 pub use codec::CodecIdentity;
 pub use config::{BrokerConfig, TopicConfig};
 pub use distlog_plugin_host::{PluginDigest, PluginHost, PluginKind, PluginLimits, PluginStats};
@@ -46,13 +47,16 @@ pub use error::BrokerError;
 pub use fetch::{
     FetchResult, OffsetQuery, PlainBatch, PlainFetchResult, RawBatch, RawFetchResult, StoredRecord,
 };
-pub use groups::{CommittedOffset, MAX_COMMIT_METADATA, OffsetCommit};
+pub use groups::{
+    CommittedOffset, MAX_COMMIT_METADATA, OffsetCommit, PartitionReset, ResetTarget,
+};
+pub use health::{BrokerInfo, ListenerInfo, Problem, Status};
 pub use maintenance::{CleanerSummary, RetentionSummary};
 pub use plugins::{PluginDescription, PluginVersion, PluginsConfig};
 pub use produce::{
     BatchesAppend, EncodedBatch, PartitionAppend, PendingSync, ProduceRecord, ProduceResult,
 };
-pub use topics::{PartitionDescription, TopicDescription, TopicSummary};
+pub use topics::{ConfigSource, PartitionDescription, TopicDescription, TopicSummary};
 
 /// The broker's clock: ms since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {

@@ -2,8 +2,9 @@
 
 use crate::proto;
 use distlog_broker::{
-    CommittedOffset, Header, PartitionDescription, PluginDescription, PluginKind, ProduceRecord,
-    ProduceResult, SegmentInfo, StoredRecord, TopicDescription,
+    BrokerInfo, CommittedOffset, ConfigSource, GroupPartitionLag, Header, PartitionDescription,
+    PartitionReset, PluginDescription, PluginKind, ProduceRecord, ProduceResult, SegmentInfo,
+    Status, StoredRecord, TopicDescription,
 };
 
 fn to_i64(v: u64) -> i64 {
@@ -95,6 +96,7 @@ fn segment(s: SegmentInfo) -> proto::SegmentDescription {
         size_bytes: s.size_bytes,
         max_timestamp_ms: s.max_timestamp,
         active: s.active,
+        record_count: s.record_count,
     }
 }
 
@@ -105,15 +107,99 @@ fn partition(p: PartitionDescription) -> proto::PartitionDescription {
         log_end_offset: to_i64(p.log_end_offset),
         size_bytes: p.size_bytes,
         segments: p.segments.into_iter().map(segment).collect(),
+        record_count: p.record_count,
+    }
+}
+
+fn config_source(s: Option<&ConfigSource>) -> proto::ConfigSource {
+    match s {
+        Some(ConfigSource::Topic) => proto::ConfigSource::Topic,
+        Some(ConfigSource::Broker) => proto::ConfigSource::Broker,
+        Some(ConfigSource::Default) => proto::ConfigSource::Default,
+        _ => proto::ConfigSource::Unspecified,
     }
 }
 
 pub(crate) fn topic(t: TopicDescription) -> proto::TopicDescription {
+    let config_entries: Vec<_> = t
+        .config
+        .iter()
+        .map(|(name, value)| proto::TopicConfigEntry {
+            name: name.clone(),
+            value: value.clone(),
+            source: config_source(t.config_sources.get(name)) as i32,
+        })
+        .collect();
     proto::TopicDescription {
         name: t.name,
         config: t.config.into_iter().collect(),
         partitions: t.partitions.into_iter().map(partition).collect(),
         created_at_ms: t.created_at_ms,
+        config_entries,
+    }
+}
+
+pub(crate) fn group_partition(g: GroupPartitionLag) -> proto::GroupPartition {
+    proto::GroupPartition {
+        topic: g.committed.topic,
+        partition: g.committed.partition,
+        committed_offset: to_i64(g.committed.offset),
+        log_start_offset: g.log_start_offset.map_or(-1, to_i64),
+        log_end_offset: g.log_end_offset.map_or(-1, to_i64),
+        lag: to_i64(g.lag),
+        metadata: g.committed.metadata,
+        committed_at_ms: g.committed.committed_at_ms,
+    }
+}
+
+pub(crate) fn partition_reset(r: PartitionReset) -> proto::PartitionReset {
+    proto::PartitionReset {
+        topic: r.topic,
+        partition: r.partition,
+        previous_offset: r.previous.map_or(-1, to_i64),
+        new_offset: to_i64(r.new_offset),
+    }
+}
+
+/// The broker's state as DescribeCluster answers it; `version` is the server's.
+pub(crate) fn cluster(
+    info: BrokerInfo,
+    version: &str,
+    data_dir: String,
+) -> proto::DescribeClusterResponse {
+    let (status, problems) = match info.status {
+        Status::Serving => (proto::BrokerStatus::Serving, Vec::new()),
+        Status::Degraded(problems) => (
+            proto::BrokerStatus::Degraded,
+            problems.iter().map(ToString::to_string).collect(),
+        ),
+        Status::Stopping => (
+            proto::BrokerStatus::Stopping,
+            vec!["the broker is shutting down".to_owned()],
+        ),
+        _ => (proto::BrokerStatus::Unspecified, Vec::new()),
+    };
+    proto::DescribeClusterResponse {
+        version: version.to_owned(),
+        node_id: info.node_id,
+        listeners: info
+            .listeners
+            .into_iter()
+            .map(|l| proto::Listener {
+                name: l.name,
+                address: l.address,
+                advertised: l.advertised.unwrap_or_default(),
+                tls: l.tls,
+            })
+            .collect(),
+        started_at_ms: info.started_at_ms,
+        uptime_ms: to_i64(info.uptime_ms),
+        status: status as i32,
+        problems,
+        topics: info.topics,
+        partitions: info.partitions,
+        groups: info.groups,
+        data_dir,
     }
 }
 

@@ -76,7 +76,9 @@ fn broker_code(e: &BrokerError) -> Code {
         BrokerError::RecordTooLarge { .. } | BrokerError::BatchTooLarge { .. } => {
             Code::ResourceExhausted
         }
-        BrokerError::OffsetOutOfRange { .. } => Code::OutOfRange,
+        BrokerError::OffsetOutOfRange { .. } | BrokerError::CommitBeyondLogEnd { .. } => {
+            Code::OutOfRange
+        }
         BrokerError::FailedPrecondition(_) | BrokerError::Producer { .. } => {
             Code::FailedPrecondition
         }

@@ -2,9 +2,9 @@
 //!
 //! - [`proto`]: the generated `distlog.v1` types, clients and servers (from `proto/` by
 //!   protox at build time; no system `protoc`).
-//! - [`serve`] / [`serve_with_listener`]: run the four services (`Topics`, `Records`,
-//!   `Groups`, `Plugins`) plus gRPC health and reflection over a [`Broker`] until a shutdown
-//!   future resolves, then drain and close the broker.
+//! - [`serve`] / [`serve_with_listener`]: run the five services (`Topics`, `Records`,
+//!   `Groups`, `Plugins`, `Cluster`) plus gRPC health and reflection over a [`Broker`] until
+//!   a shutdown future resolves, then drain and close the broker.
 //! - [`METHOD_ACCESS`] / [`access_of`]: the access class ([`Access`]) of every RPC, generated
 //!   from the `(distlog.v1.access)` option each declares in the proto file (the build fails
 //!   on an RPC without one); admin calls need the admin token when one is configured.
@@ -59,6 +59,7 @@ pub use distlog_broker::{Broker, BrokerConfig, BrokerError};
 pub use error::ApiError;
 pub use service::DistLogService;
 
+use proto::cluster_server::ClusterServer;
 use proto::groups_server::GroupsServer;
 use proto::plugins_server::PluginsServer;
 use proto::records_server::RecordsServer;
@@ -166,6 +167,7 @@ pub async fn serve_with_listener(
     health.set_serving::<RecordsServer<DistLogService>>().await;
     health.set_serving::<GroupsServer<DistLogService>>().await;
     health.set_serving::<PluginsServer<DistLogService>>().await;
+    health.set_serving::<ClusterServer<DistLogService>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -216,6 +218,13 @@ pub async fn serve_with_listener(
         .add_service(
             Guard::new(
                 GroupsServer::new(service.clone()).max_decoding_message_size(metadata_limit),
+                auth.clone(),
+            )
+            .limited(limits),
+        )
+        .add_service(
+            Guard::new(
+                ClusterServer::new(service.clone()).max_decoding_message_size(metadata_limit),
                 auth.clone(),
             )
             .limited(limits),

@@ -10,6 +10,7 @@ use crate::convert;
 use crate::error::ApiError;
 use crate::limits::{Budget, Grant, Grants, encoded_bytes, response_reservation};
 use crate::proto;
+use crate::proto::cluster_server::Cluster;
 use crate::proto::groups_server::Groups;
 use crate::proto::plugins_server::Plugins;
 use crate::proto::records_server::Records;
@@ -755,6 +756,26 @@ impl Topics for DistLogService {
         })
         .await
     }
+
+    async fn add_partitions(
+        &self,
+        request: Request<proto::AddPartitionsRequest>,
+    ) -> Result<Response<proto::AddPartitionsResponse>, Status> {
+        observe("AddPartitions", async {
+            let req = request.into_inner();
+            let broker = self.broker.clone();
+            let (summary, t) = blocking(move || {
+                let summary = broker.add_partitions(&req.name, req.total, req.validate_only)?;
+                Ok((summary, broker.describe_topic(&req.name)?))
+            })
+            .await?;
+            Ok(proto::AddPartitionsResponse {
+                topic: Some(convert::topic(t)),
+                partition_count: summary.partitions,
+            })
+        })
+        .await
+    }
 }
 
 #[tonic::async_trait]
@@ -1023,7 +1044,7 @@ impl Groups for DistLogService {
                 })
                 .collect::<ApiResult<Vec<_>>>()?;
             let broker = self.broker.clone();
-            blocking(move || broker.commit_offsets(&req.group, offsets)).await?;
+            blocking(move || broker.commit_offsets_within_log(&req.group, offsets)).await?;
             Ok(proto::CommitOffsetsResponse {})
         })
         .await
@@ -1036,7 +1057,12 @@ impl Groups for DistLogService {
         observe("FetchOffsets", async {
             let req = request.into_inner();
             let topic = (!req.topic.is_empty()).then_some(req.topic.as_str());
-            let offsets = self.broker.fetch_offsets(&req.group, topic)?;
+            // A group that never committed has no offsets: an empty answer, as Kafka's
+            // OffsetFetch gives, not NOT_FOUND.
+            let offsets = match self.broker.fetch_offsets(&req.group, topic) {
+                Err(BrokerError::GroupNotFound(_)) => Vec::new(),
+                other => other?,
+            };
             Ok(proto::FetchOffsetsResponse {
                 offsets: offsets.into_iter().map(convert::committed).collect(),
             })
@@ -1052,6 +1078,96 @@ impl Groups for DistLogService {
             Ok(proto::ListGroupsResponse {
                 groups: self.broker.list_groups(),
             })
+        })
+        .await
+    }
+
+    async fn describe_group(
+        &self,
+        request: Request<proto::DescribeGroupRequest>,
+    ) -> Result<Response<proto::DescribeGroupResponse>, Status> {
+        observe("DescribeGroup", async {
+            let req = request.into_inner();
+            let topic = (!req.topic.is_empty()).then_some(req.topic.as_str());
+            let partitions: Vec<_> = self
+                .broker
+                .describe_group(&req.group, topic)?
+                .into_iter()
+                .map(convert::group_partition)
+                .collect();
+            let total_lag = partitions.iter().map(|p| p.lag).sum();
+            Ok(proto::DescribeGroupResponse {
+                group: req.group,
+                partitions,
+                total_lag,
+            })
+        })
+        .await
+    }
+
+    async fn reset_offsets(
+        &self,
+        request: Request<proto::ResetOffsetsRequest>,
+    ) -> Result<Response<proto::ResetOffsetsResponse>, Status> {
+        observe("ResetOffsets", async {
+            use distlog_broker::ResetTarget;
+            use proto::reset_spec::Spec;
+            let req = request.into_inner();
+            let target = match req.spec.and_then(|s| s.spec) {
+                Some(Spec::Earliest(_)) => ResetTarget::Earliest,
+                Some(Spec::Latest(_)) => ResetTarget::Latest,
+                Some(Spec::Offset(o)) => ResetTarget::Offset(offset_arg("offset", o)?),
+                Some(Spec::TimestampMs(ts)) => ResetTarget::Timestamp(ts),
+                Some(Spec::ShiftBy(n)) => ResetTarget::ShiftBy(n),
+                None => {
+                    return Err(ApiError::InvalidArgument(
+                        "spec is required: earliest, latest, offset, timestamp_ms or shift_by"
+                            .into(),
+                    ));
+                }
+            };
+            let broker = self.broker.clone();
+            let dry_run = req.dry_run;
+            let plan = blocking(move || {
+                broker.reset_group_offsets(&req.group, &req.topic, &req.partitions, target, dry_run)
+            })
+            .await?;
+            Ok(proto::ResetOffsetsResponse {
+                partitions: plan.into_iter().map(convert::partition_reset).collect(),
+                dry_run,
+            })
+        })
+        .await
+    }
+
+    async fn delete_group(
+        &self,
+        request: Request<proto::DeleteGroupRequest>,
+    ) -> Result<Response<proto::DeleteGroupResponse>, Status> {
+        observe("DeleteGroup", async {
+            let group = request.into_inner().group;
+            let broker = self.broker.clone();
+            let deleted = blocking(move || broker.delete_group(&group)).await?;
+            Ok(proto::DeleteGroupResponse {
+                offsets_deleted: u32::try_from(deleted).unwrap_or(u32::MAX),
+            })
+        })
+        .await
+    }
+}
+
+#[tonic::async_trait]
+impl Cluster for DistLogService {
+    async fn describe_cluster(
+        &self,
+        _request: Request<proto::DescribeClusterRequest>,
+    ) -> Result<Response<proto::DescribeClusterResponse>, Status> {
+        observe("DescribeCluster", async {
+            Ok(convert::cluster(
+                self.broker.info(),
+                env!("CARGO_PKG_VERSION"),
+                self.broker.data_dir().display().to_string(),
+            ))
         })
         .await
     }

@@ -11,10 +11,12 @@
 //! with no committed offsets (as in Kafka).
 
 mod legacy;
+pub mod reset;
 pub mod store;
 
 use crate::BrokerError;
 use crate::names::validate_group_name;
+pub use reset::{PartitionReset, ResetTarget};
 pub use store::{CommittedOffset, GroupStore};
 
 /// Largest client metadata stored with a committed offset.
@@ -131,6 +133,11 @@ impl Groups {
                 tracing::warn!(error = %e, "compaction of the offsets log failed; nothing changed")
             }
         }
+    }
+
+    /// Why the offsets log refuses commits, when it does (a failed fsync latched it).
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.store.log().failure().map(|f| f.to_string())
     }
 
     /// Closes the offsets log for shutdown (commits are already durable).

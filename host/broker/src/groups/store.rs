@@ -491,7 +491,7 @@ impl GroupStore {
         data_dir.join("internal").join(OFFSETS_LOG)
     }
 
-    #[cfg(test)]
+    /// The offsets log (its failure latch, for the broker's status; tests).
     pub(crate) fn log(&self) -> &Arc<Log> {
         &self.log
     }

@@ -48,6 +48,21 @@ pub struct PartitionDescription {
     pub size_bytes: u64,
     /// Segments, oldest first; the last is active.
     pub segments: Vec<SegmentInfo>,
+    /// Records the log holds: the sum of its segments' record counts (kept by storage per
+    /// segment, from the batch headers), so it stays true after retention and compaction.
+    pub record_count: u64,
+}
+
+/// Where a topic's effective configuration value comes from (Kafka's config source).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigSource {
+    /// The built-in default.
+    Default,
+    /// The broker's `topic_defaults`.
+    Broker,
+    /// Set on the topic itself.
+    Topic,
 }
 
 /// A topic's state.
@@ -59,6 +74,8 @@ pub struct TopicDescription {
     pub created_at_ms: i64,
     /// Effective configuration.
     pub config: BTreeMap<String, String>,
+    /// Where each key of `config` comes from.
+    pub config_sources: BTreeMap<String, ConfigSource>,
     /// Partitions, by index.
     pub partitions: Vec<PartitionDescription>,
 }
@@ -203,7 +220,7 @@ impl Topics {
         };
         self.map.write().insert(name.to_owned(), topic.clone());
         tracing::info!(topic = name, partitions, "created topic");
-        Ok(describe(&topic))
+        Ok(describe(&topic, &cfg.topic_defaults))
     }
 
     /// A fresh name in the trash directory for something called `label`.
@@ -435,13 +452,30 @@ impl Topics {
     }
 }
 
-/// Describes a topic: configuration, and per partition offsets and segments.
+/// Describes a topic: configuration (with each value's source against the broker's
+/// `topic_defaults`), and per partition offsets, segments and record counts.
 /// Cost: no IO (segment descriptors are in memory).
-pub(crate) fn describe(t: &Topic) -> TopicDescription {
+pub(crate) fn describe(t: &Topic, broker_defaults: &BTreeMap<String, String>) -> TopicDescription {
+    let config = t.config().entries().clone();
+    let overrides = t.overrides.read().clone();
+    let config_sources = config
+        .keys()
+        .map(|k| {
+            let source = if overrides.contains_key(k) {
+                ConfigSource::Topic
+            } else if broker_defaults.contains_key(k) {
+                ConfigSource::Broker
+            } else {
+                ConfigSource::Default
+            };
+            (k.clone(), source)
+        })
+        .collect();
     TopicDescription {
         name: t.name.clone(),
         created_at_ms: t.created_at_ms,
-        config: t.config().entries().clone(),
+        config,
+        config_sources,
         partitions: t
             .partitions
             .iter()
@@ -453,6 +487,7 @@ pub(crate) fn describe(t: &Topic) -> TopicDescription {
                     log_start_offset: log.as_ref().map_or(0, |l| l.log_start_offset()),
                     log_end_offset: log.as_ref().map_or(0, |l| l.log_end_offset()),
                     size_bytes: segments.iter().map(|s| s.size_bytes).sum(),
+                    record_count: segments.iter().map(|s| s.record_count).sum(),
                     segments,
                 }
             })
