@@ -160,8 +160,18 @@ no_foreign_imports() {
 }
 
 # ---- Rust built-ins ---------------------------------------------------------
+# The Rust SDK carries a copy of the contract (so it can be published); wit/
+# stays the single source of truth, and any difference fails the build.
+check_sdk_wit() {
+    if ! diff -r "$WIT" "$HERE/rust/sdk/wit" >&2; then
+        echo "plugins/rust/sdk/wit differs from wit/: copy wit/ over it (cp wit/* plugins/rust/sdk/wit/)" >&2
+        exit 1
+    fi
+}
+
 build_rust() {
     ensure_apt
+    check_sdk_wit
     # The guests' own target directory, whatever CARGO_TARGET_DIR says for the
     # host workspace (DISTLOG_PLUGIN_TARGET_DIR lets CI keep it warm elsewhere;
     # the output does not depend on the path).
@@ -250,10 +260,18 @@ build_templates() {
     ensure_node_modules
     local dir="$work/templates"
     mkdir -p "$dir"
-    (cd "$HERE/templates/rust" && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$HERE/rust/target/templates" \
-        /usr/bin/cargo build --release --quiet)
+    check_sdk_wit
+    # The template holds no machine-specific settings (it builds with a stock
+    # rustup toolchain); this machine's rustup has no wasm32 std, so Debian's
+    # rustc rebuilds std for the target and wasm-ld-19 links.
+    (cd "$HERE/templates/rust" && RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc CARGO_TARGET_DIR="$HERE/rust/target/templates" \
+        /usr/bin/cargo build --release --quiet --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort \
+        --config 'target.wasm32-unknown-unknown.linker="wasm-ld-19"')
     wasm-tools component new "$HERE/rust/target/templates/wasm32-unknown-unknown/release/my_codec.wasm" -o "$dir/rust.wasm"
     no_foreign_imports "$dir/rust.wasm"
+    wasm-tools parse "$HERE/templates/wat/my-codec.wat" -o "$dir/wat.core.wasm"
+    component "$dir/wat.core.wasm" codec-plugin "$dir/wat.wasm"
+    no_foreign_imports "$dir/wat.wasm"
     make -s -C "$HERE/templates/c" OUT="$dir/c-build" WIT="$WIT" >/dev/null 2>&1
     mv "$HERE/templates/c/my-retention.wasm" "$dir/c.wasm"
     no_foreign_imports "$dir/c.wasm"

@@ -15,7 +15,7 @@
 //!
 //! Cost: one JSON parse per record with a value.
 
-use distlog_plugin_common::Params;
+use distlog_plugin_sdk::Params;
 use serde_json::Value;
 
 /// The parameter naming the field.
@@ -67,19 +67,16 @@ impl FieldPath {
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    wit_bindgen::generate!({ path: "../../../wit", world: "compaction-plugin" });
-
     use std::sync::Mutex;
 
-    use distlog::plugin::host::log;
-    use distlog::plugin::types::Level;
-    use exports::distlog::plugin::compaction::{Guest, LogRecord};
+    use distlog_plugin_sdk::compaction::{Compaction, LogRecord};
+    use distlog_plugin_sdk::{Level, export_compaction, log};
 
     static PATH: Mutex<Option<super::FieldPath>> = Mutex::new(None);
 
     struct KeyJsonField;
 
-    impl Guest for KeyJsonField {
+    impl Compaction for KeyJsonField {
         fn init(params: Vec<(String, String)>) -> Result<(), String> {
             let path = super::FieldPath::from_params(&params)?;
             log(Level::Debug, "key-json-field ready");
@@ -99,7 +96,7 @@ mod component {
         }
     }
 
-    export!(KeyJsonField);
+    export_compaction!(KeyJsonField);
 }
 
 #[cfg(test)]

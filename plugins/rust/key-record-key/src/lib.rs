@@ -4,7 +4,7 @@
 //! follows). Tombstones are keyed like any other record. Params: none.
 //! Cost: one copy of each key.
 
-use distlog_plugin_common::Params;
+use distlog_plugin_sdk::Params;
 
 /// Validates init params: this plugin takes none.
 pub fn parse_params(pairs: &[(String, String)]) -> Result<(), String> {
@@ -18,15 +18,12 @@ pub fn key(key: Option<&[u8]>) -> Option<Vec<u8>> {
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    wit_bindgen::generate!({ path: "../../../wit", world: "compaction-plugin" });
-
-    use distlog::plugin::host::log;
-    use distlog::plugin::types::Level;
-    use exports::distlog::plugin::compaction::{Guest, LogRecord};
+    use distlog_plugin_sdk::compaction::{Compaction, LogRecord};
+    use distlog_plugin_sdk::{Level, export_compaction, log};
 
     struct KeyRecordKey;
 
-    impl Guest for KeyRecordKey {
+    impl Compaction for KeyRecordKey {
         fn init(params: Vec<(String, String)>) -> Result<(), String> {
             super::parse_params(&params)?;
             log(Level::Debug, "key-record-key ready");
@@ -38,7 +35,7 @@ mod component {
         }
     }
 
-    export!(KeyRecordKey);
+    export_compaction!(KeyRecordKey);
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@
 //!
 //! Cost: two passes over the segment descriptors.
 
-use distlog_plugin_common::{Deletion, Params, Segment, effective_limit};
+use distlog_plugin_sdk::retention::{Deletion, SegmentInfo};
+use distlog_plugin_sdk::{Params, effective_limit};
 
 /// The configuration key, shared by the topic config and the init params.
 pub const KEY: &str = "retention.bytes";
@@ -31,7 +32,7 @@ pub fn parse_params(pairs: &[(String, String)]) -> Result<Params, String> {
 pub fn select(
     config: &[(String, String)],
     params: &Params,
-    segments: &[Segment],
+    segments: &[SegmentInfo],
 ) -> Result<Vec<Deletion>, String> {
     let Some(limit) = effective_limit(config, params, KEY, None)? else {
         return Ok(Vec::new());
@@ -57,21 +58,19 @@ pub fn select(
     Ok(deletions)
 }
 
+/// The component: init params kept per instance, decisions by [`select`].
 #[cfg(target_arch = "wasm32")]
 mod component {
-    wit_bindgen::generate!({ path: "../../../wit", world: "retention-plugin" });
-
     use std::sync::Mutex;
 
-    use distlog::plugin::host::log;
-    use distlog::plugin::types::Level;
-    use exports::distlog::plugin::retention::{Deletion, Guest, PartitionInfo, SegmentInfo};
+    use distlog_plugin_sdk::retention::{Deletion, PartitionInfo, Retention, SegmentInfo};
+    use distlog_plugin_sdk::{Level, export_retention, log};
 
     static PARAMS: Mutex<Option<super::Params>> = Mutex::new(None);
 
     struct RetentionSize;
 
-    impl Guest for RetentionSize {
+    impl Retention for RetentionSize {
         fn init(params: Vec<(String, String)>) -> Result<(), String> {
             let params = super::parse_params(&params)?;
             log(
@@ -95,39 +94,19 @@ mod component {
                 .map_err(|_| "poisoned state".to_string())?
                 .clone()
                 .unwrap_or_default();
-            let segments: Vec<super::Segment> = segments.iter().map(segment).collect();
-            let chosen = super::select(&partition.config, &params, &segments)?;
-            Ok(chosen
-                .into_iter()
-                .map(|d| Deletion {
-                    base_offset: d.base_offset,
-                    reason: d.reason,
-                })
-                .collect())
+            super::select(&partition.config, &params, &segments)
         }
     }
 
-    fn segment(s: &SegmentInfo) -> super::Segment {
-        super::Segment {
-            base_offset: s.base_offset,
-            last_offset: s.last_offset,
-            size_bytes: s.size_bytes,
-            first_timestamp: s.first_timestamp,
-            max_timestamp: s.max_timestamp,
-            record_count: s.record_count,
-            active: s.active,
-        }
-    }
-
-    export!(RetentionSize);
+    export_retention!(RetentionSize);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn seg(base: u64, size: u64, active: bool) -> Segment {
-        Segment {
+    fn seg(base: u64, size: u64, active: bool) -> SegmentInfo {
+        SegmentInfo {
             base_offset: base,
             last_offset: base + 9,
             size_bytes: size,

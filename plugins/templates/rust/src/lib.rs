@@ -5,20 +5,15 @@
 //! panic: with `panic = "abort"` a panic traps and the broker discards the
 //! instance).
 
-wit_bindgen::generate!({ path: "../../../wit", world: "codec-plugin" });
-
-use distlog::plugin::host::log;
-use distlog::plugin::types::Level;
-use exports::distlog::plugin::codec::Guest;
+use distlog_plugin_sdk::codec::{Codec, check_size};
+use distlog_plugin_sdk::{Level, Params, export_codec, log};
 
 struct MyCodec;
 
-impl Guest for MyCodec {
+impl Codec for MyCodec {
     fn init(params: Vec<(String, String)>) -> Result<(), String> {
         // Reject unknown parameters so typos surface when the plugin loads.
-        if let Some((key, _)) = params.first() {
-            return Err(format!("unknown parameter `{key}`: my-codec takes none"));
-        }
+        Params::parse(&params, &[])?;
         log(Level::Info, "my-codec ready");
         Ok(())
     }
@@ -28,14 +23,9 @@ impl Guest for MyCodec {
     }
 
     fn decompress(input: Vec<u8>, expected_size: u32) -> Result<Vec<u8>, String> {
-        if u32::try_from(input.len()) != Ok(expected_size) {
-            return Err(format!(
-                "payload of {} bytes, expected {expected_size}",
-                input.len()
-            ));
-        }
+        check_size(&input, expected_size)?;
         Ok(input)
     }
 }
 
-export!(MyCodec);
+export_codec!(MyCodec);
