@@ -100,11 +100,22 @@ impl std::fmt::Display for Source<'_> {
 /// Builds the configuration: defaults < `file` < environment (`env`, usually
 /// `std::env::vars()`) < `overrides` (`KEY=VALUE` from flags, applied in order; a key may
 /// be dotted or a short name from [`ALIASES`]).
+#[cfg(test)]
 pub fn load(
     file: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
     overrides: &[(String, String)],
 ) -> Result<Config> {
+    Ok(load_layers(file, env, overrides)?.0)
+}
+
+/// Builds the configuration as [`load`] does, also returning the merged layers as one TOML
+/// table: every key with the value in effect, sorted by key (what `--check-config` prints).
+pub fn load_layers(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+    overrides: &[(String, String)],
+) -> Result<(Config, Table)> {
     let mut merged = defaults()?;
     if let Some(path) = file {
         let text = std::fs::read_to_string(path)
@@ -134,9 +145,46 @@ pub fn load(
     for (key, text) in overrides {
         set(&mut merged, key, text, Source::Flag)?;
     }
-    let config = typed(merged).map_err(|e| anyhow!("invalid configuration: {e:#}"))?;
+    let config = typed(merged.clone()).map_err(|e| anyhow!("invalid configuration: {e:#}"))?;
     config.validate()?;
-    Ok(config)
+    Ok((config, merged))
+}
+
+/// The `--check-config` rendering of `merged` (from [`load_layers`]): TOML that `serve -c`
+/// accepts and that renders the same again. With `show_secrets` false, a set
+/// `server.admin_token` is printed as `""` with a comment saying so: the output still parses
+/// and loads, but serves without the token unless the environment or a flag sets it.
+pub fn render_toml(merged: &Table, show_secrets: bool) -> Result<String> {
+    let mut table = merged.clone();
+    let mut redacted = false;
+    if !show_secrets
+        && let Some(Value::Table(server)) = table.get_mut("server")
+        && let Some(Value::String(token)) = server.get_mut("admin_token")
+        && !token.is_empty()
+    {
+        token.clear();
+        redacted = true;
+    }
+    let body = toml::to_string(&table).context("cannot render the configuration as TOML")?;
+    let mut out = String::from(
+        "# distlog serve --check-config: the effective configuration (defaults < file <\n\
+         # DISTLOG_* environment < flags). Feed it back with `distlog serve -c FILE`.\n\n",
+    );
+    let mut section = String::new();
+    for line in body.lines() {
+        if line.starts_with('[') {
+            section = line.to_owned();
+        }
+        out.push_str(line);
+        if redacted && section == "[server]" && line.starts_with("admin_token = ") {
+            out.push_str(
+                " # redacted: a token is set. Set it with DISTLOG_ADMIN_TOKEN or \
+                 --admin-token, or print it with --check-config --show-secrets",
+            );
+        }
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 fn defaults() -> Result<Table> {

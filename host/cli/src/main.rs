@@ -10,13 +10,15 @@ mod logging;
 mod metrics_http;
 mod output;
 mod serve;
+mod shell;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use client::cluster::ClusterCmd;
 use client::consume::ConsumeArgs;
 use client::group::GroupCmd;
 use client::plugin::PluginCmd;
@@ -47,7 +49,7 @@ enum Command {
     /// Run the broker.
     #[command(after_long_help = config::DEFAULT_TOML)]
     Serve(ServeArgs),
-    /// Create, list, describe, delete and alter topics.
+    /// Create, list, describe, delete, alter and grow topics.
     Topic {
         #[command(flatten)]
         client: ClientOpts,
@@ -73,13 +75,30 @@ enum Command {
         #[command(subcommand)]
         cmd: PluginCmd,
     },
-    /// Consumer-group offsets.
+    /// Consumer groups: list, describe, lag, offsets, commit, reset and delete.
     Group {
         #[command(flatten)]
         client: ClientOpts,
         #[command(subcommand)]
         cmd: GroupCmd,
     },
+    /// The broker: version, listeners, uptime and status (info, health).
+    Cluster {
+        #[command(flatten)]
+        client: ClientOpts,
+        #[command(subcommand)]
+        cmd: ClusterCmd,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Install, e.g.:\n  \
+distlog completions bash > ~/.local/share/bash-completion/completions/distlog\n  \
+distlog completions zsh > \"${fpath[1]}/_distlog\"\n  \
+distlog completions fish > ~/.config/fish/completions/distlog.fish")]
+    Completions(shell::CompletionsArgs),
+    /// Print the distlog(1) man page (roff), or write one page per subcommand with --out.
+    #[command(after_help = "Read it with: distlog man | man -l -\n\
+Install every page: distlog man --out /usr/local/share/man/man1")]
+    Man(shell::ManArgs),
 }
 
 /// Flags of `distlog serve`. Each overrides the setting of the same name; the full list of
@@ -126,9 +145,13 @@ pub struct ServeArgs {
     /// `--set server.max_record_bytes=2097152`.
     #[arg(long = "set", short = 's', value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// Check the configuration, print the effective settings and exit.
+    /// Check the configuration, print the effective settings as TOML (which `serve -c`
+    /// accepts) and exit. The admin token is redacted unless --show-secrets.
     #[arg(long)]
     pub check_config: bool,
+    /// With --check-config, print the admin token instead of redacting it.
+    #[arg(long, requires = "check_config")]
+    pub show_secrets: bool,
 }
 
 impl ServeArgs {
@@ -184,10 +207,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
+        Err(error) => match error.downcast_ref::<output::Quiet>() {
+            Some(output::Quiet(code)) => ExitCode::from(*code),
+            None => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -213,6 +239,16 @@ fn run(cli: Cli) -> Result<()> {
         Command::Group { client, cmd } => client_runtime(client, |conn| async move {
             client::group::run(&conn, cmd).await
         }),
+        Command::Cluster { client, cmd } => client_runtime(client, |conn| async move {
+            client::cluster::run(&conn, cmd).await
+        }),
+        Command::Completions(args) => shell::completions(Cli::command(), &args),
+        Command::Man(args) => {
+            for page in shell::man(Cli::command(), &args)? {
+                println!("{}", page.display());
+            }
+            Ok(())
+        }
     }
 }
 
@@ -230,4 +266,65 @@ where
         let conn = Conn::connect(&opts).await?;
         body(conn).await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap's own consistency checks over every subcommand: no two flags share a long or
+    /// short name, defaults parse, `requires`/`conflicts_with` name real arguments.
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// A command's own flags are listed before the `Connection:` heading, and the same
+    /// short flag means the same thing wherever it appears.
+    #[test]
+    fn short_flags_mean_one_thing() {
+        use std::collections::BTreeMap;
+        fn walk(cmd: &clap::Command, seen: &mut BTreeMap<char, BTreeMap<String, Vec<String>>>) {
+            for arg in cmd.get_arguments() {
+                if let (Some(short), Some(long)) = (arg.get_short(), arg.get_long()) {
+                    seen.entry(short)
+                        .or_default()
+                        .entry(long.to_owned())
+                        .or_default()
+                        .push(cmd.get_name().to_owned());
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, seen);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut seen = BTreeMap::new();
+        walk(&cmd, &mut seen);
+        // Each short flag stands for one long name, or for names of one family (the
+        // partition count of `topic create`, the partitions of `group reset`, the
+        // partition of produce and consume).
+        let families: &[&[&str]] = &[
+            &["partitions", "partition"],
+            // `consume -c` is kcat's record count (`-n` is its alias, as in rpk); everywhere
+            // else `-c` is configuration.
+            &["config", "count"],
+            &["output"],
+            &["broker"],
+            &["topic"],
+            &["set"],
+            &["total", "count"],
+        ];
+        for (short, longs) in &seen {
+            if longs.len() == 1 {
+                continue;
+            }
+            let names: Vec<&str> = longs.keys().map(String::as_str).collect();
+            assert!(
+                families.iter().any(|f| names.iter().all(|n| f.contains(n))),
+                "-{short} stands for several flags: {longs:?}"
+            );
+        }
+    }
 }

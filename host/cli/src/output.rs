@@ -78,6 +78,19 @@ impl Table {
     }
 }
 
+/// An error whose explanation is already printed: the process exits with this status and
+/// prints nothing more (`cluster health` of a degraded broker).
+#[derive(Debug)]
+pub struct Quiet(pub u8);
+
+impl std::fmt::Display for Quiet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Quiet {}
+
 /// Prints `value` as pretty JSON, or `table()` in table mode.
 pub fn emit<T: Serialize>(output: Output, value: &T, table: impl FnOnce() -> String) -> Result<()> {
     let mut stdout = std::io::stdout().lock();

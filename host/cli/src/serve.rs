@@ -34,16 +34,14 @@ use crate::{ServeArgs, logging, metrics_http};
 
 pub fn run(args: ServeArgs) -> Result<()> {
     return_large_buffers_to_the_os();
-    let config = config::load(args.config.as_deref(), std::env::vars(), &args.overrides()?)?;
+    let (config, layers) =
+        config::load_layers(args.config.as_deref(), std::env::vars(), &args.overrides()?)?;
+    // A configuration `serve` would refuse fails the check too.
+    config.check_exposure()?;
     if args.check_config {
-        let mut shown = config.clone();
-        if shown.server.admin_token.is_some() {
-            shown.server.admin_token = Some("<redacted>".into());
-        }
-        println!("{shown:#?}");
+        print!("{}", config::render_toml(&layers, args.show_secrets)?);
         return Ok(());
     }
-    config.check_exposure()?;
     let level = Some(config.log.level.as_str()).filter(|l| !l.trim().is_empty());
     logging::init(config.log.format, level)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -92,6 +90,7 @@ async fn serve(config: Config) -> Result<()> {
         .context("broker open task failed")?
         .with_context(|| format!("cannot open the broker in {}", data_dir.display()))?;
     info!(topics = broker.list_topics().len(), "broker recovered");
+    register_listeners(&broker, &config, &grpc, kafka.as_ref(), metrics.as_ref())?;
 
     let (stop_tx, stop_rx) = watch::channel(0u32);
     tokio::spawn(watch_signals(stop_tx));
@@ -176,6 +175,42 @@ async fn serve(config: Config) -> Result<()> {
         info!("shut down cleanly");
     }
     result
+}
+
+/// Tells the broker what it serves on, for `distlog cluster info` (DescribeCluster).
+fn register_listeners(
+    broker: &Broker,
+    config: &Config,
+    grpc: &TcpListener,
+    kafka: Option<&TcpListener>,
+    metrics: Option<&TcpListener>,
+) -> Result<()> {
+    use distlog_broker::ListenerInfo;
+    broker.set_node_id(config.kafka.node_id);
+    broker.register_listener(ListenerInfo {
+        name: "grpc".into(),
+        address: grpc.local_addr()?.to_string(),
+        advertised: None,
+        tls: config.server.tls_enabled(),
+    });
+    if let Some(l) = kafka {
+        let advertised = config.kafka.advertised_listener.trim();
+        broker.register_listener(ListenerInfo {
+            name: "kafka".into(),
+            address: l.local_addr()?.to_string(),
+            advertised: (!advertised.is_empty()).then(|| advertised.to_owned()),
+            tls: config.kafka.tls,
+        });
+    }
+    if let Some(l) = metrics {
+        broker.register_listener(ListenerInfo {
+            name: "metrics".into(),
+            address: l.local_addr()?.to_string(),
+            advertised: None,
+            tls: config.metrics.tls,
+        });
+    }
+    Ok(())
 }
 
 /// Starts the Kafka listener on `listener` (TLS with the server's certificates when

@@ -3,6 +3,7 @@
 //! Every call goes through [`Conn`], which carries the admin token and turns a
 //! `tonic::Status` into an error that names the status code and the broker's message.
 
+pub mod cluster;
 pub mod consume;
 pub mod format;
 pub mod group;
@@ -13,6 +14,7 @@ pub mod plugin_progress;
 pub mod plugin_replay;
 pub mod plugin_test;
 pub mod produce;
+pub mod timefmt;
 pub mod topic;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +22,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use distlog_server::proto::cluster_client::ClusterClient;
 use distlog_server::proto::groups_client::GroupsClient;
 use distlog_server::proto::plugins_client::PluginsClient;
 use distlog_server::proto::records_client::RecordsClient;
@@ -207,6 +210,10 @@ impl Conn {
 
     pub fn groups(&self) -> GroupsClient<Channel> {
         GroupsClient::new(self.channel.clone()).max_decoding_message_size(MAX_DECODE)
+    }
+
+    pub fn cluster(&self) -> ClusterClient<Channel> {
+        ClusterClient::new(self.channel.clone())
     }
 
     pub fn plugins(&self) -> PluginsClient<Channel> {

@@ -1,12 +1,12 @@
-//! `distlog topic create|list|describe|delete|alter`.
+//! `distlog topic create|list|describe|delete|alter|add-partitions`.
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use distlog_server::proto::{
-    AlterTopicConfigRequest, CreateTopicRequest, DeleteTopicRequest, DescribeTopicRequest,
-    ListTopicsRequest, TopicDescription,
+    AddPartitionsRequest, AlterTopicConfigRequest, ConfigSource, CreateTopicRequest,
+    DeleteTopicRequest, DescribeTopicRequest, ListTopicsRequest, TopicDescription,
 };
 use serde_json::json;
 
@@ -18,24 +18,31 @@ pub enum TopicCmd {
     /// Create a topic (admin call).
     Create {
         name: String,
-        /// Number of partitions (0 = the broker's default).
-        #[arg(long, short = 'p', default_value_t = 1)]
-        partitions: u32,
+        /// Number of partitions; without it, the broker's `broker.default_partitions`.
+        #[arg(long, short = 'p', value_name = "N")]
+        partitions: Option<u32>,
         /// Topic configuration, KEY=VALUE (repeatable), e.g. `-c retention.ms=3600000`.
         #[arg(long = "config", short = 'c', value_name = "KEY=VALUE")]
         config: Vec<String>,
     },
     /// List topics.
+    #[command(visible_alias = "ls")]
     List,
-    /// Show a topic's configuration and, per partition, offsets, segments and bytes.
+    /// Show a topic's configuration (each value's source: default, broker or topic) and,
+    /// per partition, offsets, record count, segments and bytes.
     Describe {
         name: String,
         /// Also list every segment.
-        #[arg(long)]
+        #[arg(long, short = 'S')]
         segments: bool,
     },
-    /// Delete a topic and all its data (admin call).
-    Delete { name: String },
+    /// Delete one or more topics and all their data (admin call). Each is deleted on its
+    /// own; the command fails if any could not be.
+    #[command(visible_alias = "rm")]
+    Delete {
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
     /// Change a topic's configuration (admin call).
     Alter {
         name: String,
@@ -43,9 +50,20 @@ pub enum TopicCmd {
         #[arg(long = "set", short = 's', value_name = "KEY=VALUE")]
         set: Vec<String>,
         /// Key to reset to the broker default (repeatable).
-        #[arg(long = "reset", value_name = "KEY")]
+        #[arg(long = "reset", short = 'r', value_name = "KEY")]
         reset: Vec<String>,
         /// Only validate; show what the configuration would become.
+        #[arg(long)]
+        validate_only: bool,
+    },
+    /// Grow a topic to a total partition count (admin call; counts only grow). Records
+    /// routed by key afterwards use the new count, so a key's partition may change.
+    AddPartitions {
+        name: String,
+        /// The partition count wanted, larger than the current one.
+        #[arg(long, short = 'n', value_name = "N")]
+        total: u32,
+        /// Only check that the topic could grow.
         #[arg(long)]
         validate_only: bool,
     },
@@ -61,7 +79,8 @@ pub async fn run(conn: &Conn, cmd: TopicCmd) -> Result<()> {
         } => {
             let request = CreateTopicRequest {
                 name: name.clone(),
-                partitions,
+                // 0 asks the broker for its default.
+                partitions: partitions.unwrap_or(0),
                 config: parse_pairs(&config)?,
             };
             let topic = client
@@ -109,14 +128,42 @@ pub async fn run(conn: &Conn, cmd: TopicCmd) -> Result<()> {
                 describe_table(&topic, segments)
             })
         }
-        TopicCmd::Delete { name } => {
-            client
-                .delete_topic(conn.request(DeleteTopicRequest { name: name.clone() })?)
-                .await
-                .map_err(status("delete topic"))?;
-            emit(conn.output, &json!({"deleted": name}), || {
-                format!("deleted topic {name}\n")
-            })
+        TopicCmd::Delete { names } => {
+            let mut deleted = Vec::new();
+            let mut failed = Vec::new();
+            for name in names {
+                match client
+                    .delete_topic(conn.request(DeleteTopicRequest { name: name.clone() })?)
+                    .await
+                {
+                    Ok(_) => deleted.push(name),
+                    Err(e) => failed.push((name, status("delete topic")(e))),
+                }
+            }
+            let value = json!({
+                "deleted": deleted,
+                "failed": failed
+                    .iter()
+                    .map(|(n, e)| json!({"name": n, "error": format!("{e:#}")}))
+                    .collect::<Vec<_>>(),
+            });
+            emit(conn.output, &value, || {
+                deleted
+                    .iter()
+                    .map(|n| format!("deleted topic {n}\n"))
+                    .collect()
+            })?;
+            match failed.len() {
+                0 => Ok(()),
+                1 => Err(failed.remove(0).1),
+                n => {
+                    let names: Vec<_> = failed.iter().map(|(n, _)| n.as_str()).collect();
+                    for (_, e) in &failed {
+                        eprintln!("error: {e:#}");
+                    }
+                    anyhow::bail!("{n} topics were not deleted: {}", names.join(", "))
+                }
+            }
         }
         TopicCmd::Alter {
             name,
@@ -139,6 +186,44 @@ pub async fn run(conn: &Conn, cmd: TopicCmd) -> Result<()> {
             let config: BTreeMap<_, _> = config.into_iter().collect();
             emit(conn.output, &config, || config_table(&config))
         }
+        TopicCmd::AddPartitions {
+            name,
+            total,
+            validate_only,
+        } => {
+            let response = client
+                .add_partitions(conn.request(AddPartitionsRequest {
+                    name: name.clone(),
+                    total,
+                    validate_only,
+                })?)
+                .await
+                .map_err(status("add partitions"))?
+                .into_inner();
+            let before = response.topic.as_ref().map_or(0, |t| t.partitions.len());
+            let count = response.partition_count;
+            let value = json!({
+                "name": name,
+                "partitions": count,
+                "validate_only": validate_only,
+            });
+            emit(conn.output, &value, || {
+                if validate_only {
+                    format!("topic {name} can grow from {before} to {count} partitions\n")
+                } else {
+                    format!("topic {name} now has {count} partitions\n")
+                }
+            })
+        }
+    }
+}
+
+fn source_name(source: i32) -> &'static str {
+    match ConfigSource::try_from(source) {
+        Ok(ConfigSource::Topic) => "topic",
+        Ok(ConfigSource::Broker) => "broker",
+        Ok(ConfigSource::Default) => "default",
+        _ => "unknown",
     }
 }
 
@@ -148,14 +233,22 @@ fn describe_json(topic: &TopicDescription) -> serde_json::Value {
         "name": topic.name,
         "created_at_ms": topic.created_at_ms,
         "config": config,
+        "config_entries": topic.config_entries.iter().map(|e| json!({
+            "name": e.name,
+            "value": e.value,
+            "source": source_name(e.source),
+            "default": ConfigSource::try_from(e.source) != Ok(ConfigSource::Topic),
+        })).collect::<Vec<_>>(),
         "partitions": topic.partitions.iter().map(|p| json!({
             "partition": p.partition,
             "log_start_offset": p.log_start_offset,
             "log_end_offset": p.log_end_offset,
+            "record_count": p.record_count,
             "size_bytes": p.size_bytes,
             "segments": p.segments.iter().map(|s| json!({
                 "base_offset": s.base_offset,
                 "end_offset": s.end_offset,
+                "record_count": s.record_count,
                 "size_bytes": s.size_bytes,
                 "max_timestamp_ms": s.max_timestamp_ms,
                 "active": s.active,
@@ -184,20 +277,29 @@ fn describe_table(topic: &TopicDescription, segments: bool) -> String {
             p.partition.to_string(),
             p.log_start_offset.to_string(),
             p.log_end_offset.to_string(),
-            (p.log_end_offset - p.log_start_offset).to_string(),
+            p.record_count.to_string(),
             p.segments.len().to_string(),
             p.size_bytes.to_string(),
         ]);
     }
     out.push_str(&table.render());
     if segments {
-        let mut table = Table::new(["PARTITION", "BASE", "END", "BYTES", "MAX_TS_MS", "ACTIVE"]);
+        let mut table = Table::new([
+            "PARTITION",
+            "BASE",
+            "END",
+            "RECORDS",
+            "BYTES",
+            "MAX_TS_MS",
+            "ACTIVE",
+        ]);
         for p in &topic.partitions {
             for s in &p.segments {
                 table.row([
                     p.partition.to_string(),
                     s.base_offset.to_string(),
                     s.end_offset.to_string(),
+                    s.record_count.to_string(),
                     s.size_bytes.to_string(),
                     s.max_timestamp_ms.to_string(),
                     s.active.to_string(),
@@ -207,10 +309,15 @@ fn describe_table(topic: &TopicDescription, segments: bool) -> String {
         out.push('\n');
         out.push_str(&table.render());
     }
-    let config: BTreeMap<_, _> = topic.config.clone().into_iter().collect();
-    if !config.is_empty() {
+    if !topic.config_entries.is_empty() {
+        // As `rpk topic describe` / kafka-configs: the value and where it comes from; only
+        // `topic` is an override of this topic.
+        let mut table = Table::new(["KEY", "VALUE", "SOURCE"]);
+        for e in &topic.config_entries {
+            table.row([e.name.as_str(), e.value.as_str(), source_name(e.source)]);
+        }
         out.push('\n');
-        out.push_str(&config_table(&config));
+        out.push_str(&table.render());
     }
     out
 }
