@@ -139,9 +139,7 @@ pub mod retention {
         });
     }
 
-    pub use bindings::exports::distlog::plugin::retention::{
-        Deletion, PartitionInfo, SegmentInfo,
-    };
+    pub use bindings::exports::distlog::plugin::retention::{Deletion, PartitionInfo, SegmentInfo};
 
     /// A retention policy: decides which closed segments of a partition to delete.
     ///
