@@ -1,129 +1,216 @@
-//! `distlog consume TOPIC`: reads partitions from a start position with `Fetch`, or tails
-//! them with `Subscribe` (`--follow`), and prints each record in the chosen format.
+//! `distlog consume TOPIC`: resolves a start position per partition (`--from`, a group's
+//! committed offsets, the reset rule), then either reads up to the end offsets seen at the
+//! start with `Fetch` (`--until-end`) or tails the partitions with `Subscribe` (the
+//! default, until `--count` records or a signal), printing each record in the chosen
+//! format. With `--group` it commits, as Kafka's consumers do, the offset of the next
+//! record to read: every `--commit-interval` and on every exit.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use distlog_server::proto::{
-    BatchFormat, DescribeTopicRequest, Empty, FetchRequest, FetchResponse, Header,
-    ListOffsetsRequest, OffsetReset, OffsetSpec, StoredRecord, SubscribeRequest, offset_spec,
+    BatchFormat, CommitOffsetsRequest, CommittedOffset, DescribeTopicRequest, Empty,
+    FetchOffsetsRequest, FetchRequest, FetchResponse, Header, ListOffsetsRequest, OffsetReset,
+    OffsetSpec, StoredRecord, SubscribeRequest, offset_spec,
 };
 use distlog_storage::batch::BatchView;
 use tokio::io::AsyncWriteExt;
 use tokio_stream::{StreamExt, StreamMap};
 
-use super::format::{Record, RecordFormat, StartAt};
+use super::format::{Position, Record, RecordFormat, RenderOpts, StartAt};
+use super::timefmt::{TimeFormat, now_ms, parse_duration};
 use super::{Conn, status};
-use crate::output::{Table, emit};
+use crate::output::{Output, Table, emit};
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
     /// Topic to read.
     pub topic: String,
-    /// Where to start: `earliest`, `latest`, an offset, or `@TIMESTAMP_MS`.
-    #[arg(long, default_value = "earliest")]
+    /// Where to start: `earliest`, `latest`, an offset, `-N` (the last N records of each
+    /// partition), `@MILLIS`, an RFC 3339 time (`2024-05-01T12:00:00Z`) or a duration ago
+    /// (`10m`, `2h`, `1d`); or per partition, `0:15,1:earliest` (only the partitions
+    /// named, unless a bare position for the others is given too: `latest,0:15`). With
+    /// --group, only for partitions the group has not committed.
+    #[arg(
+        long,
+        default_value = "earliest",
+        allow_hyphen_values = true,
+        value_name = "POS"
+    )]
     pub from: StartAt,
-    /// Read only this partition (default: every partition, in partition order).
+    /// Read only this partition (repeatable; default: every partition --from names).
     #[arg(long, short = 'p')]
-    pub partition: Option<u32>,
-    /// Keep reading new records as they are appended (Subscribe), until Ctrl-C or `--max`.
+    pub partition: Vec<u32>,
+    /// Stop at the end offsets seen when the command started (kcat's -e). Without it (or
+    /// --count), consume follows the partitions until interrupted.
+    #[arg(long, short = 'e', conflicts_with = "follow")]
+    pub until_end: bool,
+    /// Follow the partitions as records are appended, until Ctrl-C, SIGTERM or --count
+    /// (the default; kept for scripts that pass it).
     #[arg(long, short = 'F')]
     pub follow: bool,
-    /// With --follow: where to continue when the position falls outside the log (retention
-    /// deleted records not yet read, or an offset beyond the end). `none` stops with
-    /// OUT_OF_RANGE; `earliest` / `latest` jump to the log start / end.
-    #[arg(long, value_enum, default_value_t = Reset::None, requires = "follow")]
+    /// Where to go when a position is outside the log (an offset before the log start or
+    /// past its end, a committed offset retention has passed, records deleted while
+    /// following): `nearest` moves to the log start when before it and to the log end
+    /// when past it; `earliest` / `latest` always to the start / end (Kafka's
+    /// auto.offset.reset); `fail` stops with an error naming the valid range.
+    #[arg(long, value_enum, default_value_t = Reset::Nearest, value_name = "RULE")]
     pub reset: Reset,
-    /// Stop after this many records.
-    #[arg(long, short = 'n')]
-    pub max: Option<u64>,
-    /// Output per record: `json`, `raw` (value bytes only) or a template with `%k` key,
-    /// `%v` value, `%o` offset, `%p` partition, `%t` timestamp ms, `%T` topic, `%h` headers,
-    /// `%%`, and `\t`, `\n` escapes.
+    /// Stop after this many records (over all partitions).
+    #[arg(long, short = 'c', visible_alias = "max", visible_short_alias = 'n')]
+    pub count: Option<u64>,
+    /// Output per record: `json` (one JSON record per line: base64 key, value and header
+    /// values, null for absent), `raw` (value bytes only) or a template with `%k` key,
+    /// `%v` value, `%K` / `%V` their lengths (-1 for null), `%o` offset, `%p` partition,
+    /// `%t` timestamp (see --time-format), `%T` topic, `%h` headers, `%%`, and `\t`,
+    /// `\n`, `\r`, `\0`, `\\` escapes. (`-o json` is refused here: it shapes --raw's table.)
     #[arg(long, default_value = r"%v\n")]
     pub format: RecordFormat,
+    /// How `%t` prints a timestamp: `unix-ms`, `unix` (seconds) or `rfc3339` (UTC, with
+    /// milliseconds). JSON always carries `timestamp_ms`.
+    #[arg(long, value_enum, default_value_t = TimeFormat::UnixMs, value_name = "FORMAT")]
+    pub time_format: TimeFormat,
+    /// Print a null key or value as `NULL` in templates and `raw` (empty otherwise), as
+    /// kcat's consumer -Z.
+    #[arg(long)]
+    pub print_null: bool,
+    /// Consume as this group: start from its committed offsets and commit the offset of
+    /// the next record to read as records are printed.
+    #[arg(long, short = 'G', value_name = "GROUP")]
+    pub group: Option<String>,
+    /// With --group: how often printed positions are committed (also on every exit).
+    #[arg(
+        long,
+        default_value = "5s",
+        value_name = "DURATION",
+        requires = "group"
+    )]
+    pub commit_interval: String,
     /// Soft cap on bytes per fetch response.
     #[arg(long, default_value_t = 4 << 20)]
     pub fetch_bytes: u32,
     /// No rate line on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
-    /// Print the stored batches (offsets, codec name and digest, stored size) instead of
-    /// records: a raw fetch, nothing is decompressed. Honours `--output`.
-    #[arg(long, conflicts_with = "follow")]
+    /// Print the stored batches (offsets, codec name and digest, stored size) up to the
+    /// end offsets seen at the start, instead of records: a raw fetch, nothing is
+    /// decompressed. Honours `--output`.
+    #[arg(long, conflicts_with_all = ["follow", "group"])]
     pub raw: bool,
 }
 
-/// `--reset`: `distlog.v1.OffsetReset`.
+/// `--reset`: what happens to a position outside the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Reset {
-    None,
+    /// Before the log start: the log start; past the log end: the log end.
+    Nearest,
+    /// The log start offset.
     Earliest,
+    /// The log end offset.
     Latest,
+    /// Stop with an error naming the valid range.
+    #[value(alias = "none")]
+    Fail,
 }
 
-impl From<Reset> for OffsetReset {
-    fn from(r: Reset) -> Self {
-        match r {
-            Reset::None => OffsetReset::None,
-            Reset::Earliest => OffsetReset::Earliest,
-            Reset::Latest => OffsetReset::Latest,
+impl Reset {
+    /// What a Subscribe does when records it has not streamed are deleted (always before
+    /// the log start).
+    fn subscribe(self) -> OffsetReset {
+        match self {
+            Self::Nearest | Self::Earliest => OffsetReset::Earliest,
+            Self::Latest => OffsetReset::Latest,
+            Self::Fail => OffsetReset::None,
         }
     }
+
+    /// Where `offset` goes in a log holding `[start, end)`; `Err` for `fail`.
+    fn apply(self, what: &str, partition: u32, offset: i64, start: i64, end: i64) -> Result<i64> {
+        if (start..=end).contains(&offset) {
+            return Ok(offset);
+        }
+        Ok(match self {
+            Self::Nearest if offset < start => start,
+            Self::Nearest | Self::Latest => end,
+            Self::Earliest => start,
+            Self::Fail => bail!(
+                "{what} {offset} is out of range for partition {partition}: the log holds \
+                 offsets [{start}, {end}) (--reset nearest, earliest or latest moves it there)"
+            ),
+        })
+    }
+}
+
+/// One partition to read: where it starts and, with --until-end, where it stops.
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    partition: u32,
+    offset: i64,
+    end: i64,
 }
 
 pub async fn run(conn: &Conn, args: ConsumeArgs) -> Result<()> {
-    let partitions = match args.partition {
-        Some(p) => vec![p],
-        None => {
-            let topic = conn
-                .topics()
-                .describe_topic(conn.request(DescribeTopicRequest {
-                    name: args.topic.clone(),
-                })?)
-                .await
-                .map_err(status("describe topic"))?
-                .into_inner()
-                .topic
-                .context("broker returned no topic")?;
-            topic.partitions.iter().map(|p| p.partition).collect()
-        }
-    };
-    let starts = resolve_starts(conn, &args.topic, &partitions, args.from).await?;
+    if conn.output == Output::Json && !args.raw {
+        bail!(
+            "-o/--output json shapes the table of `consume --raw`; records are printed as JSON \
+             lines with --format json"
+        );
+    }
+    let commit_interval =
+        Duration::from_millis(parse_duration(&args.commit_interval).context("--commit-interval")?);
+    let starts = resolve_starts(conn, &args).await?;
     if args.raw {
         return raw_batches(conn, &args, &starts).await;
     }
-    let mut printer = Printer::new(&args);
-    if args.follow {
-        follow(conn, &args, &starts, &mut printer).await?;
-    } else {
-        for &(partition, offset) in &starts {
-            if printer.done() {
-                break;
+    let mut printer = Printer::new(&args, conn, commit_interval, &starts);
+    if args.group.is_some() {
+        // A fresh group's positions count as consumed: a restart goes on from them.
+        printer.commit().await?;
+    }
+    tokio::select! {
+        result = async {
+            if args.until_end {
+                for start in &starts {
+                    if printer.done() {
+                        break;
+                    }
+                    drain(conn, &args, *start, &mut printer).await?;
+                }
+                Ok(())
+            } else {
+                follow(conn, &args, &starts, &mut printer).await
             }
-            drain(conn, &args, partition, offset, &mut printer).await?;
-        }
+        } => result?,
+        () = interrupted() => {}
     }
     printer.finish().await
 }
 
-/// Resolves the start position to one offset per partition.
-async fn resolve_starts(
+/// Ctrl-C or SIGTERM.
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// One `ListOffsets` call: the resolved offset of each partition, in request order.
+async fn list_offsets(
     conn: &Conn,
     topic: &str,
     partitions: &[u32],
-    from: StartAt,
-) -> Result<Vec<(u32, i64)>> {
-    let spec = match from {
-        StartAt::Offset(offset) => {
-            let offset = i64::try_from(offset).context("offset too large")?;
-            return Ok(partitions.iter().map(|&p| (p, offset)).collect());
-        }
-        StartAt::Earliest => offset_spec::Spec::Earliest(Empty {}),
-        StartAt::Latest => offset_spec::Spec::Latest(Empty {}),
-        StartAt::Timestamp(ms) => offset_spec::Spec::TimestampMs(ms),
-    };
+    spec: offset_spec::Spec,
+) -> Result<BTreeMap<u32, i64>> {
     let offsets = conn
         .records()
         .list_offsets(conn.request(ListOffsetsRequest {
@@ -138,24 +225,164 @@ async fn resolve_starts(
     Ok(offsets.iter().map(|o| (o.partition, o.offset)).collect())
 }
 
-/// Reads one partition from `offset` up to the log end seen when the read started.
+/// The partitions to read and their start positions, with the log end seen now.
+async fn resolve_starts(conn: &Conn, args: &ConsumeArgs) -> Result<Vec<Start>> {
+    let topic = conn
+        .topics()
+        .describe_topic(conn.request(DescribeTopicRequest {
+            name: args.topic.clone(),
+        })?)
+        .await
+        .map_err(status("describe topic"))?
+        .into_inner()
+        .topic
+        .context("broker returned no topic")?;
+    let count = topic.partitions.len() as u32;
+    let exists = |p: u32, what: &str| {
+        if p < count {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!(
+                "{what} names partition {p}, but topic {:?} has {count} (0 to {})",
+                args.topic,
+                count.saturating_sub(1)
+            ))
+        }
+    };
+    for &(p, _) in &args.from.partitions {
+        exists(p, "--from")?;
+    }
+    let mut partitions: Vec<u32> = if args.partition.is_empty() {
+        (0..count).filter(|&p| args.from.of(p).is_some()).collect()
+    } else {
+        for &p in &args.partition {
+            exists(p, "--partition")?;
+            if args.from.of(p).is_none() {
+                bail!("--from gives no position for partition {p}");
+            }
+        }
+        args.partition.clone()
+    };
+    partitions.sort_unstable();
+    partitions.dedup();
+    if partitions.is_empty() {
+        bail!("no partition to read");
+    }
+    let earliest = list_offsets(
+        conn,
+        &args.topic,
+        &partitions,
+        offset_spec::Spec::Earliest(Empty {}),
+    )
+    .await?;
+    let latest = list_offsets(
+        conn,
+        &args.topic,
+        &partitions,
+        offset_spec::Spec::Latest(Empty {}),
+    )
+    .await?;
+    let committed = match &args.group {
+        Some(group) => committed_offsets(conn, group, &args.topic).await?,
+        None => BTreeMap::new(),
+    };
+    // Timestamp lookups, one call per distinct time.
+    let now = now_ms();
+    let time_of = |at: Position| match at {
+        Position::Timestamp(ms) => Some(ms),
+        Position::Ago(ago) => Some(now.saturating_sub(i64::try_from(ago).unwrap_or(i64::MAX))),
+        _ => None,
+    };
+    let mut by_time: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+    for &p in &partitions {
+        if committed.contains_key(&p) {
+            continue;
+        }
+        if let Some(ms) = args.from.of(p).and_then(time_of) {
+            by_time.entry(ms).or_default().push(p);
+        }
+    }
+    let mut found_at: BTreeMap<(i64, u32), i64> = BTreeMap::new();
+    for (ms, ps) in by_time {
+        for (p, offset) in
+            list_offsets(conn, &args.topic, &ps, offset_spec::Spec::TimestampMs(ms)).await?
+        {
+            found_at.insert((ms, p), offset);
+        }
+    }
+    let mut starts = Vec::with_capacity(partitions.len());
+    for p in partitions {
+        let (start, end) = (
+            *earliest
+                .get(&p)
+                .context("ListOffsets skipped a partition")?,
+            *latest.get(&p).context("ListOffsets skipped a partition")?,
+        );
+        let offset = if let Some(&offset) = committed.get(&p) {
+            args.reset
+                .apply("the group's committed offset", p, offset, start, end)?
+        } else {
+            match args.from.of(p).context("no position")? {
+                Position::Earliest => start,
+                Position::Latest => end,
+                Position::Offset(offset) => {
+                    let offset = i64::try_from(offset).context("offset too large")?;
+                    args.reset.apply("offset", p, offset, start, end)?
+                }
+                Position::LastN(n) => end
+                    .saturating_sub(i64::try_from(n).unwrap_or(i64::MAX))
+                    .max(start),
+                at => {
+                    let ms = time_of(at).context("not a time")?;
+                    *found_at.get(&(ms, p)).unwrap_or(&end)
+                }
+            }
+        };
+        starts.push(Start {
+            partition: p,
+            offset,
+            end,
+        });
+    }
+    Ok(starts)
+}
+
+/// The group's committed offsets in `topic`; none for a group that never committed.
+async fn committed_offsets(conn: &Conn, group: &str, topic: &str) -> Result<BTreeMap<u32, i64>> {
+    match conn
+        .groups()
+        .fetch_offsets(conn.request(FetchOffsetsRequest {
+            group: group.to_owned(),
+            topic: topic.to_owned(),
+        })?)
+        .await
+    {
+        Ok(response) => Ok(response
+            .into_inner()
+            .offsets
+            .into_iter()
+            .filter(|o| o.topic == topic)
+            .map(|o| (o.partition, o.offset))
+            .collect()),
+        // A group that never committed (the topic exists: it was described).
+        Err(s) if s.code() == tonic::Code::NotFound => Ok(BTreeMap::new()),
+        Err(s) => Err(status("fetch group offsets")(s)),
+    }
+}
+
+/// Reads one partition from its start up to the end seen when the command started.
 ///
 /// Fetches the stored batches (`BATCH_FORMAT_RAW`) and decodes them here, after checking each
 /// one's CRC, as a Kafka consumer does: the broker then does no per-record work, which
 /// made reading 30-50 % faster. The first compressed batch switches the partition to
 /// fetches the broker decodes (and decompresses with the codec plugin that wrote them),
-/// from that batch on.
-async fn drain(
-    conn: &Conn,
-    args: &ConsumeArgs,
-    partition: u32,
-    mut offset: i64,
-    printer: &mut Printer,
-) -> Result<()> {
+/// from that batch on. Records deleted under the reader move it per `--reset`.
+async fn drain(conn: &Conn, args: &ConsumeArgs, start: Start, printer: &mut Printer) -> Result<()> {
     let mut client = conn.records();
-    let mut end = None;
+    let (partition, end) = (start.partition, start.end);
+    let mut offset = start.offset;
     let mut raw = true;
-    loop {
+    while offset < end && !printer.done() {
         let request = |format: BatchFormat| FetchRequest {
             topic: args.topic.clone(),
             partition,
@@ -164,34 +391,56 @@ async fn drain(
             max_wait_ms: 0,
             format: format as i32,
         };
-        let mut response = None;
-        if raw {
-            let fetched = client
-                .fetch(conn.request(request(BatchFormat::Raw))?)
-                .await
-                .map_err(status("fetch"))?
-                .into_inner();
-            response = decode_batches(fetched, offset)?;
-            raw = response.is_some();
-        }
-        let response = match response {
-            Some(response) => response,
-            None => client
-                .fetch(conn.request(request(BatchFormat::Decoded))?)
-                .await
-                .map_err(status("fetch"))?
-                .into_inner(),
+        let format = if raw {
+            BatchFormat::Raw
+        } else {
+            BatchFormat::Decoded
         };
-        let end = *end.get_or_insert(response.log_end_offset);
+        let fetched = match client.fetch(conn.request(request(format))?).await {
+            Ok(fetched) => fetched.into_inner(),
+            Err(s) if s.code() == tonic::Code::OutOfRange => {
+                // Retention deleted records not yet read.
+                let earliest = list_offsets(
+                    conn,
+                    &args.topic,
+                    &[partition],
+                    offset_spec::Spec::Earliest(Empty {}),
+                )
+                .await?;
+                let log_start = *earliest.get(&partition).unwrap_or(&offset);
+                let moved = args
+                    .reset
+                    .apply("offset", partition, offset, log_start, end)?;
+                if moved == offset {
+                    return Err(status("fetch")(s));
+                }
+                offset = moved;
+                continue;
+            }
+            Err(s) => return Err(status("fetch")(s)),
+        };
+        let response = if raw {
+            match decode_batches(fetched, offset)? {
+                Some(response) => response,
+                None => {
+                    raw = false;
+                    continue;
+                }
+            }
+        } else {
+            fetched
+        };
         let next = response.next_offset;
         printer
             .print(&args.topic, partition, response, Some(end))
             .await?;
-        if printer.done() || next >= end || next <= offset {
-            return Ok(());
+        printer.maybe_commit().await?;
+        if next <= offset {
+            break;
         }
         offset = next;
     }
+    Ok(())
 }
 
 /// The records at or after `offset` of a raw fetch's batches, as a decoded fetch would have
@@ -234,14 +483,15 @@ fn decode_batches(fetched: FetchResponse, offset: i64) -> Result<Option<FetchRes
 }
 
 /// Reads the stored batches of each partition from its start up to the log end seen when
-/// the read started (raw fetches: one round trip per `--fetch-bytes`), and prints one row
-/// per batch. Holds the batch descriptions, not their bytes.
-async fn raw_batches(conn: &Conn, args: &ConsumeArgs, starts: &[(u32, i64)]) -> Result<()> {
+/// the command started (raw fetches: one round trip per `--fetch-bytes`), and prints one
+/// row per batch. Holds the batch descriptions, not their bytes.
+async fn raw_batches(conn: &Conn, args: &ConsumeArgs, starts: &[Start]) -> Result<()> {
     let mut client = conn.records();
     let mut rows = Vec::new();
-    for &(partition, mut offset) in starts {
-        let mut end = None;
-        loop {
+    for start in starts {
+        let (partition, end) = (start.partition, start.end);
+        let mut offset = start.offset;
+        while offset < end {
             let response = client
                 .fetch(conn.request(FetchRequest {
                     topic: args.topic.clone(),
@@ -254,8 +504,10 @@ async fn raw_batches(conn: &Conn, args: &ConsumeArgs, starts: &[(u32, i64)]) -> 
                 .await
                 .map_err(status("raw fetch"))?
                 .into_inner();
-            let end = *end.get_or_insert(response.log_end_offset);
             for batch in &response.batches {
+                if batch.base_offset >= end {
+                    break;
+                }
                 rows.push(serde_json::json!({
                     "partition": partition,
                     "base_offset": batch.base_offset,
@@ -266,14 +518,14 @@ async fn raw_batches(conn: &Conn, args: &ConsumeArgs, starts: &[(u32, i64)]) -> 
                 }));
             }
             let next = response.next_offset;
-            let reached_max = args.max.is_some_and(|max| rows.len() as u64 >= max);
-            if reached_max || next >= end || next <= offset {
+            let reached_max = args.count.is_some_and(|max| rows.len() as u64 >= max);
+            if reached_max || next <= offset {
                 break;
             }
             offset = next;
         }
     }
-    if let Some(max) = args.max {
+    if let Some(max) = args.count {
         rows.truncate(usize::try_from(max).unwrap_or(usize::MAX));
     }
     emit(conn.output, &rows, || {
@@ -297,49 +549,61 @@ async fn raw_batches(conn: &Conn, args: &ConsumeArgs, starts: &[(u32, i64)]) -> 
     })
 }
 
-/// Tails every partition with Subscribe until `--max` records or Ctrl-C.
+/// Tails every partition with Subscribe until `--count` records (or the caller's signal).
 async fn follow(
     conn: &Conn,
     args: &ConsumeArgs,
-    starts: &[(u32, i64)],
+    starts: &[Start],
     printer: &mut Printer,
 ) -> Result<()> {
     let mut streams = StreamMap::new();
-    for &(partition, offset) in starts {
+    for start in starts {
         let stream = conn
             .records()
             .subscribe(conn.request(SubscribeRequest {
                 topic: args.topic.clone(),
-                partition,
-                offset,
+                partition: start.partition,
+                offset: start.offset,
                 max_bytes: args.fetch_bytes,
-                reset: OffsetReset::from(args.reset) as i32,
+                reset: args.reset.subscribe() as i32,
             })?)
             .await
             .map_err(status("subscribe"))?
             .into_inner();
-        streams.insert(partition, stream);
+        streams.insert(start.partition, stream);
     }
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let mut tick = tokio::time::interval(printer.commit_interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !printer.done() {
         tokio::select! {
-            _ = &mut ctrl_c => break,
             item = streams.next() => match item {
                 None => break,
                 Some((partition, message)) => {
                     let message = message.map_err(status("subscribe"))?;
                     printer.print(&args.topic, partition, message, None).await?;
                     printer.flush().await?;
+                    printer.maybe_commit().await?;
                 }
             },
+            _ = tick.tick() => printer.maybe_commit().await?,
         }
     }
     Ok(())
 }
 
+/// The group a consume commits for, and what it committed last.
+struct Committer {
+    conn: Conn,
+    group: String,
+    interval: Duration,
+    last: Instant,
+    committed: BTreeMap<u32, i64>,
+}
+
 struct Printer {
+    topic: String,
     format: RecordFormat,
+    opts: RenderOpts,
     max: Option<u64>,
     quiet: bool,
     printed: u64,
@@ -348,13 +612,25 @@ struct Printer {
     started: Instant,
     last_rate: Instant,
     last_printed: u64,
+    /// Per partition, the offset of the next record to read (what a group commits).
+    positions: BTreeMap<u32, i64>,
+    committer: Option<Committer>,
 }
 
 impl Printer {
-    fn new(args: &ConsumeArgs) -> Self {
+    fn new(args: &ConsumeArgs, conn: &Conn, interval: Duration, starts: &[Start]) -> Self {
         Self {
+            topic: args.topic.clone(),
             format: args.format.clone(),
-            max: args.max,
+            opts: RenderOpts {
+                time: args.time_format,
+                null: if args.print_null {
+                    b"NULL".to_vec()
+                } else {
+                    Vec::new()
+                },
+            },
+            max: args.count,
             quiet: args.quiet,
             printed: 0,
             buf: Vec::with_capacity(1 << 16),
@@ -362,6 +638,14 @@ impl Printer {
             started: Instant::now(),
             last_rate: Instant::now(),
             last_printed: 0,
+            positions: starts.iter().map(|s| (s.partition, s.offset)).collect(),
+            committer: args.group.as_ref().map(|group| Committer {
+                conn: conn.clone(),
+                group: group.clone(),
+                interval,
+                last: Instant::now(),
+                committed: BTreeMap::new(),
+            }),
         }
     }
 
@@ -369,8 +653,14 @@ impl Printer {
         self.max.is_some_and(|max| self.printed >= max)
     }
 
-    /// Renders the records of one response, stopping at `--max` and, when reading up to a
-    /// fixed end, at `end`.
+    fn commit_interval(&self) -> Duration {
+        self.committer
+            .as_ref()
+            .map_or(Duration::from_secs(3600), |c| c.interval)
+    }
+
+    /// Renders the records of one response, stopping at `--count` and, when reading up to
+    /// a fixed end, at `end`.
     async fn print(
         &mut self,
         topic: &str,
@@ -388,14 +678,15 @@ impl Printer {
                 offset: u64::try_from(stored.offset).unwrap_or_default(),
                 timestamp_ms: stored.timestamp_ms,
                 key: stored.key,
-                value: stored.value.unwrap_or_default(),
+                value: stored.value,
                 headers: stored
                     .headers
                     .into_iter()
                     .map(|h| (h.key, h.value))
                     .collect(),
             };
-            self.format.render(&record, &mut self.buf)?;
+            self.format.render(&record, &self.opts, &mut self.buf)?;
+            self.positions.insert(partition, stored.offset + 1);
             self.printed += 1;
         }
         if self.buf.len() >= 1 << 16 {
@@ -425,11 +716,93 @@ impl Printer {
         self.out.flush().await.context("cannot write to stdout")
     }
 
+    /// Commits when the interval has passed since the last commit.
+    async fn maybe_commit(&mut self) -> Result<()> {
+        if self
+            .committer
+            .as_ref()
+            .is_some_and(|c| c.last.elapsed() >= c.interval)
+        {
+            self.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes out what is printed, then commits every position that moved since the last
+    /// commit: only records already written to stdout count as consumed.
+    async fn commit(&mut self) -> Result<()> {
+        if self.committer.is_none() {
+            return Ok(());
+        }
+        self.flush().await?;
+        let Some(c) = self.committer.as_mut() else {
+            return Ok(());
+        };
+        c.last = Instant::now();
+        let offsets: Vec<CommittedOffset> = self
+            .positions
+            .iter()
+            .filter(|(p, offset)| c.committed.get(p) != Some(offset))
+            .map(|(&partition, &offset)| CommittedOffset {
+                topic: self.topic.clone(),
+                partition,
+                offset,
+                metadata: String::new(),
+                committed_at_ms: 0,
+            })
+            .collect();
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        c.conn
+            .groups()
+            .commit_offsets(c.conn.request(CommitOffsetsRequest {
+                group: c.group.clone(),
+                offsets: offsets.clone(),
+            })?)
+            .await
+            .map_err(status("commit offsets"))?;
+        for o in offsets {
+            c.committed.insert(o.partition, o.offset);
+        }
+        Ok(())
+    }
+
     async fn finish(mut self) -> Result<()> {
         self.flush().await?;
+        self.commit().await?;
         if !self.quiet && self.started.elapsed() >= Duration::from_secs(1) {
             eprintln!("consumed {} records", self.printed);
         }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_rules_move_out_of_range_positions() -> Result<()> {
+        // The log holds [10, 20); 20 (the end) is in range: the next record to come.
+        for offset in [10, 15, 20] {
+            for rule in [Reset::Nearest, Reset::Earliest, Reset::Latest, Reset::Fail] {
+                assert_eq!(rule.apply("offset", 0, offset, 10, 20)?, offset);
+            }
+        }
+        assert_eq!(Reset::Nearest.apply("offset", 0, 3, 10, 20)?, 10);
+        assert_eq!(Reset::Nearest.apply("offset", 0, 99, 10, 20)?, 20);
+        assert_eq!(Reset::Earliest.apply("offset", 0, 99, 10, 20)?, 10);
+        assert_eq!(Reset::Latest.apply("offset", 0, 3, 10, 20)?, 20);
+        let error = Reset::Fail
+            .apply("offset", 4, 3, 10, 20)
+            .err()
+            .context("fail must fail")?;
+        assert!(
+            error
+                .to_string()
+                .contains("partition 4: the log holds offsets [10, 20)")
+        );
         Ok(())
     }
 }
