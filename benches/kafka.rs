@@ -394,7 +394,7 @@ impl Bench<'_> {
     fn grpc_consume(&self, topic: &str, records: u64, size: usize) -> Result<Run> {
         let mut c = self.distlog();
         c.args([
-            "consume", topic, "-q", "-p", "0", "--format", "%v\n", "--broker",
+            "consume", topic, "-e", "-q", "-p", "0", "--format", "%v\n", "--broker",
         ])
         .arg(self.broker.grpc().to_string())
         .args(["--fetch-bytes", &self.settings.fetch_bytes.to_string()]);

@@ -119,6 +119,7 @@ fn cli_end_to_end_and_restart() -> Result<()> {
             "1",
             "--from",
             "earliest",
+            "-e",
             "-q",
         ],
         b"",
@@ -134,7 +135,7 @@ fn cli_end_to_end_and_restart() -> Result<()> {
         b"k1:v1\nk2:v:2\nnokey\n",
     )?;
     let templated = broker.ok(
-        &["consume", "keyed", "--format", r"%o %k=%v %h\n", "-q"],
+        &["consume", "keyed", "--format", r"%o %k=%v %h\n", "-e", "-q"],
         b"",
     )?;
     ensure!(
@@ -149,7 +150,8 @@ fn cli_end_to_end_and_restart() -> Result<()> {
         b"",
     )?;
     let record: serde_json::Value = serde_json::from_slice(&json_lines)?;
-    ensure!(record["offset"] == 1 && record["key"] == "k2" && record["value"] == "v:2");
+    // Bytes are base64, as proto3 JSON writes them: "k2" and "v:2".
+    ensure!(record["offset"] == 1 && record["key"] == "azI=" && record["value"] == "djoy");
 
     // Describe reflects the data.
     let described: serde_json::Value =
@@ -182,10 +184,10 @@ fn cli_end_to_end_and_restart() -> Result<()> {
     let status = broker.terminate()?;
     ensure!(status.success(), "exit {status}; log:\n{log}");
     let broker = start(&data, &[])?;
-    let consumed = broker.ok(&["consume", "orders", "--partition", "1", "-q"], b"")?;
+    let consumed = broker.ok(&["consume", "orders", "--partition", "1", "-e", "-q"], b"")?;
     ensure!(consumed == input, "data lost or changed across restart");
     let templated_again = broker.ok(
-        &["consume", "keyed", "--format", r"%o %k=%v %h\n", "-q"],
+        &["consume", "keyed", "--format", r"%o %k=%v %h\n", "-e", "-q"],
         b"",
     )?;
     ensure!(templated_again == templated);
@@ -620,7 +622,10 @@ fn topic_create_sends_the_admin_token() -> Result<()> {
     ensure!(listed.trim() == "[]", "{listed}");
     broker.ok(&["topic", "create", "guarded", "--token", "s3cret"], b"")?;
     broker.ok(&["produce", "guarded", "-q"], b"one\n")?;
-    let consumed = broker.ok(&["consume", "guarded", "--from", "earliest", "-q"], b"")?;
+    let consumed = broker.ok(
+        &["consume", "guarded", "--from", "earliest", "-e", "-q"],
+        b"",
+    )?;
     ensure!(
         consumed == b"one\n",
         "{}",

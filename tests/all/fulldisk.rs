@@ -21,7 +21,7 @@ fn lines(from: usize, n: usize) -> Vec<u8> {
 }
 
 fn consume_all(broker: &Process) -> Result<Vec<u8>> {
-    Ok(broker.ok(&["consume", "full", "--from", "earliest", "-q"], b"")?)
+    Ok(broker.ok(&["consume", "full", "--from", "earliest", "-e", "-q"], b"")?)
 }
 
 fn produce_fails_for_lack_of_space(broker: &Process) -> Result<()> {
