@@ -244,7 +244,7 @@ fn record_counts_stay_true_after_compaction() -> Result<()> {
     };
     ensure!(span == 81, "offsets are kept: span {span}");
     // What the count says is what a reader gets.
-    let consumed = broker.ok(&["consume", "kv", "--from", "earliest", "-q"], b"")?;
+    let consumed = broker.ok(&["consume", "kv", "--from", "earliest", "-e", "-q"], b"")?;
     let read = consumed
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
