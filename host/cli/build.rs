@@ -1,5 +1,5 @@
-//! Embeds the plugin templates (`plugins/templates/<lang>/`) and the plugin contract (`wit/`)
-//! into the binary for `distlog plugin new`: every file is listed here, so a template
+//! Embeds the plugin templates (`plugins/templates/<lang>/`), the plugin contract (`wit/`)
+//! and the Rust SDK (`plugins/rust/sdk/`) into the binary for `distlog plugin new`: every file is listed here, so a template
 //! another change adds or reworks flows in at the next build without code changes.
 
 use std::fmt::Write as _;
@@ -28,6 +28,8 @@ fn main() {
     for (name, dir) in [
         ("TEMPLATES", repo.join("plugins/templates")),
         ("WIT", repo.join("wit")),
+        // The Rust SDK the Rust template depends on by path.
+        ("RUST_SDK", repo.join("plugins/rust/sdk")),
     ] {
         println!("cargo:rerun-if-changed={}", dir.display());
         let mut files = Vec::new();

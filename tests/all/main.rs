@@ -10,6 +10,7 @@ mod grpc;
 mod kafka;
 mod limits;
 mod observability;
+mod plugin_cli;
 mod plugin_kit;
 mod policies;
 mod topics;

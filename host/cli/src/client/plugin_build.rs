@@ -99,7 +99,10 @@ impl Tool {
     /// Runs `command` (built from [`command`](Self::command)) in `dir`; a missing program or
     /// a failure is an error naming the step.
     fn run(&self, mut command: Command, dir: &Path, step: &str) -> Result<()> {
-        command.current_dir(dir);
+        // The tools' chatter goes to stderr: stdout is the summary (`-o json`).
+        command
+            .current_dir(dir)
+            .stdout(std::process::Stdio::from(std::io::stderr()));
         let program = command.get_program().to_string_lossy().into_owned();
         let status = match command.status() {
             Ok(status) => status,

@@ -171,7 +171,7 @@ pub fn scaffold(lang: Lang, name: &str) -> Result<BTreeMap<String, Vec<u8>>> {
         .collect();
     let placeholder = placeholder(&texts);
     let rename = |text: &str| -> String {
-        let text = point_at_local_wit(text);
+        let text = point_at_local_sdk(&point_at_local_wit(text));
         match &placeholder {
             Some(stem) => rename_placeholder(&text, stem, name),
             None => text,
@@ -189,9 +189,18 @@ pub fn scaffold(lang: Lang, name: &str) -> Result<BTreeMap<String, Vec<u8>>> {
     for (path, bytes) in embedded::WIT {
         files.insert(format!("wit/{path}"), bytes.to_vec());
     }
+    // A template that depends on the Rust SDK by path gets a copy of it.
+    let uses_sdk = template
+        .iter()
+        .any(|(_, b)| String::from_utf8_lossy(b).contains("rust/sdk"));
+    if uses_sdk {
+        for (path, bytes) in embedded::RUST_SDK {
+            files.insert(format!("{SDK_DIR}/{path}"), bytes.to_vec());
+        }
+    }
     let world = detect_world(files.iter().filter_map(|(path, bytes)| {
         // Prose (READMEs) names other worlds too; the sources name the template's own.
-        (!path.starts_with("wit/") && !path.ends_with(".md"))
+        (!path.starts_with("wit/") && !path.starts_with(SDK_DIR) && !path.ends_with(".md"))
             .then(|| std::str::from_utf8(bytes).ok())
             .flatten()
     }))
@@ -243,6 +252,8 @@ pub fn detect_world<'a>(sources: impl Iterator<Item = &'a str>) -> Option<&'stat
                 format!("distlog:plugin/{kind}@"),
                 format!("exports.{class})"),
                 format!("export const {kind} "),
+                format!("export_{kind}!"),
+                format!("distlog_plugin_sdk::{kind}::"),
             ]
             .iter()
             .any(|needle| text.contains(needle.as_str()));
@@ -338,6 +349,31 @@ fn replace_word(text: &str, from: &str, to: &str) -> String {
     out
 }
 
+/// Where a scaffold keeps its copy of the Rust SDK.
+const SDK_DIR: &str = "distlog-plugin-sdk";
+
+/// Points relative paths to the repository's Rust SDK (`../../rust/sdk`) at the project's
+/// own copy.
+fn point_at_local_sdk(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("rust/sdk") {
+        let mut start = at;
+        while start >= 3 && &rest[start - 3..start] == "../" {
+            start -= 3;
+        }
+        if start == at {
+            out.push_str(&rest[..at + "rust/sdk".len()]);
+        } else {
+            out.push_str(&rest[..start]);
+            out.push_str(SDK_DIR);
+        }
+        rest = &rest[at + "rust/sdk".len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Points relative paths to the repository's `wit/` (`../../../wit`) at the project's own
 /// copy (`wit`).
 fn point_at_local_wit(text: &str) -> String {
@@ -387,6 +423,14 @@ mod tests {
         );
         assert_eq!(point_at_local_wit("WIT ?= ../../../wit\n"), "WIT ?= wit\n");
         assert_eq!(point_at_local_wit("../witness"), "../witness");
+        assert_eq!(
+            point_at_local_sdk("sdk = { path = \"../../rust/sdk\" }"),
+            "sdk = { path = \"distlog-plugin-sdk\" }"
+        );
+        assert_eq!(
+            point_at_local_sdk("see plugins/rust/sdk"),
+            "see plugins/rust/sdk"
+        );
     }
 
     #[test]
