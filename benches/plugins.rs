@@ -3,9 +3,15 @@
 //!
 //! - Per-call overhead of a trivial call (the WAT identity codec on 16
 //!   bytes) vs a native copy of the same 16 bytes.
-//! - LZ4 throughput: the `codec-lz4` component vs `lz4_flex` compiled
-//!   natively with the same features, compress and decompress, on 1 MiB of
-//!   log-like text.
+//! - Codec throughput, compress and decompress, on 1 MiB and 64 KiB of
+//!   log-like text: the `codec-lz4` component vs `lz4_flex` compiled natively
+//!   with the same features, and the `codec-zstd` component vs the `zstd`
+//!   crate (the reference C libzstd, native) at the plugin's level, with a
+//!   context reused between calls as the plugin reuses its own. Each figure
+//!   is MB/s of uncompressed bytes through `PluginHost::compress` /
+//!   `decompress` (copies across the component boundary included). A row
+//!   per size puts the cost of one boundary crossing (a copy into a fresh
+//!   `Vec`) next to the native decompress of the same bytes.
 //! - Load time: cold (compile) vs cached (precompiled artifact), for the LZ4
 //!   component and for the largest bundled component (Python/JS when built).
 //! - Reload: end-to-end reload time (artifact cached, self-test included),
@@ -14,7 +20,11 @@
 //!
 //! `cargo bench -p distlog-benches --bench plugins` (about a minute, plus
 //! ~20 s per large interpreter component on its cold compile);
-//! `DISTLOG_BENCH_QUICK=1` for a quick pass.
+//! `DISTLOG_BENCH_QUICK=1` for a quick pass; `DISTLOG_BENCH_ONLY=codecs` stops
+//! after the codec rows; `DISTLOG_BENCH_LZ4_WASM=<file>` and
+//! `DISTLOG_BENCH_ZSTD_WASM=<file>` measure other builds of the two codecs
+//! (default: the committed `plugins/dist/` artifacts); `DISTLOG_BENCH_BEST=1`
+//! reports the fastest codec iteration instead of the median.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +37,12 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn quick() -> bool {
     std::env::var_os("DISTLOG_BENCH_QUICK").is_some() || std::env::args().any(|a| a == "--quick")
+}
+
+/// `DISTLOG_BENCH_BEST=1`: codec rows report the fastest iteration instead
+/// of the median (steadier on a machine shared with other work).
+fn best() -> bool {
+    std::env::var_os("DISTLOG_BENCH_BEST").is_some()
 }
 
 fn dist() -> PathBuf {
@@ -43,6 +59,31 @@ fn median<F: FnMut() -> Result<()>>(iters: usize, mut f: F) -> Result<Duration> 
     }
     times.sort();
     Ok(times[times.len() / 2])
+}
+
+/// Medians (with `DISTLOG_BENCH_BEST=1`: minimums) of per-iteration times
+/// of `a` and `b`, run alternately `iters` times each (after one warm-up
+/// call of each).
+fn paired_medians<A, B>(iters: usize, mut a: A, mut b: B) -> Result<(Duration, Duration)>
+where
+    A: FnMut() -> Result<()>,
+    B: FnMut() -> Result<()>,
+{
+    a()?;
+    b()?;
+    let (mut ta, mut tb) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
+    for _ in 0..iters {
+        let t = Instant::now();
+        a()?;
+        ta.push(t.elapsed());
+        let t = Instant::now();
+        b()?;
+        tb.push(t.elapsed());
+    }
+    ta.sort();
+    tb.sort();
+    let at = if best() { 0 } else { iters / 2 };
+    Ok((ta[at], tb[at]))
 }
 
 /// Mean time per call over a timed loop of `n` calls (after a warm-up).
@@ -78,6 +119,96 @@ fn mbps(bytes: usize, d: Duration) -> f64 {
     bytes as f64 / d.as_secs_f64() / 1e6
 }
 
+/// zstd level of the native baseline: the level the `codec-zstd` plugin uses.
+const ZSTD_LEVEL: i32 = 1;
+
+/// A committed artifact in `plugins/dist/`, or the file named by `var` (to
+/// measure a fresh build, e.g. `plugins/build.sh --check --keep`'s output).
+fn artifact(var: &str, file: &str) -> PathBuf {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dist().join(file))
+}
+
+struct CodecCase<'a> {
+    plugin: &'a str,
+    codec: &'a str,
+    label: &'a str,
+    input: &'a [u8],
+    iters: usize,
+}
+
+/// Compress and decompress rows for one codec: the plugin's MB/s (of
+/// uncompressed bytes) against the native baseline's in the same run, then
+/// both compression ratios. The plugin's output is checked to round-trip.
+fn codec_rows(
+    host: &PluginHost,
+    case: &CodecCase<'_>,
+    mut native_compress: impl FnMut() -> Result<usize>,
+    mut native_decompress: impl FnMut() -> Result<usize>,
+) -> Result<()> {
+    let CodecCase {
+        plugin,
+        codec,
+        label,
+        input,
+        iters,
+    } = *case;
+    let size = u32::try_from(input.len())?;
+    let compressed = host.compress(plugin, input)?;
+    if host.decompress(&compressed.codec, &compressed.data, size)? != input {
+        return Err(format!("{plugin}: round trip changed the data").into());
+    }
+    // Plugin and native calls alternate, so load from elsewhere on the
+    // machine weighs on both sides of each ratio alike.
+    let mut native_len = 0;
+    let (wasm_c, native_c) = paired_medians(
+        iters,
+        || {
+            std::hint::black_box(host.compress(plugin, std::hint::black_box(input))?);
+            Ok(())
+        },
+        || {
+            native_len = std::hint::black_box(native_compress()?);
+            Ok(())
+        },
+    )?;
+    let (wasm_d, native_d) = paired_medians(
+        iters,
+        || {
+            std::hint::black_box(host.decompress(&compressed.codec, &compressed.data, size)?);
+            Ok(())
+        },
+        || {
+            std::hint::black_box(native_decompress()?);
+            Ok(())
+        },
+    )?;
+    let len = input.len();
+    for (op, wasm, native) in [
+        ("compress", wasm_c, native_c),
+        ("decompress", wasm_d, native_d),
+    ] {
+        row(
+            &format!("{codec} {op} {label} log text, MB/s"),
+            format!("{:.0}", mbps(len, wasm)),
+            format!("{:.0}", mbps(len, native)),
+            mbps(len, wasm) / mbps(len, native),
+        );
+    }
+    row(
+        &format!(
+            "  (ratio {:.2}x plugin, {:.2}x native)",
+            len as f64 / compressed.data.len() as f64,
+            len as f64 / native_len as f64,
+        ),
+        String::new(),
+        String::new(),
+        0.0,
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let quick = quick();
     let cache = tempfile::tempdir()?;
@@ -111,53 +242,70 @@ fn main() -> Result<()> {
         wasm.as_secs_f64() / native.as_secs_f64(),
     );
 
-    // 2. LZ4 throughput, wasm vs native.
-    let input = distlog_plugin_host::samples::compressible_bytes(1 << 20);
-    let iters = if quick { 20 } else { 200 };
-    let wasm_c = median(iters, || {
-        std::hint::black_box(host.compress("lz4", &input)?);
-        Ok(())
-    })?;
-    let native_c = median(iters, || {
-        std::hint::black_box(lz4_flex::block::compress_prepend_size(&input));
-        Ok(())
-    })?;
-    row(
-        "lz4 compress 1 MiB log text, MB/s",
-        format!("{:.0}", mbps(input.len(), wasm_c)),
-        format!("{:.0}", mbps(input.len(), native_c)),
-        mbps(input.len(), wasm_c) / mbps(input.len(), native_c),
-    );
-    let compressed = host.compress("lz4", &input)?;
-    let native_compressed = lz4_flex::block::compress_prepend_size(&input);
-    let size = input.len() as u32;
-    let wasm_d = median(iters, || {
-        std::hint::black_box(host.decompress(&compressed.codec, &compressed.data, size)?);
-        Ok(())
-    })?;
-    let native_d = median(iters, || {
-        std::hint::black_box(lz4_flex::block::decompress_size_prepended(
-            &native_compressed,
-        )?);
-        Ok(())
-    })?;
-    row(
-        "lz4 decompress 1 MiB log text, MB/s",
-        format!("{:.0}", mbps(input.len(), wasm_d)),
-        format!("{:.0}", mbps(input.len(), native_d)),
-        mbps(input.len(), wasm_d) / mbps(input.len(), native_d),
-    );
-    row(
-        &format!(
-            "  (lz4 ratio {:.2}x: {} -> {} bytes)",
-            input.len() as f64 / compressed.data.len() as f64,
-            input.len(),
-            compressed.data.len()
-        ),
-        String::new(),
-        String::new(),
-        0.0,
-    );
+    // 2. Codec throughput, wasm vs native, at a large and a typical batch size.
+    let lz4_under_test = std::fs::read(artifact("DISTLOG_BENCH_LZ4_WASM", "codec-lz4.wasm"))?;
+    let zstd_under_test = std::fs::read(artifact("DISTLOG_BENCH_ZSTD_WASM", "codec-zstd.wasm"))?;
+    host.load(PluginSpec::new("lz4-under-test"), lz4_under_test)?;
+    host.load(PluginSpec::new("zstd-under-test"), zstd_under_test)?;
+    let mut zstd_c = zstd::bulk::Compressor::new(ZSTD_LEVEL)?;
+    let mut zstd_d = zstd::bulk::Decompressor::new()?;
+    for (label, len, iters) in [
+        ("1 MiB", 1usize << 20, if quick { 20 } else { 200 }),
+        ("64 KiB", 64 << 10, if quick { 200 } else { 2000 }),
+    ] {
+        let input = distlog_plugin_host::samples::compressible_bytes(len);
+        let size = u32::try_from(input.len())?;
+        let native_lz4 = lz4_flex::block::compress_prepend_size(&input);
+        let native_zstd = zstd_c.compress(&input)?;
+        codec_rows(
+            &host,
+            &CodecCase {
+                plugin: "lz4-under-test",
+                codec: "lz4",
+                label,
+                input: &input,
+                iters,
+            },
+            || Ok(lz4_flex::block::compress_prepend_size(&input).len()),
+            || Ok(lz4_flex::block::decompress_size_prepended(&native_lz4)?.len()),
+        )?;
+        codec_rows(
+            &host,
+            &CodecCase {
+                plugin: "zstd-under-test",
+                codec: &format!("zstd (native level {ZSTD_LEVEL})"),
+                label,
+                input: &input,
+                iters,
+            },
+            || Ok(zstd_c.compress(&input)?.len()),
+            || Ok(zstd_d.decompress(&native_zstd, size as usize)?.len()),
+        )?;
+        // What one crossing of the component boundary costs at this size:
+        // a copy into a fresh buffer, against the native decompress that
+        // produces the same bytes.
+        let (copy, native_d) = paired_medians(
+            iters,
+            || {
+                std::hint::black_box(std::hint::black_box(&input[..]).to_vec());
+                Ok(())
+            },
+            || {
+                std::hint::black_box(lz4_flex::block::decompress_size_prepended(&native_lz4)?);
+                Ok(())
+            },
+        )?;
+        row(
+            &format!("  copy {label} to a new Vec vs native lz4 decompress"),
+            us(copy),
+            us(native_d),
+            copy.as_secs_f64() / native_d.as_secs_f64(),
+        );
+    }
+
+    if std::env::var("DISTLOG_BENCH_ONLY").is_ok_and(|v| v == "codecs") {
+        return Ok(());
+    }
 
     // 3. Cold vs cached load.
     let mut components = vec![("codec-lz4".to_owned(), lz4_bytes.clone())];
