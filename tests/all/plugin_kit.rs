@@ -418,13 +418,48 @@ fn wat_examples_from_the_docs_build_and_pass_plugin_test() -> Result<()> {
             "{file} --param {param} passed:\n{}",
             out.stdout
         );
+        // §2: an `err` from `init` is reported as `init rejected: <the plugin's message>`.
+        let reported = format!("init rejected: {message}");
         ensure!(
-            out.stdout.contains(message),
-            "{file} --param {param}: expected {message:?} in\n{}\n{}",
+            out.stdout.contains(&reported),
+            "{file} --param {param}: expected {reported:?} in\n{}\n{}",
             out.stdout,
             out.stderr
         );
     }
+
+    // §2: an `init` that never returns fails the load as an init timeout (not as the first
+    // call's). The documented codec with a loop at the top of its `init`:
+    let codec = std::fs::read_to_string(dir.path().join("codec.wat"))?;
+    let init = "(func (export \"distlog:plugin/codec@0.1.0#init\") (param $ptr i32) (param $len i32) (result i32)";
+    ensure!(
+        codec.contains(init),
+        "codec.wat has no init export as documented"
+    );
+    let looping = codec.replacen(
+        init,
+        &format!("{init}\n    (loop $forever (br $forever))"),
+        1,
+    );
+    std::fs::write(dir.path().join("init-loop.wat"), looping)?;
+    let script = "wasm-tools parse init-loop.wat -o init-loop.core.wasm\n\
+        wasm-tools component embed wit --world codec-plugin init-loop.core.wasm -o init-loop.embed.wasm\n\
+        wasm-tools component new init-loop.embed.wasm -o init-loop.wasm\n";
+    std::fs::write(dir.path().join("build-init-loop.sh"), script)?;
+    run_script(dir.path(), "build-init-loop.sh")?;
+    let mut command = Command::new(&bin);
+    command
+        .args(["plugin", "test"])
+        .arg(dir.path().join("init-loop.wasm"))
+        .args(["--init-timeout-ms", "300"]);
+    let out = run_with_deadline(command, "init-loop.wasm", TEST_DEADLINE)?;
+    ensure!(!out.success, "a looping init passed:\n{}", out.stdout);
+    ensure!(
+        out.stdout.contains("init timed out after 300 ms"),
+        "a looping init is not reported as an init timeout:\n{}\n{}",
+        out.stdout,
+        out.stderr
+    );
     Ok(())
 }
 
