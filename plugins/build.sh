@@ -270,8 +270,8 @@ build_templates() {
         --config 'target.wasm32-unknown-unknown.linker="wasm-ld-19"')
     wasm-tools component new "$HERE/rust/target/templates/wasm32-unknown-unknown/release/my_codec.wasm" -o "$dir/rust.wasm"
     no_foreign_imports "$dir/rust.wasm"
-    wasm-tools parse "$HERE/templates/wat/my-codec.wat" -o "$dir/wat.core.wasm"
-    component "$dir/wat.core.wasm" codec-plugin "$dir/wat.wasm"
+    wasm-tools parse "$HERE/templates/wat/my-codec.wat" -o "$work/wat.core.wasm"
+    component "$work/wat.core.wasm" codec-plugin "$dir/wat.wasm"
     no_foreign_imports "$dir/wat.wasm"
     make -s -C "$HERE/templates/c" OUT="$dir/c-build" WIT="$WIT" >/dev/null 2>&1
     mv "$HERE/templates/c/my-retention.wasm" "$dir/c.wasm"
