@@ -640,3 +640,70 @@ fn group_consumption_resumes_at_commits_and_commits_on_exit() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn positions_before_the_log_start_move_to_it_unless_asked_to_fail() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let b = Process::start(
+        &bin()?,
+        &dir.path().join("data"),
+        "info",
+        &["--set", "broker.retention_check_interval_ms=100"],
+    )?;
+    b.ok(
+        &[
+            "topic",
+            "create",
+            "aged",
+            "-c",
+            "segment.bytes=1048576",
+            "-c",
+            "retention.bytes=1048576",
+        ],
+        b"",
+    )?;
+    // 3000 records of 1000 bytes: three segments, of which retention deletes the oldest.
+    let mut input = Vec::new();
+    for i in 0..3000 {
+        input.extend_from_slice(format!("{i:04}").as_bytes());
+        input.extend_from_slice(&[b'x'; 995]);
+        input.push(b'\n');
+    }
+    b.ok(&["produce", "aged", "-q"], &input)?;
+    let start = eventually(|| {
+        let described: Value =
+            serde_json::from_slice(&b.ok(&["topic", "describe", "aged", "-o", "json"], b"")?)?;
+        let start = described["partitions"][0]["log_start_offset"]
+            .as_i64()
+            .context("log_start_offset")?;
+        Ok((start > 0).then_some(start))
+    })?;
+    let first = |args: &[&str]| -> Result<String> {
+        let out = b.ok(
+            &[&["consume", "aged", "-e", "-c", "1", "-q"][..], args].concat(),
+            b"",
+        )?;
+        Ok(String::from_utf8_lossy(&out).chars().take(4).collect())
+    };
+    // nearest (default) and earliest: the log start; latest: the end (nothing).
+    ensure!(first(&["--from", "0"])? == format!("{start:04}"));
+    ensure!(first(&["--from", "0", "--reset", "earliest"])? == format!("{start:04}"));
+    ensure!(first(&["--from", "0", "--reset", "latest"])?.is_empty());
+    let out = b.cli(
+        &[
+            "consume", "aged", "-e", "-q", "--from", "0", "--reset", "fail",
+        ],
+        b"",
+    )?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success(), "{stderr}");
+    ensure!(
+        stderr.contains(&format!("the log holds offsets [{start}, 3000)")),
+        "{stderr}"
+    );
+    // A group's commit that retention has passed resumes at the log start.
+    b.ok(&["group", "commit", "old", "aged", "0", "0"], b"")?;
+    ensure!(first(&["-G", "old"])? == format!("{start:04}"));
+    ensure!(committed(&b, "old", "aged")? == [(0, start + 1)]);
+    Ok(())
+}
