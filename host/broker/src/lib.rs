@@ -30,6 +30,7 @@ pub mod groups;
 pub mod health;
 mod internal;
 mod maintenance;
+mod metrics;
 pub mod names;
 pub mod partitioner;
 pub mod plugins;
@@ -52,6 +53,7 @@ pub use groups::{
 };
 pub use health::{BrokerInfo, ListenerInfo, Problem, Status};
 pub use maintenance::{CleanerSummary, RetentionSummary};
+pub use metrics::describe as describe_metrics;
 pub use plugins::{PluginDescription, PluginVersion, PluginsConfig};
 pub use produce::{
     BatchesAppend, EncodedBatch, PartitionAppend, PendingSync, ProduceRecord, ProduceResult,

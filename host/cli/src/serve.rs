@@ -118,6 +118,7 @@ async fn serve(config: Config) -> Result<()> {
             Some(tokio::spawn(metrics_http::serve(
                 listener,
                 prometheus,
+                broker.clone(),
                 stopped(stop_rx.clone(), 1),
             )))
         }

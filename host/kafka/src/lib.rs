@@ -37,6 +37,7 @@ mod serve;
 mod versions;
 
 pub use config::KafkaConfig;
+pub use metrics::describe as describe_metrics;
 pub use sasl::Credentials;
 pub use serve::{Listener, ServeError, serve, tcp, validate};
 pub use versions::SUPPORTED;

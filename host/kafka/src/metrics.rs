@@ -3,6 +3,44 @@
 use kafka_protocol::messages::ApiKey;
 use std::time::Duration;
 
+/// Registers the HELP text (and unit) of the Kafka listener's families. Call once, after
+/// the recorder is installed; families described but never recorded are not exported.
+pub fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "distlog_kafka_requests_total",
+        "Kafka requests answered, by API (Produce, Fetch, ...)."
+    );
+    describe_histogram!(
+        "distlog_kafka_request_duration_seconds",
+        Unit::Seconds,
+        "Time from a decoded Kafka request to its encoded answer, by API."
+    );
+    describe_counter!(
+        "distlog_kafka_errors_total",
+        "Kafka error codes sent, once per partition or entry that had one, by API and code."
+    );
+    describe_gauge!("distlog_kafka_connections", "Open Kafka connections.");
+    describe_counter!(
+        "distlog_kafka_protocol_errors_total",
+        "Kafka connections closed for a protocol violation, by reason."
+    );
+    describe_counter!(
+        "distlog_kafka_produce_batches_total",
+        "Produced Kafka batches by the compression the producer used (none, gzip, snappy, lz4, zstd)."
+    );
+    describe_counter!(
+        "distlog_kafka_fetch_spliced_bytes_total",
+        Unit::Bytes,
+        "Record bytes Kafka fetches served by reference (not copied)."
+    );
+    describe_counter!(
+        "distlog_kafka_fetch_decoded_bytes_total",
+        Unit::Bytes,
+        "Record bytes Kafka fetches decoded from a codec plugin before serving."
+    );
+}
+
 /// A request of `api` finished after `elapsed`.
 pub fn request(api: ApiKey, elapsed: Duration) {
     let api = api_name(api);

@@ -17,15 +17,15 @@
 //! answer carries); every broker call that may block runs
 //! on tokio's blocking pool.
 //!
-//! Metrics (through the `metrics` facade; the binary installs an exporter):
+//! Metrics (through the `metrics` facade; the binary installs an exporter and calls
+//! [`describe_metrics`] for their HELP text; docs/METRICS.md lists every family):
+//! the go-grpc-prometheus families `grpc_server_*` of every call (see `metrics.rs`),
 //! `distlog_requests_total{method,code}`, `distlog_request_duration_seconds{method}`,
 //! `distlog_produce_{records,bytes}_total{topic}`, `distlog_fetch_{records,bytes}_total{topic}`,
 //! `distlog_admin_denied_total`, `distlog_subscribe_resets_total{topic}`,
-//! `distlog_handshake_timeouts_total`, the gauge `distlog_response_bytes_in_flight`, per
-//! partition the gauges
-//! `distlog_partition_{log_start_offset,log_end_offset,size_bytes,segments}{topic,partition}`,
-//! and per plugin version `distlog_plugin_{calls,errors,timeouts}_total{plugin,version}`,
-//! `distlog_plugin_call_microseconds_total` and `distlog_plugin_call_max_seconds`.
+//! `distlog_handshake_timeouts_total`, `distlog_tls_reloads_total{result}`, the gauge
+//! `distlog_response_in_flight_bytes`, and per partition the gauges
+//! `distlog_partition_{log_start_offset,log_end_offset,size_bytes,segments}{topic,partition}`.
 
 mod accept;
 mod auth;
@@ -34,8 +34,10 @@ mod config;
 mod convert;
 mod error;
 mod limits;
+mod metrics;
 mod service;
 mod tls;
+pub use metrics::describe as describe_metrics;
 pub use tls::TlsIncoming;
 
 /// Generated `distlog.v1` types, clients and servers.
@@ -148,7 +150,7 @@ pub async fn serve_with_listener(
     let tls = tls::Tls::from_config(&config)?;
     let keepalive = (config.keepalive_interval_ms > 0)
         .then(|| Duration::from_millis(config.keepalive_interval_ms));
-    let mut transport = transport()
+    let transport = transport()
         .max_concurrent_streams(config.max_concurrent_streams)
         .http2_keepalive_interval(keepalive)
         .http2_keepalive_timeout(Some(Duration::from_millis(config.keepalive_timeout_ms)));
@@ -168,14 +170,24 @@ pub async fn serve_with_listener(
     health.set_serving::<GroupsServer<DistLogService>>().await;
     health.set_serving::<PluginsServer<DistLogService>>().await;
     health.set_serving::<ClusterServer<DistLogService>>().await;
+    // Reflection describes every service served, health included (grpcurl resolves
+    // `grpc.health.v1.Health/Check` through it); the builder adds its own service.
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let grpc_metrics = metrics::GrpcMetricsLayer::new(&[
+        proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ]);
 
     let gauges = tokio::spawn(refresh_gauges(
         broker.clone(),
@@ -198,6 +210,7 @@ pub async fn serve_with_listener(
 
     tracing::info!(addr = %local, tls = config.tls_enabled(), "serving distlog.v1");
     let router = transport
+        .layer(grpc_metrics)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -306,7 +319,8 @@ pub fn incoming(listener: TcpListener) -> TcpIncoming {
 }
 
 /// Publishes the response bytes held unwritten and the per-partition gauges every `every`.
-/// Cost per tick: in-memory descriptors only.
+/// Cost per tick: in-memory descriptors only. (Plugin and consumer-group families are
+/// computed at scrape time by the binary's metrics endpoint.)
 async fn refresh_gauges(broker: Broker, service: DistLogService, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -316,7 +330,7 @@ async fn refresh_gauges(broker: Broker, service: DistLogService, every: Duration
             return;
         }
         #[allow(clippy::cast_precision_loss)]
-        metrics::gauge!("distlog_response_bytes_in_flight")
+        ::metrics::gauge!("distlog_response_in_flight_bytes")
             .set(service.response_bytes_in_flight() as f64);
         for summary in broker.list_topics() {
             let Ok(t) = broker.describe_topic(&summary.name) else {
@@ -329,28 +343,15 @@ async fn refresh_gauges(broker: Broker, service: DistLogService, every: Duration
                 ];
                 #[allow(clippy::cast_precision_loss)]
                 {
-                    metrics::gauge!("distlog_partition_log_start_offset", &labels)
+                    ::metrics::gauge!("distlog_partition_log_start_offset", &labels)
                         .set(p.log_start_offset as f64);
-                    metrics::gauge!("distlog_partition_log_end_offset", &labels)
+                    ::metrics::gauge!("distlog_partition_log_end_offset", &labels)
                         .set(p.log_end_offset as f64);
-                    metrics::gauge!("distlog_partition_size_bytes", &labels)
+                    ::metrics::gauge!("distlog_partition_size_bytes", &labels)
                         .set(p.size_bytes as f64);
-                    metrics::gauge!("distlog_partition_segments", &labels)
+                    ::metrics::gauge!("distlog_partition_segments", &labels)
                         .set(p.segments.len() as f64);
                 }
-            }
-        }
-        if let Some(host) = broker.plugin_host() {
-            for v in host.stats() {
-                let labels = [("plugin", v.name.clone()), ("version", v.digest.short())];
-                metrics::counter!("distlog_plugin_calls_total", &labels).absolute(v.stats.calls);
-                metrics::counter!("distlog_plugin_errors_total", &labels).absolute(v.stats.errors);
-                metrics::counter!("distlog_plugin_timeouts_total", &labels)
-                    .absolute(v.stats.timeouts);
-                metrics::counter!("distlog_plugin_call_microseconds_total", &labels)
-                    .absolute(u64::try_from(v.stats.total_latency.as_micros()).unwrap_or(u64::MAX));
-                metrics::gauge!("distlog_plugin_call_max_seconds", &labels)
-                    .set(v.stats.max_latency.as_secs_f64());
             }
         }
     }

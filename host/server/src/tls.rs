@@ -80,9 +80,18 @@ impl Files {
     }
 }
 
+/// The ALPN protocols the gRPC listener offers: HTTP/2 only.
+const GRPC_ALPN: &[&[u8]] = &[b"h2"];
+/// The ALPN protocols of the metrics endpoint ([`TlsIncoming`]): HTTP/1.1 first, so a
+/// scraper gets the protocol every scraper speaks (Prometheus offers `http/1.1` alone
+/// unless `enable_http2` is set; with only `h2` on offer its handshake failed); `h2` for
+/// clients that offer nothing else. Both are served there.
+const METRICS_ALPN: &[&[u8]] = &[b"http/1.1", b"h2"];
+
 /// Builds the rustls configuration from the files' bytes: certificate chain, its private
-/// key (checked to match), the client CAs when mutual TLS is on, ALPN `h2`.
-fn build(contents: &Contents) -> Result<Arc<RustlsConfig>, ServeError> {
+/// key (checked to match), the client CAs when mutual TLS is on, the given ALPN protocols
+/// (in the server's order of preference).
+fn build(contents: &Contents, alpn: &[&[u8]]) -> Result<Arc<RustlsConfig>, ServeError> {
     let certs = CertificateDer::pem_slice_iter(&contents[0])
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ServeError::Tls(format!("server.tls_cert: not a certificate: {e}")))?;
@@ -122,7 +131,7 @@ fn build(contents: &Contents) -> Result<Arc<RustlsConfig>, ServeError> {
             "server.tls_cert and server.tls_key: certificate or key rejected: {e}"
         ))
     })?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }
 
@@ -145,7 +154,7 @@ fn read_pem(setting: &str, path: &Path) -> Result<Vec<u8>, ServeError> {
 pub(crate) fn check(config: &ServerConfig) -> Result<(), ServeError> {
     match files(config)? {
         None => Ok(()),
-        Some(files) => build(&files.read()?).map(drop),
+        Some(files) => build(&files.read()?, GRPC_ALPN).map(drop),
     }
 }
 
@@ -163,21 +172,33 @@ pub enum Reload {
 /// The TLS side of a listener: the current rustls configuration and how to renew it.
 pub(crate) struct Tls {
     files: Files,
+    /// The ALPN protocols offered.
+    alpn: &'static [&'static [u8]],
     current: ArcSwap<RustlsConfig>,
     /// The bytes `current` was built from.
     loaded: parking_lot::Mutex<Contents>,
 }
 
 impl Tls {
-    /// Reads and checks the TLS files of `config`; `None` for plaintext.
+    /// Reads and checks the TLS files of `config` for the gRPC listener (ALPN `h2`); `None`
+    /// for plaintext.
     pub(crate) fn from_config(config: &ServerConfig) -> Result<Option<Arc<Self>>, ServeError> {
+        Self::with_alpn(config, GRPC_ALPN)
+    }
+
+    /// [`from_config`](Self::from_config) offering `alpn` instead.
+    fn with_alpn(
+        config: &ServerConfig,
+        alpn: &'static [&'static [u8]],
+    ) -> Result<Option<Arc<Self>>, ServeError> {
         let Some(files) = files(config)? else {
             return Ok(None);
         };
         let contents = files.read()?;
-        let current = ArcSwap::new(build(&contents)?);
+        let current = ArcSwap::new(build(&contents, alpn)?);
         Ok(Some(Arc::new(Self {
             files,
+            alpn,
             current,
             loaded: parking_lot::Mutex::new(contents),
         })))
@@ -189,7 +210,7 @@ impl Tls {
     pub(crate) fn reload(&self) -> Reload {
         let outcome = match self.files.read() {
             Ok(contents) if *self.loaded.lock() == contents => return Reload::Unchanged,
-            Ok(contents) => match build(&contents) {
+            Ok(contents) => match build(&contents, self.alpn) {
                 Ok(config) => {
                     self.current.store(config);
                     *self.loaded.lock() = contents;
@@ -270,9 +291,11 @@ impl Tls {
 }
 
 /// Connections accepted through TLS with the server's certificates (`server.tls_*`,
-/// reloaded on the same timer and SIGHUP as the gRPC listener's), for an endpoint beside
-/// the gRPC one: the CLI serves `/metrics` through it when `metrics.tls` is on. Dropping
-/// it stops accepting and reloading.
+/// reloaded on the same timer and SIGHUP as the gRPC listener's), for an HTTP endpoint
+/// beside the gRPC one: the CLI serves `/metrics` through it when `metrics.tls` is on.
+/// Offers ALPN `http/1.1` and `h2` (in that order; the gRPC listener offers `h2` alone), so
+/// a Prometheus scrape completes the handshake whether or not its `enable_http2` is set.
+/// Dropping it stops accepting and reloading.
 pub struct TlsIncoming {
     connections: ReceiverStream<TlsStream<TcpStream>>,
     accepting: JoinHandle<()>,
@@ -283,7 +306,7 @@ impl TlsIncoming {
     /// Accepts on `listener` with the TLS settings of `config`; `None` when they leave TLS
     /// off. Errors as `serve` would report them. Needs a Tokio runtime.
     pub fn new(config: &ServerConfig, listener: TcpListener) -> Result<Option<Self>, ServeError> {
-        let Some(tls) = Tls::from_config(config)? else {
+        let Some(tls) = Tls::with_alpn(config, METRICS_ALPN)? else {
             return Ok(None);
         };
         let (connections, accepting) = tls.incoming(
@@ -432,6 +455,20 @@ mod tests {
         // Once whole again, the next reload picks the files up.
         write(dir.path(), &pair());
         assert_eq!(tls.reload(), Reload::Reloaded);
+    }
+
+    #[test]
+    fn the_metrics_endpoint_offers_http1_before_h2_across_reloads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), &pair());
+        let tls = Tls::with_alpn(&config_in(dir.path()), METRICS_ALPN)
+            .expect("valid files")
+            .expect("TLS on");
+        let offered = [b"http/1.1".to_vec(), b"h2".to_vec()];
+        assert_eq!(tls.current.load().alpn_protocols, offered);
+        write(dir.path(), &pair());
+        assert_eq!(tls.reload(), Reload::Reloaded);
+        assert_eq!(tls.current.load().alpn_protocols, offered);
     }
 
     #[tokio::test]

@@ -163,7 +163,7 @@ pub(crate) fn run_retention(host: Option<&PluginHost>, topics: &[Arc<Topic>]) ->
                     sum.bytes_deleted += bytes;
                     metrics::counter!("distlog_retention_segments_deleted_total", "topic" => t.name.clone())
                         .increment(deleted.len() as u64);
-                    metrics::counter!("distlog_retention_bytes_deleted_total", "topic" => t.name.clone())
+                    metrics::counter!("distlog_retention_deleted_bytes_total", "topic" => t.name.clone())
                         .increment(bytes);
                     tracing::info!(topic = %t.name, partition = p.index, segments = deleted.len(), bytes,
                         log_start_offset = log.log_start_offset(), "retention deleted segments");
@@ -267,9 +267,9 @@ fn clean_partition(
         .compact(&options, keys.as_mut(), &mut PluginCodecs(host))
         .map_err(|e| fail(e.to_string()))?;
     metrics::counter!("distlog_cleaner_passes_total", "topic" => t.name.clone()).increment(1);
-    metrics::counter!("distlog_cleaner_bytes_read_total", "topic" => t.name.clone())
+    metrics::counter!("distlog_cleaner_read_bytes_total", "topic" => t.name.clone())
         .increment(report.bytes_read);
-    metrics::counter!("distlog_cleaner_bytes_written_total", "topic" => t.name.clone())
+    metrics::counter!("distlog_cleaner_written_bytes_total", "topic" => t.name.clone())
         .increment(report.bytes_written);
     tracing::info!(topic = %t.name, partition, segments = report.segments_cleaned,
         bytes_read = report.bytes_read, bytes_written = report.bytes_written,
