@@ -267,6 +267,24 @@ fn plugin_build_runs_the_wat_recipe_and_names_a_missing_tool() -> Result<()> {
     ensure!(report["passed"] == true, "{report}");
     ensure!(report["kind"] == "codec", "{report}");
 
+    // The WAT template, scaffolded, built and tested: new -> build -> test.
+    let scaffold = dir.path().join("wat-store");
+    ok(&[
+        "plugin",
+        "new",
+        "--lang",
+        "wat",
+        "wat-store",
+        &scaffold.display().to_string(),
+    ])?;
+    let built = build(&scaffold)?;
+    ensure!(built.ends_with("wat-store.wasm"), "{built}");
+    let report = json(&["plugin", "test", &built, "--no-cache", "-o", "json"])?;
+    ensure!(
+        report["passed"] == true && report["kind"] == "codec",
+        "{report}"
+    );
+
     let missing = distlog(
         &["plugin", "build", &project.display().to_string()],
         &[("DISTLOG_PLUGIN_WASM_TOOLS", "/nonexistent/wasm-tools")],
