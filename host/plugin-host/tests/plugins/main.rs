@@ -6,6 +6,7 @@
 //! JavaScript components are compiled at most once per machine.
 
 mod cache;
+mod codec_compat;
 mod conformance;
 mod misbehaving;
 mod registry;
