@@ -705,13 +705,19 @@ impl Printer {
         Ok(())
     }
 
+    /// Writes the buffer out. Cancel-safe (a signal interrupts it): bytes are dropped from
+    /// the buffer only once written, so a later flush neither repeats nor loses any.
     async fn flush(&mut self) -> Result<()> {
-        if !self.buf.is_empty() {
-            self.out
-                .write_all(&self.buf)
+        while !self.buf.is_empty() {
+            let n = self
+                .out
+                .write(&self.buf)
                 .await
                 .context("cannot write to stdout")?;
-            self.buf.clear();
+            if n == 0 {
+                bail!("cannot write to stdout: it is closed");
+            }
+            self.buf.drain(..n);
         }
         self.out.flush().await.context("cannot write to stdout")
     }
