@@ -10,6 +10,9 @@
 //! - [`compaction`]: the cleaner (keep the latest record per key, drop expired tombstones) and
 //!   the crash-safe replacement and deletion of segments.
 //! - [`recovery`]: the checkpoint and what opening a log trusts, scans and repairs.
+//! - [`readonly`]: a partition directory read without opening its log (offline tools such as
+//!   `distlog plugin replay`): files opened read-only with `std::fs`, outside the [`io`]
+//!   traits, since nothing is written, locked or recovered.
 
 pub mod batch;
 pub mod compaction;
