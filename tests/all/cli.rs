@@ -556,6 +556,16 @@ fn plugin_and_group_commands_against_a_broker() -> Result<()> {
 
     // Group offsets round-trip.
     broker.ok(&["topic", "create", "orders", "--partitions", "2"], b"")?;
+    // A commit must lie within the log (the broker refuses one beyond its end).
+    broker.ok(
+        &["produce", "orders", "--partition", "1"],
+        &sample_lines(50),
+    )?;
+    let beyond = broker.cli(&["group", "commit", "billing", "orders", "1", "51"], b"")?;
+    ensure!(
+        !beyond.status.success(),
+        "a commit beyond the log end was accepted"
+    );
     broker.ok(
         &[
             "group",

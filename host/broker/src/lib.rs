@@ -48,9 +48,7 @@ pub use error::BrokerError;
 pub use fetch::{
     FetchResult, OffsetQuery, PlainBatch, PlainFetchResult, RawBatch, RawFetchResult, StoredRecord,
 };
-pub use groups::{
-    CommittedOffset, MAX_COMMIT_METADATA, OffsetCommit, PartitionReset, ResetTarget,
-};
+pub use groups::{CommittedOffset, MAX_COMMIT_METADATA, OffsetCommit, PartitionReset, ResetTarget};
 pub use health::{BrokerInfo, ListenerInfo, Problem, Status};
 pub use maintenance::{CleanerSummary, RetentionSummary};
 pub use metrics::describe as describe_metrics;
