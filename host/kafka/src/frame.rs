@@ -3,7 +3,7 @@
 //!
 //! kafka-protocol encodes a fetch response's `records` field with one `put_slice` of a
 //! contiguous buffer. To serve stored batches without copying them, a partition's records
-//! field is given a *placeholder*: a slice of [`ZEROS`], a static zero region that is never
+//! field is given a *placeholder*: a slice of [`ZEROS`], a zeroed region allocated once that is never
 //! read (its pages are never touched, so it costs no memory). [`SpliceBuf`], the buffer the
 //! response is encoded into, recognises a placeholder by its address and, instead of copying
 //! it, ends the current chunk and inserts the batches the placeholder stands for (each a
@@ -23,9 +23,12 @@ use std::ops::Range;
 /// The most record bytes one response can splice in (the sum over its partitions).
 pub const MAX_SPLICED: usize = 128 << 20;
 
-/// The placeholder region. Zero-initialised, so it lives in `.bss`: untouched, it has no
-/// resident pages; nothing reads it (placeholders are recognised, never copied).
-static ZEROS: [u8; MAX_SPLICED] = [0; MAX_SPLICED];
+/// The placeholder region, allocated zeroed on first use and never freed. A zeroed
+/// allocation this large is fresh anonymous memory: untouched, it has no resident pages, and
+/// nothing reads it (placeholders are recognised, never copied). (An immutable `static`
+/// array would be placed in `.rodata` and add its whole size to the binary.)
+static ZEROS: std::sync::LazyLock<&'static [u8]> =
+    std::sync::LazyLock::new(|| Box::leak(vec![0u8; MAX_SPLICED].into_boxed_slice()));
 
 /// The record chunks of one response, each behind a placeholder of its total length.
 #[derive(Debug, Default)]
@@ -72,7 +75,8 @@ impl Splices {
         let at = self.used;
         self.used += len;
         self.slots.push((at, chunks));
-        Some(Bytes::from_static(&ZEROS[at..at + len]))
+        let zeros: &'static [u8] = *ZEROS;
+        Some(Bytes::from_static(&zeros[at..at + len]))
     }
 
     /// The slot `src` is the placeholder of, if it is one.

@@ -201,7 +201,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(paths.len(), 18, "{paths:?}");
+        assert_eq!(paths.len(), 23, "{paths:?}");
         let mut table: Vec<_> = METHOD_ACCESS.iter().map(|(p, _)| (*p).to_owned()).collect();
         table.sort();
         paths.sort();
@@ -221,6 +221,9 @@ mod tests {
                 "/distlog.v1.Topics/CreateTopic",
                 "/distlog.v1.Topics/DeleteTopic",
                 "/distlog.v1.Topics/AlterTopicConfig",
+                "/distlog.v1.Topics/AddPartitions",
+                "/distlog.v1.Groups/ResetOffsets",
+                "/distlog.v1.Groups/DeleteGroup",
                 "/distlog.v1.Plugins/LoadPlugin",
                 "/distlog.v1.Plugins/ReloadPlugin",
                 "/distlog.v1.Plugins/UnloadPlugin",
