@@ -35,7 +35,7 @@ fn run_cli(args: &[&str], stdin: &[u8]) -> Result<Output> {
 }
 
 /// A plain HTTP/1.1 GET; returns the status line and the body.
-fn http_get(addr: SocketAddr, path: &str) -> Result<(String, String)> {
+pub(crate) fn http_get(addr: SocketAddr, path: &str) -> Result<(String, String)> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(

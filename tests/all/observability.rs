@@ -189,24 +189,7 @@ fn traffic(broker: &Process) -> Result<()> {
 // ---------------------------------------------------------------------------------------
 // Scrapes
 
-/// `GET path` over plain HTTP/1.1; the status line and the body.
-fn http_get(addr: SocketAddr, path: &str) -> Result<(String, String)> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .context("no HTTP head/body separator")?;
-    Ok((
-        head.lines().next().unwrap_or_default().to_owned(),
-        body.to_owned(),
-    ))
-}
+use crate::cli::http_get;
 
 /// One sample of a scrape.
 #[derive(Debug, Clone)]
