@@ -82,22 +82,7 @@ fn grpcurl() -> Result<PathBuf> {
     .map_err(|e| anyhow::anyhow!("installing grpcurl: {e}"))
 }
 
-fn run_checked(program: &str, args: &[&str]) -> Result<()> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {program} {}", args.join(" ")))?;
-    ensure!(
-        out.status.success(),
-        "{program} {} failed ({}):\n{}{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
-}
+use crate::kafka::run_checked;
 
 /// A child process killed and reaped when dropped, on every path.
 struct Killed(Child);

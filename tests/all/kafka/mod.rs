@@ -66,7 +66,8 @@ fn install() -> Result<()> {
     Ok(())
 }
 
-fn run_checked(program: &str, args: &[&str]) -> Result<()> {
+/// Runs `program`, failing with its output unless it exits 0.
+pub(crate) fn run_checked(program: &str, args: &[&str]) -> Result<()> {
     let out = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
